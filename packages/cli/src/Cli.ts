@@ -1,0 +1,144 @@
+/**
+ * The `asterforge` command: `start`, `migrate`, `config check`.
+ *
+ * Flags feed the configuration as its highest-priority source, so a bad
+ * `--port` is reported together with every other configuration problem, each
+ * with the key that caused it, and the process exits 1 before anything starts.
+ */
+import { Console, Duration, Effect, Layer, Option } from "effect"
+import { Command, Flag } from "effect/cli"
+import {
+  Database,
+  NodeIdentity,
+  NodeMode,
+  Runtime,
+  RuntimeConfig,
+  Telemetry
+} from "@asterforge/runtime"
+
+/** Set once the configuration is known; the watchdog reads it when a stop signal arrives. */
+export let shutdownTimeout: Duration.Duration = Duration.seconds(30)
+
+const configFlag = Flag.String("config").pipe(
+  Flag.withAlias("c"),
+  Flag.withDescription("path of the TOML config file (default: ./asterforge.toml if present; env ASTERFORGE_CONFIG)"),
+  Flag.optional
+)
+
+/** Flags that map onto configuration keys; values are validated by RuntimeConfig, not here. */
+const configFlags = {
+  mode: Flag.String("mode").pipe(
+    Flag.withDescription(`node mode: ${NodeMode.names.join(" | ")} (flag > ASTERFORGE_MODE > [server] start_mode > primary)`),
+    Flag.optional
+  ),
+  host: Flag.String("host").pipe(Flag.withDescription("HTTP listen address ([server] host)"), Flag.optional),
+  port: Flag.String("port").pipe(Flag.withDescription("HTTP listen port ([server] port)"), Flag.optional),
+  databaseUrl: Flag.String("database-url").pipe(
+    Flag.withDescription("postgres:// URL ([database] url, DATABASE_URL); default: embedded PostgreSQL"),
+    Flag.optional
+  ),
+  logLevel: Flag.String("log-level").pipe(Flag.withDescription("trace | debug | info | warn | error"), Flag.optional),
+  logFormat: Flag.String("log-format").pipe(Flag.withDescription("json | pretty"), Flag.optional),
+  set: Flag.String("set").pipe(
+    Flag.withDescription("any config key, e.g. --set shutdown.grace=5s (repeatable)"),
+    Flag.atLeast(0)
+  )
+}
+
+type ConfigFlagValues = {
+  readonly [K in keyof typeof configFlags]: K extends "set" ? ReadonlyArray<string> : Option.Option<string>
+}
+
+const flagSources = (flags: ConfigFlagValues): NonNullable<RuntimeConfig.Sources["flags"]> => {
+  const named: Array<[string, Option.Option<string>, string]> = [
+    ["server.start_mode", flags.mode, "--mode"],
+    ["server.host", flags.host, "--host"],
+    ["server.port", flags.port, "--port"],
+    ["database.url", flags.databaseUrl, "--database-url"],
+    ["telemetry.log_level", flags.logLevel, "--log-level"],
+    ["telemetry.log_format", flags.logFormat, "--log-format"]
+  ]
+  const fromSet = flags.set.map((entry) => {
+    const eq = entry.indexOf("=")
+    return eq < 0
+      ? { key: entry, value: "", label: `--set ${entry} (expected KEY=VALUE)` }
+      : { key: entry.slice(0, eq).trim(), value: entry.slice(eq + 1), label: `--set ${entry.slice(0, eq).trim()}` }
+  })
+  return [
+    ...fromSet,
+    ...named.flatMap(([key, value, label]) => (Option.isSome(value) ? [{ key, value: value.value, label }] : []))
+  ]
+}
+
+/** Resolves the configuration or fails with every problem listed. */
+const resolveConfig = (file: Option.Option<string>, flags: ConfigFlagValues) =>
+  Effect.fromResult(RuntimeConfig.resolve({
+    file: Option.getOrUndefined(file),
+    env: process.env,
+    flags: flagSources(flags)
+  })).pipe(Effect.tap((cfg) => Effect.sync(() => {
+    shutdownTimeout = cfg.shutdown.timeout
+  })))
+
+const loggerFor = (cfg: RuntimeConfig.RuntimeConfigShape) =>
+  Telemetry.loggerLayer({ format: cfg.telemetry.logFormat, level: cfg.telemetry.logLevel })
+
+const root = Command.make("asterforge").pipe(
+  Command.withSharedFlags({ config: configFlag }),
+  Command.withDescription("AsterForge: an application runtime for Effect services")
+)
+
+const start = Command.make("start", configFlags, (flags) =>
+  Effect.gen(function*() {
+    const { config: file } = yield* root
+    const cfg = yield* resolveConfig(file, flags)
+    return yield* Runtime.launch({ config: cfg })
+  })).pipe(
+    Command.withDescription("start a node (primary, follower, maintenance or worker) and run it until SIGTERM/SIGINT"),
+    Command.withExamples([
+      { command: "asterforge start", description: "a primary node on the embedded PostgreSQL, http://127.0.0.1:3000" },
+      { command: "asterforge start --mode follower --port 3001", description: "a follower beside it" },
+      { command: "DATABASE_URL=postgres://localhost/app asterforge start", description: "use an existing server" }
+    ])
+  )
+
+const migrate = Command.make("migrate", {
+  databaseUrl: configFlags.databaseUrl,
+  logLevel: configFlags.logLevel,
+  logFormat: configFlags.logFormat,
+  set: configFlags.set
+}, (flags) =>
+  Effect.gen(function*() {
+    const { config: file } = yield* root
+    const cfg = yield* resolveConfig(file, { ...flags, mode: Option.none(), host: Option.none(), port: Option.none() })
+    const applied = yield* Database.migrate.pipe(
+      Effect.provide(Database.layerClient.pipe(
+        Layer.provideMerge(Database.layerUrl),
+        Layer.provide(RuntimeConfig.layer(cfg)),
+        Layer.provide(NodeIdentity.layer({ mode: cfg.server.startMode, name: cfg.server.nodeName }))
+      )),
+      Effect.provide(loggerFor(cfg))
+    )
+    yield* Console.log(applied.length === 0
+      ? "database schema is up to date"
+      : `applied ${applied.length} migration(s):\n${applied.map(([id, name]) => `  ${String(id).padStart(4, "0")}_${name}`).join("\n")}`)
+  })).pipe(Command.withDescription("apply pending database migrations and exit (safe to run while nodes are running)"))
+
+const check = Command.make("check", configFlags, (flags) =>
+  Effect.gen(function*() {
+    const { config: file } = yield* root
+    const cfg = yield* resolveConfig(file, flags)
+    const rows = RuntimeConfig.describe(cfg)
+    const width = Math.max(...rows.map((r) => r.key.length))
+    yield* Console.log(`# effective configuration${Option.isSome(cfg.file) ? ` (file: ${cfg.file.value})` : " (no config file)"}`)
+    for (const r of rows) yield* Console.log(`${r.key.padEnd(width)} = ${r.value}  # ${r.origin}`)
+  })).pipe(Command.withDescription("print the effective configuration (secrets redacted) and exit 0, or list every problem and exit 1"))
+
+const config = Command.make("config").pipe(
+  Command.withDescription("inspect the configuration"),
+  Command.withSubcommands([check])
+)
+
+export const command = root.pipe(Command.withSubcommands([start, migrate, config]))
+
+export const version = NodeIdentity.version

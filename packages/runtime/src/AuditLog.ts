@@ -1,0 +1,183 @@
+/**
+ * AuditLog: structured audit events that never make a request wait on an insert.
+ *
+ * `record(event)` validates the event and puts it on a bounded in-memory queue;
+ * a writer fiber inserts batches. The layer's finalizer ends the queue and
+ * waits for the writer to drain it, so every event whose `record` returned
+ * reaches the table on a graceful stop. Because the audit log is the last
+ * writer in the shutdown order, everything stopping above it can still audit.
+ *
+ * Overflow (the buffer is full, e.g. the database is down) is an explicit
+ * choice: `backpressure` (default) makes `record` wait for room; `drop`
+ * returns at once and counts the loss in `asterforge_audit_dropped_total`.
+ */
+import { Cause, Context, Duration, Effect, Fiber, Layer, Metric, Option, Queue, Result, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import * as AuditSql from "./internal/sql/audit.ts"
+import { NodeIdentity } from "./NodeIdentity.ts"
+import { RuntimeConfig } from "./RuntimeConfig.ts"
+import * as Telemetry from "./Telemetry.ts"
+
+/** Stable presentation codes of the runtime's own events; the admin UI maps them to text. */
+export const codes = {
+  nodeStarted: "node.started",
+  nodeStopped: "node.stopped",
+  configReloaded: "config.reloaded",
+  configReloadRejected: "config.reload_rejected"
+} as const
+
+export const AuditEvent = Schema.Struct({
+  /** Stable, dotted code: `task.failed`, `node.started`. Never free text. */
+  code: Schema.String.check(Schema.isPattern(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/)),
+  /** Who did it: `system`, `node:<id>`, `user:<name>`. */
+  actor: Schema.NonEmptyString,
+  /** What it was done to: `task:123`, `node:<id>`. */
+  subject: Schema.optional(Schema.String),
+  details: Schema.optional(Schema.JsonObject),
+  at: Schema.optional(Schema.Date)
+})
+export type AuditEvent = typeof AuditEvent.Type
+
+export interface AuditLogShape {
+  /** Accepts the event for writing; waits only when the buffer is full and overflow = "backpressure". */
+  readonly record: (event: AuditEvent) => Effect.Effect<void>
+  /** Waits until everything recorded before the call has been written (tests, admin "flush now"). */
+  readonly flush: Effect.Effect<void>
+  /** Events waiting in memory. */
+  readonly depth: Effect.Effect<number>
+}
+
+export class AuditLog extends Context.Service<AuditLog, AuditLogShape>()("@asterforge/runtime/AuditLog") {}
+
+const validate = Schema.decodeUnknownResult(AuditEvent)
+
+/** An invalid event is a bug in the code that built it, so it is a defect with the reason. */
+const checked = (event: AuditEvent): Effect.Effect<AuditEvent> => {
+  const r = validate(event)
+  return Result.isSuccess(r)
+    ? Effect.succeed(r.success)
+    : Effect.die(new Error(`invalid audit event ${JSON.stringify(event.code)}: ${r.failure.message}`))
+}
+
+const toRow = (nodeId: string) => (e: AuditEvent): AuditSql.Row => ({
+  code: e.code,
+  actor: e.actor,
+  subject: e.subject ?? null,
+  details: JSON.stringify(e.details ?? {}),
+  at: e.at ?? new Date(),
+  node_id: nodeId
+})
+
+/** How long the finalizer may spend draining before giving up (and saying how many were lost). */
+const finalFlushBudget = (timeout: Duration.Duration) => Duration.max(Duration.seconds(1), Duration.times(timeout, 0.8))
+
+/** Buffered writer: bounded queue, batch inserts, drained by the finalizer. */
+export const layerBuffered: Layer.Layer<AuditLog, never, SqlClient.SqlClient | RuntimeConfig | NodeIdentity> = Layer.effect(
+  AuditLog,
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const config = yield* RuntimeConfig
+    const { id: nodeId } = yield* NodeIdentity
+    const { bufferSize, batchSize, overflow } = config.audit
+    const row = toRow(nodeId)
+
+    type Item = { readonly _tag: "Event"; readonly row: AuditSql.Row } | { readonly _tag: "Barrier"; readonly done: () => void }
+    const queue = yield* Queue.make<Item, Cause.Done>({
+      capacity: bufferSize,
+      strategy: overflow === "drop" ? "dropping" : "suspend"
+    })
+
+    const insertBatch = (rows: ReadonlyArray<AuditSql.Row>) =>
+      AuditSql.insert(sql, rows).pipe(
+        Effect.timed,
+        Effect.tap(([elapsed]) => Metric.update(Telemetry.metrics.auditFlushDuration, Duration.toSeconds(elapsed))),
+        Effect.andThen(Metric.update(Telemetry.metrics.auditFlushed, rows.length)),
+        Effect.withSpan(Telemetry.spans.auditFlush, { attributes: { "asterforge.audit.batch_size": rows.length } })
+      )
+
+    // A failed insert is retried until it lands: dropping audit records silently
+    // is worse than holding them while the database is away (the buffer bound
+    // and the overflow policy decide what callers experience meanwhile).
+    const insertUntilWritten = (rows: ReadonlyArray<AuditSql.Row>) => {
+      let delay = 100
+      const attempt: Effect.Effect<void> = insertBatch(rows).pipe(
+        Effect.catchCause((cause) =>
+          Effect.gen(function*() {
+            yield* Metric.update(Telemetry.metrics.auditFlushFailures, 1)
+            yield* Effect.logWarning(`audit batch of ${rows.length} failed; retrying in ${delay} ms`, cause)
+            yield* Effect.sleep(Duration.millis(delay))
+            delay = Math.min(delay * 2, 5_000)
+            return yield* attempt
+          })
+        )
+      )
+      return attempt
+    }
+
+    const writer = Effect.gen(function*() {
+      while (true) {
+        const items = yield* Queue.takeBetween(queue, 1, batchSize)
+        const rows: Array<AuditSql.Row> = []
+        const barriers: Array<() => void> = []
+        for (const item of items) {
+          if (item._tag === "Event") rows.push(item.row)
+          else barriers.push(item.done)
+        }
+        if (rows.length > 0) yield* insertUntilWritten(rows)
+        yield* Metric.update(Telemetry.metrics.auditBufferDepth, yield* Queue.size(queue))
+        for (const done of barriers) done()
+      }
+    }).pipe(
+      Effect.catchIf(Cause.isDone, () => Effect.void),
+      Telemetry.component("audit")
+    )
+
+    const fiber = yield* Effect.forkScoped(writer)
+    // Registered after the fork, so it runs before the fork's own interruption.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        const pending = yield* Queue.size(queue)
+        yield* Queue.end(queue)
+        const joined = yield* Fiber.join(fiber).pipe(Effect.timeoutOption(finalFlushBudget(config.shutdown.timeout)))
+        if (Option.isNone(joined)) {
+          const lost = yield* Queue.size(queue)
+          yield* Effect.logError(`audit flush did not finish in time: ${lost} event(s) not written`)
+        } else if (pending > 0) {
+          yield* Effect.logInfo(`audit buffer flushed (${pending} event(s) at shutdown)`)
+        }
+      }).pipe(Telemetry.component("audit"))
+    )
+
+    const record = (event: AuditEvent) =>
+      Effect.flatMap(checked(event), (e) =>
+        Effect.flatMap(Queue.offer(queue, { _tag: "Event", row: row(e) }), (accepted) =>
+          accepted
+            ? Metric.update(Telemetry.metrics.auditRecorded, 1)
+            : Metric.update(Telemetry.metrics.auditDropped, 1)))
+
+    const flush = Effect.callback<void>((resume) => {
+      const done = () => resume(Effect.void)
+      // A barrier behind every event recorded so far; the writer releases it after their batch.
+      Effect.runFork(Queue.offer(queue, { _tag: "Barrier", done }).pipe(
+        Effect.flatMap((ok) => (ok ? Effect.void : Effect.sync(done)))
+      ))
+    })
+
+    return AuditLog.of({ record, flush, depth: Queue.size(queue) })
+  })
+)
+
+/** Writes each event synchronously; for tools and tests that want no buffering. */
+export const layerDirect: Layer.Layer<AuditLog, never, SqlClient.SqlClient | NodeIdentity> = Layer.effect(
+  AuditLog,
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const { id } = yield* NodeIdentity
+    const row = toRow(id)
+    return AuditLog.of({
+      record: (event) => Effect.flatMap(checked(event), (e) => AuditSql.insert(sql, [row(e)]).pipe(Effect.orDie)),
+      flush: Effect.void,
+      depth: Effect.succeed(0)
+    })
+  })
+)

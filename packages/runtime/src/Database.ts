@@ -1,0 +1,169 @@
+/**
+ * Database: the node's Postgres pool, how it is reached, and its schema.
+ *
+ * - `layerUrl` picks the server: `database.url`, or the embedded one.
+ * - `layerClient` connects with exponential backoff (one log line per failed
+ *   attempt) and exits with the reason once the attempt budget is spent.
+ * - `migrate` applies the runtime's migrations under a cluster-wide advisory
+ *   lock, so two nodes starting together never both migrate: the second waits,
+ *   then finds nothing pending.
+ */
+import { Context, Duration, Effect, Layer, Metric, Option, Redacted } from "effect"
+import { Migrator, SqlClient } from "effect/sql"
+import { PgClient, PgConnection } from "@effect/sql-pg"
+import * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
+import * as Migrations from "./migrations/index.ts"
+import * as MigrationSql from "./internal/sql/migrations.ts"
+import { RuntimeConfig } from "./RuntimeConfig.ts"
+import { RuntimeError } from "./RuntimeError.ts"
+import * as Telemetry from "./Telemetry.ts"
+
+export interface DatabaseUrlShape {
+  readonly url: Redacted.Redacted<string>
+  /** True when the node started (or joined) the embedded server. */
+  readonly embedded: boolean
+}
+export class DatabaseUrl extends Context.Service<DatabaseUrl, DatabaseUrlShape>()("@asterforge/runtime/Database/DatabaseUrl") {}
+
+/** The URL with its password masked, for logs and error messages. */
+export const displayUrl = (url: Redacted.Redacted<string>): string => {
+  try {
+    const u = new URL(Redacted.value(url))
+    if (u.password) u.password = "***"
+    return u.toString()
+  } catch {
+    return "<unparseable database url>"
+  }
+}
+
+/** `database.url` when set, otherwise the embedded server under `server.data_dir`. */
+export const layerUrl: Layer.Layer<DatabaseUrl, RuntimeError, RuntimeConfig> = Layer.unwrap(
+  Effect.gen(function*() {
+    const config = yield* RuntimeConfig
+    if (Option.isSome(config.database.url)) {
+      return Layer.succeed(DatabaseUrl, { url: config.database.url.value, embedded: false })
+    }
+    return Layer.effect(DatabaseUrl, Effect.map(EmbeddedPostgres.EmbeddedPostgres, (pg) => ({ url: pg.url, embedded: true })))
+      .pipe(Layer.provide(EmbeddedPostgres.layer({ dataDir: config.server.dataDir })))
+  })
+)
+
+const reasonOf = (e: unknown): string => {
+  const cause = (e as { cause?: unknown })?.cause
+  const inner = cause instanceof Error ? cause.message : undefined
+  const own = e instanceof Error ? e.message : String(e)
+  return inner && !own.includes(inner) ? `${own}: ${inner}` : own
+}
+
+/**
+ * One probe connection per attempt, retried with doubling delay (capped at
+ * 5 s). Probing with a dedicated connection keeps failed attempts from leaving
+ * half-built pools behind.
+ */
+export const awaitReachable = (options: {
+  readonly url: Redacted.Redacted<string>
+  readonly attempts: number
+  readonly backoff: Duration.Duration
+  readonly connectTimeout: Duration.Duration
+}) =>
+  Effect.gen(function*() {
+    const target = displayUrl(options.url)
+    let delay = Duration.toMillis(options.backoff)
+    for (let attempt = 1; ; attempt++) {
+      yield* Metric.update(Telemetry.metrics.dbConnectAttempts, 1)
+      const result = yield* Effect.scoped(
+        PgConnection.make({ url: options.url, connectTimeout: options.connectTimeout, applicationName: "asterforge-probe" })
+          .pipe(Effect.flatMap((c) => c.query("SELECT 1")))
+      ).pipe(Effect.result)
+      if (result._tag === "Success") {
+        if (attempt > 1) yield* Effect.logInfo(`connected to ${target} on attempt ${attempt}`)
+        return
+      }
+      const reason = reasonOf(result.failure)
+      if (attempt >= options.attempts) {
+        return yield* new RuntimeError({
+          reason: "DatabaseUnavailable",
+          message: `cannot connect to ${target} after ${attempt} attempt${attempt === 1 ? "" : "s"}: ${reason}`,
+          cause: result.failure
+        })
+      }
+      yield* Effect.logWarning(`database connection attempt ${attempt}/${options.attempts} to ${target} failed: ${reason}; retrying in ${delay} ms`)
+      yield* Effect.sleep(Duration.millis(delay))
+      delay = Math.min(delay * 2, 5_000)
+    }
+  }).pipe(Effect.withSpan(Telemetry.spans.connect), Telemetry.component("db"))
+
+/** The pooled client (`PgClient` and `SqlClient`), available once the server answers. */
+export const layerClient: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, RuntimeError, RuntimeConfig | DatabaseUrl> =
+  Layer.unwrap(
+    Effect.gen(function*() {
+      const config = yield* RuntimeConfig
+      const { url } = yield* DatabaseUrl
+      yield* awaitReachable({
+        url,
+        attempts: config.database.connectAttempts,
+        backoff: config.database.connectBackoff,
+        connectTimeout: config.database.connectTimeout
+      })
+      return PgClient.layerFrom(
+        PgClient.make({
+          url,
+          maxConnections: config.database.poolMax,
+          connectTimeout: config.database.connectTimeout,
+          applicationName: EmbeddedPostgres.applicationName
+        }).pipe(Effect.mapError((e) =>
+          new RuntimeError({ reason: "DatabaseUnavailable", message: `cannot open the pool: ${reasonOf(e)}`, cause: e })
+        ))
+      )
+    })
+  )
+
+/**
+ * Applies pending migrations. A session advisory lock on a dedicated
+ * connection serialises concurrent migrators across processes; it is released
+ * when that connection closes, even if this process dies mid-way.
+ */
+export const migrate: Effect.Effect<ReadonlyArray<readonly [number, string]>, RuntimeError, SqlClient.SqlClient | DatabaseUrl> =
+  Effect.gen(function*() {
+    const { url } = yield* DatabaseUrl
+    return yield* Effect.scoped(Effect.gen(function*() {
+      const lock = yield* PgConnection.make({ url, applicationName: "asterforge-migrate" })
+      yield* lock.query(MigrationSql.lock, [MigrationSql.lockKey])
+      const applied = yield* Migrator.make({})({ loader: Migrations.loader, table: Migrations.table })
+      yield* lock.query(MigrationSql.unlock, [MigrationSql.lockKey])
+      return applied
+    }))
+  }).pipe(
+    Effect.tap((applied) =>
+      applied.length > 0
+        ? Effect.logInfo(`applied ${applied.length} migration(s): ${applied.map(([id, name]) => `${id}_${name}`).join(", ")}`)
+          .pipe(Effect.andThen(Metric.update(Telemetry.metrics.migrationsApplied, applied.length)))
+        : Effect.logDebug("database schema is up to date")
+    ),
+    Effect.mapError((e) =>
+      e instanceof RuntimeError ? e : new RuntimeError({ reason: "MigrationFailed", message: `migration failed: ${reasonOf(e)}`, cause: e })
+    ),
+    Effect.withSpan(Telemetry.spans.migrate),
+    Telemetry.component("db")
+  )
+
+/** Whether the database holds every migration this build knows. */
+export const migrationsApplied: Effect.Effect<boolean, unknown, SqlClient.SqlClient> = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  return (yield* MigrationSql.latestApplied(sql, Migrations.table)) >= Migrations.latestId
+})
+
+/** Runs migrations at start-up unless `database.migrate = false` (`SKIP_MIGRATIONS=1`). */
+export const layerMigrateOnStart: Layer.Layer<never, RuntimeError, RuntimeConfig | SqlClient.SqlClient | DatabaseUrl> =
+  Layer.effectDiscard(Effect.gen(function*() {
+    const config = yield* RuntimeConfig
+    if (config.database.migrate) yield* migrate
+    else yield* Effect.logInfo("migrations skipped (database.migrate = false)").pipe(Telemetry.component("db"))
+  }))
+
+/** Server choice, pool and start-up migrations, in that order. */
+export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient | DatabaseUrl, RuntimeError, RuntimeConfig> =
+  layerMigrateOnStart.pipe(
+    Layer.provideMerge(layerClient),
+    Layer.provideMerge(layerUrl)
+  )

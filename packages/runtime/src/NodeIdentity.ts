@@ -1,0 +1,37 @@
+/**
+ * NodeIdentity: who this process is (a fresh id per start, its mode, host, pid
+ * and version). Created before anything else so every row and event this
+ * process writes can say which node wrote it.
+ */
+import { Context, Layer } from "effect"
+import * as Crypto from "node:crypto"
+import * as Os from "node:os"
+import type * as NodeMode from "./NodeMode.ts"
+import pkg from "../package.json" with { type: "json" }
+
+export interface NodeIdentityShape {
+  readonly id: string
+  readonly name: string
+  readonly mode: NodeMode.Name
+  readonly host: string
+  readonly pid: number
+  readonly version: string
+  readonly startedAt: Date
+}
+
+export class NodeIdentity extends Context.Service<NodeIdentity, NodeIdentityShape>()("@asterforge/runtime/NodeIdentity") {}
+
+export const version: string = pkg.version
+
+export const make = (options: { readonly mode: NodeMode.Name; readonly name: string }): NodeIdentityShape => ({
+  id: Crypto.randomUUID(),
+  name: options.name,
+  mode: options.mode,
+  host: Os.hostname(),
+  pid: process.pid,
+  version,
+  startedAt: new Date()
+})
+
+export const layer = (options: { readonly mode: NodeMode.Name; readonly name: string }): Layer.Layer<NodeIdentity> =>
+  Layer.sync(NodeIdentity, () => make(options))

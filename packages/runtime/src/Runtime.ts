@@ -1,0 +1,119 @@
+/**
+ * Runtime: composes a node from Layers, and runs it as a process.
+ *
+ * `layer({ config, modules })` picks the Layers for the configured mode; the
+ * dependency graph is also the shutdown order (see DESIGN.md):
+ *
+ *   config, identity, logger -> database (+ migrations) -> audit log
+ *     -> health registry -> config reloader -> node row -> module parts
+ *     -> HTTP server -> shutdown trigger
+ *
+ * Finalizers run in reverse: readiness 503, HTTP drains, module parts stop, the
+ * node row is marked stopped, the audit buffer flushes, the pool closes and an
+ * embedded Postgres stops. `run` is the process entry: it maps exits to codes
+ * and arms the shutdown watchdog on the first stop signal.
+ */
+import { Cause, Duration, Effect, Exit, Layer, Runtime as EffectRuntime } from "effect"
+import { HttpRouter } from "effect/http"
+import { NodeRuntime } from "@effect/platform-node"
+import type * as ApplicationModule from "./ApplicationModule.ts"
+import * as AuditLog from "./AuditLog.ts"
+import * as ConfigReloader from "./ConfigReloader.ts"
+import * as Database from "./Database.ts"
+import * as Health from "./Health.ts"
+import * as HealthRoutes from "./http/HealthRoutes.ts"
+import * as HttpServerLayer from "./http/Server.ts"
+import * as NodeIdentity from "./NodeIdentity.ts"
+import * as NodeMode from "./NodeMode.ts"
+import * as NodeRegistry from "./NodeRegistry.ts"
+import * as RuntimeConfig from "./RuntimeConfig.ts"
+import { RuntimeError } from "./RuntimeError.ts"
+import * as Shutdown from "./Shutdown.ts"
+import * as Telemetry from "./Telemetry.ts"
+
+export interface Options {
+  readonly config: RuntimeConfig.RuntimeConfigShape
+  /** Overrides `server.start_mode`. */
+  readonly mode?: NodeMode.Name | undefined
+  readonly modules?: ReadonlyArray<ApplicationModule.ApplicationModule> | undefined
+}
+
+/** Everything below the module parts: what every node has, whatever its mode. */
+export const coreLayer = (config: RuntimeConfig.RuntimeConfigShape, mode: NodeMode.Name) => {
+  const foundation = Layer.mergeAll(
+    RuntimeConfig.layer(config),
+    NodeIdentity.layer({ mode, name: config.server.nodeName }),
+    Telemetry.loggerLayer({ format: config.telemetry.logFormat, level: config.telemetry.logLevel })
+  )
+  return Layer.mergeAll(NodeRegistry.layer, Health.layerDatabaseChecks).pipe(
+    Layer.provideMerge(ConfigReloader.layer),
+    Layer.provideMerge(Health.layerRegistry),
+    Layer.provideMerge(AuditLog.layerBuffered),
+    Layer.provideMerge(Database.layer),
+    Layer.provideMerge(foundation)
+  )
+}
+
+const runsHere = (role: NodeMode.Role) => (b: ApplicationModule.Background): boolean =>
+  b.runsOn === "every-node" || role[b.runsOn]
+
+/** The module parts this node's role runs: background layers, health checks, and (full API only) routes. */
+const moduleParts = (role: NodeMode.Role, modules: ReadonlyArray<ApplicationModule.ApplicationModule>) => {
+  const background = modules.flatMap((m) => (m.background ?? []).filter(runsHere(role)).map((b) => b.layer))
+  const checks = modules.flatMap((m) => m.health ?? [])
+  const health = Layer.effectDiscard(Effect.gen(function*() {
+    const registry = yield* Health.HealthRegistry
+    for (const c of checks) yield* registry.register(c)
+  }))
+  const routes = role.fullApi ? modules.flatMap((m) => (m.routes ? [m.routes] : [])) : []
+  return { work: Layer.mergeAll(health, ...background), routes: Layer.mergeAll(HealthRoutes.layer, ...routes) }
+}
+
+/** A whole node for the configured (or given) mode. */
+export const layer = (options: Options) => {
+  const mode = options.mode ?? options.config.server.startMode
+  const config = { ...options.config, server: { ...options.config.server, startMode: mode } }
+  const parts = moduleParts(NodeMode.roles[mode], options.modules ?? [])
+  return Shutdown.layer.pipe(
+    Layer.provideMerge(HttpServerLayer.layer(parts.routes as Layer.Layer<never, never, HttpRouter.HttpRouter | ApplicationModule.RuntimeServices>)),
+    Layer.provideMerge(parts.work),
+    Layer.provideMerge(coreLayer(config, mode))
+  )
+}
+
+/** Renders a failure for an operator: one screen, no stack trace for errors we understand. */
+export const describeFailure = (cause: Cause.Cause<unknown>): string => {
+  const failure = cause.reasons.find(Cause.isFailReason)
+  const error: unknown = failure?.error
+  if (error instanceof RuntimeConfig.ConfigInvalid) return error.message
+  if (error instanceof RuntimeError) return `error: ${error.message}`
+  return `error: unexpected failure\n${Cause.pretty(cause)}`
+}
+
+const stopSignals = ["SIGTERM", "SIGINT"] as const
+
+/**
+ * Runs `program` as the process: exit 0 on success or on a stop signal, exit 1
+ * with a readable message on failure. The first stop signal arms the watchdog.
+ */
+export const run = <E>(program: Effect.Effect<unknown, E>, options: { readonly shutdownTimeout: () => Duration.Duration }): void => {
+  for (const signal of stopSignals) {
+    process.once(signal, () => Shutdown.armWatchdog(options.shutdownTimeout(), signal))
+  }
+  NodeRuntime.runMain(program, {
+    disableErrorReporting: true,
+    teardown: (exit, onExit) => {
+      if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return onExit(0)
+      // Errors that already told the user (the CLI's help and parse errors) carry their own code.
+      const error = exit.cause.reasons.find(Cause.isFailReason)?.error as Record<PropertyKey, unknown> | undefined
+      if (error && typeof error[EffectRuntime.errorExitCode] === "number" && error[EffectRuntime.errorReported] === false) {
+        return onExit(error[EffectRuntime.errorExitCode] as number)
+      }
+      process.stderr.write(describeFailure(exit.cause) + "\n")
+      onExit(1)
+    }
+  })
+}
+
+/** Builds a node and keeps it running until a stop signal. */
+export const launch = (options: Options): Effect.Effect<never, unknown> => Layer.launch(layer(options))

@@ -1,0 +1,161 @@
+/**
+ * Telemetry: the catalogue of metric and span names, and the structured logger.
+ *
+ * Every metric the runtime exports is declared here, under the `asterforge_`
+ * prefix, so the README table and the code cannot drift apart. Span names are
+ * constants here too (`Module.operation`). The logger writes JSON lines (or a
+ * pretty form for humans) and its level can be changed while the node runs.
+ */
+import { Cause, Context, Effect, Layer, Logger, LogLevel, Metric, References, Tracer } from "effect"
+import type * as RuntimeConfig from "./RuntimeConfig.ts"
+
+// ---------------------------------------------------------------------------
+// Metrics
+
+const seconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+export const metrics = {
+  httpRequests: Metric.counter("asterforge_http_requests_total", {
+    description: "HTTP requests served, by route, method and status",
+    incremental: true
+  }),
+  httpDuration: Metric.histogram("asterforge_http_request_duration_seconds", {
+    description: "HTTP request duration",
+    boundaries: seconds
+  }),
+  auditRecorded: Metric.counter("asterforge_audit_recorded_total", {
+    description: "audit events accepted by record()",
+    incremental: true
+  }),
+  auditFlushed: Metric.counter("asterforge_audit_flushed_total", {
+    description: "audit events written to the database",
+    incremental: true
+  }),
+  auditDropped: Metric.counter("asterforge_audit_dropped_total", {
+    description: "audit events dropped because the buffer was full (overflow = \"drop\")",
+    incremental: true
+  }),
+  auditFlushFailures: Metric.counter("asterforge_audit_flush_failures_total", {
+    description: "audit batch inserts that failed and were retried",
+    incremental: true
+  }),
+  auditBufferDepth: Metric.gauge("asterforge_audit_buffer_depth", {
+    description: "audit events waiting in memory"
+  }),
+  auditFlushDuration: Metric.histogram("asterforge_audit_flush_duration_seconds", {
+    description: "duration of one audit batch insert",
+    boundaries: seconds
+  }),
+  dbConnectAttempts: Metric.counter("asterforge_db_connect_attempts_total", {
+    description: "database connection attempts at start-up",
+    incremental: true
+  }),
+  migrationsApplied: Metric.counter("asterforge_migrations_applied_total", {
+    description: "migrations applied by this node",
+    incremental: true
+  }),
+  nodeInfo: Metric.gauge("asterforge_node_info", {
+    description: "always 1; labels carry the node's mode, version and id"
+  }),
+  nodeHeartbeats: Metric.counter("asterforge_node_heartbeats_total", {
+    description: "liveness heartbeats written",
+    incremental: true
+  }),
+  ready: Metric.gauge("asterforge_ready", {
+    description: "1 when /health/ready would answer 200, else 0"
+  }),
+  configReloads: Metric.counter("asterforge_config_reloads_total", {
+    description: "configuration file reloads, by result",
+    incremental: true
+  })
+} as const
+
+// ---------------------------------------------------------------------------
+// Spans
+
+export const spans = {
+  auditFlush: "AuditLog.flush",
+  migrate: "Database.migrate",
+  connect: "Database.connect",
+  heartbeat: "NodeRegistry.heartbeat",
+  readiness: "Health.readiness"
+} as const
+
+// ---------------------------------------------------------------------------
+// Logging
+
+export type LevelName = RuntimeConfig.RuntimeConfigShape["telemetry"]["logLevel"]
+
+const toLogLevel: Record<LevelName, LogLevel.LogLevel> = {
+  trace: "Trace",
+  debug: "Debug",
+  info: "Info",
+  warn: "Warn",
+  error: "Error",
+  fatal: "Fatal",
+  none: "None"
+}
+
+/**
+ * The live log level. A plain mutable cell read by the logger on every entry,
+ * so a reload takes effect on the next log line without rebuilding layers.
+ */
+export class LogLevelControl extends Context.Service<LogLevelControl, {
+  readonly get: () => LevelName
+  readonly set: (level: LevelName) => void
+}>()("@asterforge/runtime/Telemetry/LogLevelControl") {}
+
+const messageText = (message: unknown): string => {
+  const parts = Array.isArray(message) ? message : [message]
+  return parts.map((p) => (typeof p === "string" ? p : JSON.stringify(p))).join(" ")
+}
+
+const jsonLine = (options: Logger.Options<unknown>): string => {
+  const annotations = options.fiber.getRef(References.CurrentLogAnnotations)
+  const span = Context.getOrUndefined(options.fiber.context, Tracer.ParentSpan)
+  const entry: Record<string, unknown> = {
+    timestamp: options.date.toISOString(),
+    level: options.logLevel.toLowerCase(),
+    message: messageText(options.message),
+    component: "runtime",
+    ...annotations
+  }
+  if (span !== undefined) {
+    entry.trace_id = span.traceId
+    entry.span_id = span.spanId
+  }
+  if (options.cause.reasons.length > 0) entry.cause = Cause.pretty(options.cause)
+  return JSON.stringify(entry, (_k, v) => (typeof v === "bigint" ? v.toString() : v))
+}
+
+const prettyLine = (options: Logger.Options<unknown>): string => {
+  const annotations = options.fiber.getRef(References.CurrentLogAnnotations)
+  const { component = "runtime", ...rest } = annotations as Record<string, unknown>
+  const extra = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" ")
+  const cause = options.cause.reasons.length > 0 ? `\n${Cause.pretty(options.cause)}` : ""
+  return `${options.date.toISOString()} ${options.logLevel.toUpperCase().padEnd(5)} [${String(component)}] ${messageText(options.message)}${extra ? ` ${extra}` : ""}${cause}`
+}
+
+/** A structured logger whose level is read from `LogLevelControl` on every entry. */
+export const loggerLayer = (options: {
+  readonly format: "json" | "pretty"
+  readonly level: LevelName
+}): Layer.Layer<LogLevelControl> => {
+  let current = options.level
+  const control = LogLevelControl.of({ get: () => current, set: (l) => { current = l } })
+  const render = options.format === "json" ? jsonLine : prettyLine
+  const logger = Logger.make((entry: Logger.Options<unknown>) => {
+    if (current === "none" || !LogLevel.isGreaterThanOrEqualTo(entry.logLevel, toLogLevel[current])) return
+    // Logs go to stderr so stdout stays free for command output (e.g. `config check`).
+    process.stderr.write(render(entry) + "\n")
+  })
+  return Layer.mergeAll(
+    Layer.succeed(LogLevelControl, control),
+    Logger.layer([logger]),
+    // Filtering happens in the logger, so the fiber-level minimum lets everything through.
+    Layer.succeed(References.MinimumLogLevel, "Trace")
+  )
+}
+
+/** Tags every log line of `effect` with a component name (`http`, `db`, `audit`, ...). */
+export const component = (name: string) => Effect.annotateLogs({ component: name })

@@ -1,0 +1,71 @@
+/**
+ * The node's HTTP server: serves the routes it is given on `server.host:port`,
+ * counts every request by route and status, and drains in-flight requests for
+ * up to `shutdown.grace` when it closes.
+ */
+import { Effect, Exit, Layer, Metric } from "effect"
+import { HttpRouter, HttpServer, HttpServerRequest } from "effect/http"
+import { NodeHttpServer } from "@effect/platform-node"
+import { NetAddress } from "effect/net"
+import { createServer } from "node:http"
+import { RuntimeConfig } from "../RuntimeConfig.ts"
+import { RuntimeError } from "../RuntimeError.ts"
+import * as Telemetry from "../Telemetry.ts"
+
+/** Paths with a fixed shape are their own label; anything unmatched shares one, to bound cardinality. */
+const routeLabel = (path: string, status: number): string => (status === 404 ? "unmatched" : path)
+
+const statusOf = (exit: Exit.Exit<{ readonly status: number }, unknown>): number => {
+  if (Exit.isSuccess(exit)) return exit.value.status
+  const text = String(exit.cause)
+  return text.includes("RouteNotFound") ? 404 : 500
+}
+
+/** Request metrics and a debug log line per request (the platform's INFO-per-request logger is off). */
+const requestMetrics = HttpRouter.middleware((httpEffect) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const started = performance.now()
+    const path = request.url.split("?")[0] ?? request.url
+    return yield* httpEffect.pipe(Effect.onExit((exit) => {
+      const status = statusOf(exit)
+      const seconds = (performance.now() - started) / 1000
+      const attributes = { route: routeLabel(path, status), method: request.method, status: String(status) }
+      return Effect.all([
+        Metric.update(Metric.withAttributes(Telemetry.metrics.httpRequests, attributes), 1),
+        Metric.update(Metric.withAttributes(Telemetry.metrics.httpDuration, { route: attributes.route }), seconds),
+        Effect.logDebug(`${request.method} ${path} ${status} ${Math.round(seconds * 1000)}ms`).pipe(Telemetry.component("http"))
+      ], { discard: true })
+    }))
+  }), { global: true })
+
+/**
+ * Serves `routes` on the configured address. Fails with a readable reason when
+ * the port cannot be bound.
+ */
+export const layer = <E, R>(routes: Layer.Layer<never, E, R>) =>
+  Layer.unwrap(Effect.gen(function*() {
+    const config = yield* RuntimeConfig
+    const { host, port } = config.server
+    const listening = Layer.effectDiscard(Effect.gen(function*() {
+      const server = yield* HttpServer.HttpServer
+      const address = server.address
+      const where = address._tag === "UnixPathAddress" ? address.path : NetAddress.formatUrlUnsafe(address, "http")
+      yield* Effect.logInfo(`http listening on ${where}`).pipe(Effect.annotateLogs({ component: "http", url: where }))
+    }))
+    const app = Layer.mergeAll(routes, requestMetrics)
+    return Layer.mergeAll(HttpRouter.serve(app, { disableLogger: true, disableListenLog: true }), listening).pipe(
+      Layer.provide(
+        NodeHttpServer.layer(createServer, { host, port, gracefulShutdownTimeout: config.shutdown.grace }).pipe(
+          Layer.catchCause((cause) =>
+            Layer.fromBuild(() =>
+              Effect.fail(new RuntimeError({
+                reason: "Internal",
+                message: `cannot listen on ${host}:${port}: ${String(cause).split("\n")[0]}`
+              }))
+            )
+          )
+        )
+      )
+    )
+  }))

@@ -1,0 +1,19 @@
+/**
+ * The ordered list of runtime migrations. Files are numbered and never edited
+ * once landed; a change of schema is a new file.
+ */
+import { Migrator } from "effect/sql"
+import m0001 from "./0001_nodes.ts"
+import m0002 from "./0002_audit_events.ts"
+
+export const all = {
+  "0001_nodes": m0001,
+  "0002_audit_events": m0002
+}
+
+export const loader = Migrator.fromRecord(all)
+
+/** The highest migration id this build knows; readiness requires the database to be at least here. */
+export const latestId = Math.max(...Object.keys(all).map((k) => Number(k.split("_")[0])))
+
+export const table = "asterforge_migrations"
