@@ -13,7 +13,7 @@
  * embedded Postgres stops. `run` is the process entry: it maps exits to codes
  * and arms the shutdown watchdog on the first stop signal.
  */
-import { Cause, Duration, Effect, Exit, Layer, Runtime as EffectRuntime } from "effect"
+import { Cause, Duration, Effect, Exit, Layer, Result, Runtime as EffectRuntime } from "effect"
 import { HttpRouter } from "effect/http"
 import { NodeRuntime } from "@effect/platform-node"
 import type * as ApplicationModule from "./ApplicationModule.ts"
@@ -117,3 +117,22 @@ export const run = <E>(program: Effect.Effect<unknown, E>, options: { readonly s
 
 /** Builds a node and keeps it running until a stop signal. */
 export const launch = (options: Options): Effect.Effect<never, unknown> => Layer.launch(layer(options))
+
+/**
+ * The whole entry point of a downstream app: resolves the configuration from
+ * the environment (and `ASTERFORGE_CONFIG` / `./asterforge.toml`), exits 1 with
+ * every problem listed if it is invalid, otherwise runs the node until a stop
+ * signal.
+ */
+export const main = (options: {
+  readonly modules?: ReadonlyArray<ApplicationModule.ApplicationModule>
+  readonly mode?: NodeMode.Name
+  readonly sources?: RuntimeConfig.Sources
+}): void => {
+  const resolved = RuntimeConfig.resolve(options.sources ?? { env: process.env })
+  const timeout = Result.isSuccess(resolved) ? resolved.success.shutdown.timeout : Duration.seconds(30)
+  run(
+    Effect.fromResult(resolved).pipe(Effect.flatMap((config) => launch({ config, mode: options.mode, modules: options.modules }))),
+    { shutdownTimeout: () => timeout }
+  )
+}

@@ -1,0 +1,10 @@
+import { defineConfig } from "vitest/config"
+import projects from "./vitest.workspace.ts"
+
+export default defineConfig({
+  test: {
+    projects,
+    // Finds (or starts) the Postgres every test database is created on.
+    globalSetup: ["./scripts/test-database.ts"]
+  }
+})
