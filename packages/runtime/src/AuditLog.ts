@@ -63,10 +63,18 @@ const toRow = (nodeId: string) => (e: AuditEvent): AuditSql.Row => ({
   code: e.code,
   actor: e.actor,
   subject: e.subject ?? null,
-  details: JSON.stringify(e.details ?? {}),
+  details: e.details ?? {},
   at: e.at ?? new Date(),
   node_id: nodeId
 })
+
+/** SQLSTATE classes 22 (data exception) and 23 (integrity violation): retrying the same rows cannot help. */
+const isRejectedData = (cause: Cause.Cause<unknown>): boolean =>
+  cause.reasons.some((r) => {
+    const error = Cause.isFailReason(r) ? r.error : Cause.isDieReason(r) ? r.defect : undefined
+    const code = (error as { reason?: { cause?: { code?: unknown } } } | undefined)?.reason?.cause?.code
+    return typeof code === "string" && /^(22|23)/.test(code)
+  })
 
 /** How long the finalizer may spend draining before giving up (and saying how many were lost). */
 const finalFlushBudget = (timeout: Duration.Duration) => Duration.max(Duration.seconds(1), Duration.times(timeout, 0.8))
@@ -95,15 +103,24 @@ export const layerBuffered: Layer.Layer<AuditLog, never, SqlClient.SqlClient | R
         Effect.withSpan(Telemetry.spans.auditFlush, { attributes: { "asterforge.audit.batch_size": rows.length } })
       )
 
-    // A failed insert is retried until it lands: dropping audit records silently
-    // is worse than holding them while the database is away (the buffer bound
-    // and the overflow policy decide what callers experience meanwhile).
-    const insertUntilWritten = (rows: ReadonlyArray<AuditSql.Row>) => {
+    // A batch that fails for a transient reason (connection lost, server
+    // restarting) is retried until it lands: dropping audit records silently
+    // is worse than holding them while the database is away; the buffer bound
+    // and the overflow policy decide what callers experience meanwhile.
+    // A batch the database rejects for its data (SQLSTATE class 22/23, e.g. a
+    // NUL character jsonb cannot store) would fail forever, so it is split and
+    // only the offending rows are dropped, each logged with its code and subject.
+    const insertUntilWritten = (rows: ReadonlyArray<AuditSql.Row>): Effect.Effect<void> => {
       let delay = 100
       const attempt: Effect.Effect<void> = insertBatch(rows).pipe(
         Effect.catchCause((cause) =>
           Effect.gen(function*() {
             yield* Metric.update(Telemetry.metrics.auditFlushFailures, 1)
+            if (isRejectedData(cause)) {
+              if (rows.length > 1) return yield* Effect.forEach(rows, (r) => insertUntilWritten([r]), { discard: true })
+              yield* Metric.update(Telemetry.metrics.auditDropped, 1)
+              return yield* Effect.logError(`audit event ${rows[0]!.code} (${rows[0]!.subject ?? "no subject"}) rejected by the database and dropped`, cause)
+            }
             yield* Effect.logWarning(`audit batch of ${rows.length} failed; retrying in ${delay} ms`, cause)
             yield* Effect.sleep(Duration.millis(delay))
             delay = Math.min(delay * 2, 5_000)

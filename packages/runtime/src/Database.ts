@@ -157,8 +157,18 @@ export const migrationsApplied: Effect.Effect<boolean, unknown, SqlClient.SqlCli
 export const layerMigrateOnStart: Layer.Layer<never, RuntimeError, RuntimeConfig | SqlClient.SqlClient | DatabaseUrl> =
   Layer.effectDiscard(Effect.gen(function*() {
     const config = yield* RuntimeConfig
-    if (config.database.migrate) yield* migrate
-    else yield* Effect.logInfo("migrations skipped (database.migrate = false)").pipe(Telemetry.component("db"))
+    if (config.database.migrate) return yield* migrate
+    yield* Effect.logInfo("migrations skipped (database.migrate = false)").pipe(Telemetry.component("db"))
+    // Starting against an older schema would fail later, in some query, with a less useful error.
+    const current = yield* migrationsApplied.pipe(Effect.mapError((e) =>
+      new RuntimeError({ reason: "MigrationFailed", message: `cannot read the migration state: ${reasonOf(e)}`, cause: e })
+    ))
+    if (!current) {
+      return yield* new RuntimeError({
+        reason: "MigrationFailed",
+        message: "the database schema is behind this build and migrations are disabled; run `asterforge migrate` first (or unset SKIP_MIGRATIONS / set database.migrate = true)"
+      })
+    }
   }))
 
 /** Server choice, pool and start-up migrations, in that order. */

@@ -286,7 +286,10 @@ const suggest = (word: string, candidates: ReadonlyArray<string>): string => {
       best = c
     }
   }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? ` (did you mean "${best}"?)` : ""
+  if (best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3))) return ` (did you mean "${best}"?)`
+  // A fragment of the real name ("mode" for "start_mode") is a likely slip too.
+  const partial = word.length >= 3 ? candidates.find((c) => c.split(/[._]/).includes(word.toLowerCase())) : undefined
+  return partial !== undefined ? ` (did you mean "${partial}"?)` : ""
 }
 
 const sections = [...new Set(keys.map((k) => k.split(".")[0]!))]
@@ -408,25 +411,33 @@ const looksLikePlaceholder = (token: string): boolean => {
   return placeholderTokens.some((p) => stripped === p || stripped.replace(new RegExp(p, "g"), "") === "")
 }
 
-/** Rules that relate several keys or inspect secret contents; run after every key decoded. */
-const crossChecks = (cfg: RuntimeConfigShape, problems: Array<Problem>): void => {
-  if (cfg.server.environment === "production") {
-    if (Option.isNone(cfg.security.adminToken)) {
+/**
+ * Rules that relate several keys or inspect secret contents. They run on
+ * whatever decoded, so their problems are listed together with type errors.
+ */
+const crossChecks = (values: ReadonlyMap<Key, unknown>, problems: Array<Problem>): void => {
+  const get = <K extends Key>(k: K) => values.get(k) as ValueOf<K> | undefined
+  if (get("server.environment") === "production" && !problems.some((p) => p.key.includes("security.admin_token"))) {
+    const adminToken = get("security.admin_token")
+    if (adminToken === undefined) {
       problems.push({ key: "security.admin_token", message: "required in production (at least 32 characters)" })
     } else {
-      const token = Redacted.value(cfg.security.adminToken.value)
+      const token = Redacted.value(adminToken)
       if (token.length < 32) problems.push({ key: "security.admin_token", message: `must be at least 32 characters in production (got ${token.length})` })
       else if (looksLikePlaceholder(token)) problems.push({ key: "security.admin_token", message: "is a known placeholder value; generate a random token (e.g. `openssl rand -hex 32`)" })
     }
   }
-  if (Option.isSome(cfg.security.encryptionKey)) {
-    const text = Redacted.value(cfg.security.encryptionKey.value).trim()
+  const encryptionKey = get("security.encryption_key")
+  if (encryptionKey !== undefined) {
+    const text = Redacted.value(encryptionKey).trim()
     const bytes = /^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0 ? Buffer.from(text, "base64") : undefined
     if (bytes === undefined) problems.push({ key: "security.encryption_key", message: "must be base64 (e.g. `openssl rand -base64 32`)" })
     else if (bytes.length !== 32) problems.push({ key: "security.encryption_key", message: `must decode to exactly 32 bytes (got ${bytes.length})` })
     else if (bytes.every((b) => b === bytes[0])) problems.push({ key: "security.encryption_key", message: "must not be the same byte repeated; use random bytes" })
   }
-  if (Duration.isGreaterThan(cfg.shutdown.grace, cfg.shutdown.timeout)) {
+  const grace = get("shutdown.grace")
+  const timeout = get("shutdown.timeout")
+  if (grace !== undefined && timeout !== undefined && Duration.isGreaterThan(grace, timeout)) {
     problems.push({ key: "shutdown.grace", message: "must not exceed shutdown.timeout, or the watchdog fires before running work may finish" })
   }
 }
@@ -474,13 +485,10 @@ export const resolve = (sources: Sources): Result.Result<RuntimeConfigShape, Con
       values.set(key, decoded.success)
     }
   }
-  if (problems.length === 0) {
-    const existing = Fs.existsSync(filePath) ? Option.some(filePath) : Option.none()
-    const cfg = toTyped(values, origins, existing, sources)
-    crossChecks(cfg, problems)
-    if (problems.length === 0) return Result.succeed(cfg)
-  }
-  return Result.fail(new ConfigInvalid({ problems }))
+  crossChecks(values, problems)
+  if (problems.length > 0) return Result.fail(new ConfigInvalid({ problems }))
+  const existing = Fs.existsSync(filePath) ? Option.some(filePath) : Option.none()
+  return Result.succeed(toTyped(values, origins, existing, sources))
 }
 
 /** The effective configuration as a flat key -> printable value table; secrets redacted. */

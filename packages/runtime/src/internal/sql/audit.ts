@@ -5,25 +5,20 @@ export interface Row {
   readonly code: string
   readonly actor: string
   readonly subject: string | null
-  /** Already-serialised JSON; the column type makes the server parse it as jsonb. */
-  readonly details: string
+  readonly details: Record<string, unknown>
   readonly at: Date
   readonly node_id: string
 }
 
 /**
- * One statement per batch. Columns travel as arrays through `unnest`, so the
- * statement text is the same for every batch size: one prepared statement,
- * and six bind parameters instead of six per row.
+ * One statement per batch, with the whole batch as a single jsonb parameter
+ * expanded by `jsonb_to_recordset`: the statement text is the same for every
+ * batch size (one prepared statement), NULL subjects need no typed-array
+ * inference, and details keep their JSON shape without double encoding.
  */
 export const insert = (sql: SqlClient.SqlClient, rows: ReadonlyArray<Row>) =>
   sql`
     INSERT INTO audit_events (code, actor, subject, details, at, node_id)
-    SELECT * FROM unnest(
-      ${rows.map((r) => r.code)}::text[],
-      ${rows.map((r) => r.actor)}::text[],
-      ${rows.map((r) => r.subject)}::text[],
-      ${rows.map((r) => r.details)}::jsonb[],
-      ${rows.map((r) => r.at)}::timestamptz[],
-      ${rows.map((r) => r.node_id)}::uuid[]
-    )`
+    SELECT code, actor, subject, coalesce(details, '{}'::jsonb), at, node_id
+    FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+      AS r(code text, actor text, subject text, details jsonb, at timestamptz, node_id uuid)`

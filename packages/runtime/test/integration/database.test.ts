@@ -1,0 +1,116 @@
+/**
+ * Database layer against a real Postgres: idempotent migrations, concurrent
+ * migrators in separate processes, and connection retry against a closed port.
+ */
+import { Effect, Layer, Result } from "effect"
+import * as Net from "node:net"
+import { afterAll, describe, expect, it } from "vitest"
+import * as Database from "../../src/Database.ts"
+import * as Migrations from "../../src/migrations/index.ts"
+import * as RuntimeConfig from "../../src/RuntimeConfig.ts"
+import { freshDatabase, query, type TestDatabase } from "../support/database.ts"
+import { pollHttp, spawnCli } from "../support/process.ts"
+
+const dbs: Array<TestDatabase> = []
+afterAll(async () => {
+  await Promise.all(dbs.map((d) => d.drop()))
+})
+const newDb = async (label: string) => {
+  const d = await freshDatabase(label)
+  dbs.push(d)
+  return d
+}
+
+const configFor = (url: string) =>
+  Result.getOrThrow(RuntimeConfig.resolve({ file: "/nonexistent.toml", fileRequired: false, env: { DATABASE_URL: url } }))
+
+const clientFor = (url: string) =>
+  Database.layerClient.pipe(Layer.provideMerge(Database.layerUrl), Layer.provide(RuntimeConfig.layer(configFor(url))))
+
+/** A loopback port with nothing listening: bind, read the port, close. */
+const closedPort = () =>
+  new Promise<number>((resolve) => {
+    const s = Net.createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as Net.AddressInfo).port
+      s.close(() => resolve(port))
+    })
+  })
+
+describe("migrations", () => {
+  it("apply once, then are a no-op; readiness sees the schema as current", async () => {
+    const db = await newDb("migrate_idem")
+    const program = Effect.gen(function*() {
+      const before = yield* Database.migrationsApplied
+      const first = yield* Database.migrate
+      const second = yield* Database.migrate
+      const after = yield* Database.migrationsApplied
+      return { before, first, second, after }
+    }).pipe(Effect.provide(clientFor(db.url)))
+    const r = await Effect.runPromise(program)
+    expect(r.before).toBe(false)
+    expect(r.first.map(([id]) => id)).toEqual(Object.keys(Migrations.all).map((k) => Number(k.split("_")[0])))
+    expect(r.second).toEqual([])
+    expect(r.after).toBe(true)
+    const tables = await query<{ t: string }>(db.url, "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+    expect(tables.map((t) => t.t)).toEqual(["asterforge_migrations", "audit_events", "nodes"])
+  })
+
+  it("two migrator processes started together: one applies, the other waits and finds nothing to do", async () => {
+    const db = await newDb("migrate_race")
+    const a = spawnCli(["migrate", "--database-url", db.url])
+    const b = spawnCli(["migrate", "--database-url", db.url])
+    const [ea, eb] = await Promise.all([a.exited, b.exited])
+    expect(ea, a.output).toEqual({ code: 0, signal: null })
+    expect(eb, b.output).toEqual({ code: 0, signal: null })
+    const outputs = [a.stdout.join("\n"), b.stdout.join("\n")].sort()
+    expect(outputs[0]).toMatch(/^applied 2 migration\(s\):/)
+    expect(outputs[1]).toBe("database schema is up to date")
+    const rows = await query<{ migration_id: number }>(db.url, `SELECT migration_id FROM ${Migrations.table} ORDER BY 1`)
+    expect(rows.map((r) => r.migration_id)).toEqual([1, 2])
+  })
+
+  it("with migrations disabled, a node refuses an outdated schema with a clear error, and starts once migrated", async () => {
+    const db = await newDb("migrate_skip")
+    const refused = spawnCli(["start", "--port", "0"], { DATABASE_URL: db.url, SKIP_MIGRATIONS: "1" })
+    expect((await refused.exited).code).toBe(1)
+    const stderr = refused.stderr.join("\n")
+    expect(stderr).toContain("migrations skipped (database.migrate = false)")
+    expect(stderr).toContain("error: the database schema is behind this build and migrations are disabled; run `asterforge migrate` first")
+    expect(stderr).not.toMatch(/^\s+at /m)
+
+    const migrated = spawnCli(["migrate", "--database-url", db.url])
+    expect((await migrated.exited).code).toBe(0)
+    const node = spawnCli(["start", "--port", "0"], { DATABASE_URL: db.url, SKIP_MIGRATIONS: "1" })
+    try {
+      const base = await node.baseUrl()
+      const ready = await pollHttp(`${base}/health/ready`, (s) => s === 200)
+      const migrations = JSON.parse(ready.body).checks.find((c: { name: string }) => c.name === "migrations")
+      expect(migrations.status).toBe("pass")
+    } finally {
+      node.kill("SIGTERM")
+      await node.exited
+    }
+  })
+})
+
+describe("connecting", () => {
+  it("retries with backoff, one log line per attempt, then exits 1 with the reason", async () => {
+    const port = await closedPort()
+    const cli = spawnCli([
+      "migrate",
+      "--database-url", `postgres://someone:s3cret@127.0.0.1:${port}/nowhere`,
+      "--set", "database.connect_attempts=3",
+      "--set", "database.connect_backoff=50ms"
+    ])
+    const exit = await cli.exited
+    expect(exit.code).toBe(1)
+    const warnings = cli.logs.filter((l) => l.level === "warn").map((l) => String(l.message))
+    expect(warnings).toHaveLength(2)
+    expect(warnings[0]).toMatch(new RegExp(`attempt 1/3 to postgres://someone:\\*\\*\\*@127\\.0\\.0\\.1:${port}/nowhere failed: .*retrying in 50 ms`))
+    expect(warnings[1]).toMatch(/attempt 2\/3 .*retrying in 100 ms/)
+    const stderr = cli.stderr.join("\n")
+    expect(stderr).toMatch(/error: cannot connect to .* after 3 attempts/)
+    expect(stderr).not.toContain("s3cret")
+    expect(stderr).not.toMatch(/^\s+at /m) // no stack trace for an operator error
+  })
+})
