@@ -4,6 +4,7 @@
  */
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
@@ -101,6 +102,19 @@ grace = "forever"
     expect((await cli.exited).code).toBe(1)
     expect(cli.stderr.join("\n")).toMatch(/^error: cannot connect to postgres:\/\/127\.0\.0\.1:1\/x after 2 attempts: /m)
     expect(hasStackTrace(cli.output)).toBe(false)
+  })
+  it("a port already in use: exit 1 naming the address", async () => {
+    const blocker = Net.createServer()
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()))
+    const port = (blocker.address() as Net.AddressInfo).port
+    try {
+      const cli = spawnCli(["start", "--port", String(port)], { DATABASE_URL: db.url })
+      expect((await cli.exited).code).toBe(1)
+      expect(cli.stderr.join("\n")).toContain(`error: cannot listen on 127.0.0.1:${port}: address already in use`)
+      expect(hasStackTrace(cli.output)).toBe(false)
+    } finally {
+      blocker.close()
+    }
   })
 })
 

@@ -3,7 +3,7 @@
  * counts every request by route and status, and drains in-flight requests for
  * up to `shutdown.grace` when it closes.
  */
-import { Effect, Exit, Layer, Metric } from "effect"
+import { Cause, Effect, Exit, Layer, Metric } from "effect"
 import { HttpRouter, HttpServer, HttpServerRequest } from "effect/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { NetAddress } from "effect/net"
@@ -39,6 +39,16 @@ const requestMetrics = HttpRouter.middleware((httpEffect) =>
     }))
   }), { global: true })
 
+/** The OS reason (EADDRINUSE, EACCES...) buried in the platform's ServeError. */
+const listenFailure = (error: unknown): string => {
+  const inner = (error as { cause?: unknown })?.cause
+  if (inner instanceof Error) {
+    const code = (inner as NodeJS.ErrnoException).code
+    return code === "EADDRINUSE" ? "address already in use (another node on this port? use --port)" : inner.message
+  }
+  return error instanceof Error ? error.message : String(error)
+}
+
 /**
  * Serves `routes` on the configured address. Fails with a readable reason when
  * the port cannot be bound.
@@ -61,7 +71,7 @@ export const layer = <E, R>(routes: Layer.Layer<never, E, R>) =>
             Layer.fromBuild(() =>
               Effect.fail(new RuntimeError({
                 reason: "Internal",
-                message: `cannot listen on ${host}:${port}: ${String(cause).split("\n")[0]}`
+                message: `cannot listen on ${host}:${port}: ${listenFailure(Cause.squash(cause))}`
               }))
             )
           )
