@@ -1,5 +1,5 @@
 /**
- * The `asterforge` command: `start`, `migrate`, `config check`.
+ * The `asterforge` command: `start`, `worker`, `migrate`, `config check`.
  *
  * Flags feed the configuration as its highest-priority source, so a bad
  * `--port` is reported together with every other configuration problem, each
@@ -102,6 +102,16 @@ const start = Command.make("start", configFlags, (flags) =>
     ])
   )
 
+const { mode: _mode, ...workerFlags } = configFlags
+const worker = Command.make("worker", workerFlags, (flags) =>
+  Effect.gen(function*() {
+    const { config: file } = yield* root
+    const cfg = yield* resolveConfig(file, { ...flags, mode: Option.some("worker") })
+    return yield* Runtime.launch({ config: cfg })
+  })).pipe(
+    Command.withDescription("start a worker node: claims and runs tasks, serves health and status only (same as start --mode worker)")
+  )
+
 const migrate = Command.make("migrate", {
   databaseUrl: configFlags.databaseUrl,
   logLevel: configFlags.logLevel,
@@ -139,6 +149,6 @@ const config = Command.make("config").pipe(
   Command.withSubcommands([check])
 )
 
-export const command = root.pipe(Command.withSubcommands([start, migrate, config]))
+export const command = root.pipe(Command.withSubcommands([start, worker, migrate, config]))
 
 export const version = NodeIdentity.version

@@ -17,6 +17,9 @@ import type { Contributor, HealthRegistry } from "./Health.ts"
 import type { NodeIdentity } from "./NodeIdentity.ts"
 import type * as NodeMode from "./NodeMode.ts"
 import type { RuntimeConfig } from "./RuntimeConfig.ts"
+import type * as Task from "./Task.ts"
+import type { TaskQueue } from "./TaskQueue.ts"
+import type { TaskRegistry } from "./TaskRegistry.ts"
 import type { LogLevelControl } from "./Telemetry.ts"
 
 /** The services the runtime provides to every module part. */
@@ -30,6 +33,8 @@ export type RuntimeServices =
   | AuditLog
   | HealthRegistry
   | ConfigReloader
+  | TaskQueue
+  | TaskRegistry
 
 /** Which nodes run a background part: every node, or only nodes whose role has the flag. */
 export type RunsOn = "every-node" | keyof Pick<NodeMode.Role, "runsLanes" | "dispatches">
@@ -47,6 +52,8 @@ export interface ApplicationModule {
   /** Readiness checks added to `/health/ready` on every node. */
   readonly health?: ReadonlyArray<Contributor> | undefined
   readonly background?: ReadonlyArray<Background> | undefined
+  /** Task handlers; every node knows the definitions, dispatching nodes run the handlers. */
+  readonly tasks?: ReadonlyArray<Task.Handler> | undefined
 }
 
 /** Identity, for type inference at the call site. */

@@ -93,7 +93,7 @@ export const layerRegistry: Layer.Layer<HealthRegistry, never, NodeIdentity> = L
       return {
         status: ok ? "ready" : "not_ready",
         mode: node.mode,
-        role: NodeMode.roles[node.mode],
+        role: node.role,
         node: { id: node.id, name: node.name, version: node.version, started_at: node.startedAt.toISOString() },
         draining,
         checks: all

@@ -6,13 +6,15 @@
 import { Context, Layer } from "effect"
 import * as Crypto from "node:crypto"
 import * as Os from "node:os"
-import type * as NodeMode from "./NodeMode.ts"
+import * as NodeMode from "./NodeMode.ts"
 import pkg from "../package.json" with { type: "json" }
 
 export interface NodeIdentityShape {
   readonly id: string
   readonly name: string
   readonly mode: NodeMode.Name
+  /** What this node runs, from its mode and configuration. */
+  readonly role: NodeMode.Role
   readonly host: string
   readonly pid: number
   readonly version: string
@@ -23,15 +25,22 @@ export class NodeIdentity extends Context.Service<NodeIdentity, NodeIdentityShap
 
 export const version: string = pkg.version
 
-export const make = (options: { readonly mode: NodeMode.Name; readonly name: string }): NodeIdentityShape => ({
+export interface Options {
+  readonly mode: NodeMode.Name
+  readonly name: string
+  readonly role?: NodeMode.Role | undefined
+}
+
+export const make = (options: Options): NodeIdentityShape => ({
   id: Crypto.randomUUID(),
   name: options.name,
   mode: options.mode,
+  role: options.role ?? NodeMode.roles[options.mode],
   host: Os.hostname(),
   pid: process.pid,
   version,
   startedAt: new Date()
 })
 
-export const layer = (options: { readonly mode: NodeMode.Name; readonly name: string }): Layer.Layer<NodeIdentity> =>
+export const layer = (options: Options): Layer.Layer<NodeIdentity> =>
   Layer.sync(NodeIdentity, () => make(options))

@@ -22,3 +22,11 @@ export const roles: Readonly<Record<Name, Role>> = {
   maintenance: { fullApi: false, dispatches: false, runsLanes: true },
   worker: { fullApi: false, dispatches: true, runsLanes: false }
 }
+
+/**
+ * The role a node actually plays: a primary's dispatching is its "inline
+ * worker", which `worker.inline = false` (DISABLE_INLINE_WORKER=1) turns off,
+ * leaving task execution to dedicated worker nodes.
+ */
+export const roleFor = (mode: Name, options: { readonly inlineWorker: boolean }): Role =>
+  mode === "primary" ? { ...roles.primary, dispatches: options.inlineWorker } : roles[mode]

@@ -4,9 +4,9 @@
  * `layer({ config, modules })` picks the Layers for the configured mode; the
  * dependency graph is also the shutdown order (see DESIGN.md):
  *
- *   config, identity, logger -> database (+ migrations) -> audit log
- *     -> health registry -> config reloader -> node row -> module parts
- *     -> HTTP server -> shutdown trigger
+ *   config, identity, logger, task registry -> database (+ migrations)
+ *     -> audit log -> health registry -> config reloader -> task queue
+ *     -> node row -> dispatcher, module parts -> HTTP server -> shutdown trigger
  *
  * Finalizers run in reverse: readiness 503, HTTP drains, module parts stop, the
  * node row is marked stopped, the audit buffer flushes, the pool closes and an
@@ -18,6 +18,8 @@ import { HttpRouter } from "effect/http"
 import { NodeRuntime } from "@effect/platform-node"
 import type * as ApplicationModule from "./ApplicationModule.ts"
 import * as AuditLog from "./AuditLog.ts"
+import * as Dispatcher from "./Dispatcher.ts"
+import * as CallbackRoutes from "./http/CallbackRoutes.ts"
 import * as ConfigReloader from "./ConfigReloader.ts"
 import * as Database from "./Database.ts"
 import * as Health from "./Health.ts"
@@ -29,6 +31,8 @@ import * as NodeRegistry from "./NodeRegistry.ts"
 import * as RuntimeConfig from "./RuntimeConfig.ts"
 import { RuntimeError } from "./RuntimeError.ts"
 import * as Shutdown from "./Shutdown.ts"
+import * as TaskQueue from "./TaskQueue.ts"
+import * as TaskRegistry from "./TaskRegistry.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 export interface Options {
@@ -39,13 +43,20 @@ export interface Options {
 }
 
 /** Everything below the module parts: what every node has, whatever its mode. */
-export const coreLayer = (config: RuntimeConfig.RuntimeConfigShape, mode: NodeMode.Name) => {
+export const coreLayer = (
+  config: RuntimeConfig.RuntimeConfigShape,
+  mode: NodeMode.Name,
+  modules: ReadonlyArray<ApplicationModule.ApplicationModule> = []
+) => {
+  const role = NodeMode.roleFor(mode, { inlineWorker: config.worker.inline })
   const foundation = Layer.mergeAll(
     RuntimeConfig.layer(config),
-    NodeIdentity.layer({ mode, name: config.server.nodeName }),
-    Telemetry.loggerLayer({ format: config.telemetry.logFormat, level: config.telemetry.logLevel })
+    NodeIdentity.layer({ mode, role, name: config.server.nodeName }),
+    Telemetry.loggerLayer({ format: config.telemetry.logFormat, level: config.telemetry.logLevel }),
+    TaskRegistry.layer(modules.flatMap((m) => m.tasks ?? []))
   )
   return Layer.mergeAll(NodeRegistry.layer, Health.layerDatabaseChecks).pipe(
+    Layer.provideMerge(TaskQueue.layer),
     Layer.provideMerge(ConfigReloader.layer),
     Layer.provideMerge(Health.layerRegistry),
     Layer.provideMerge(AuditLog.layerBuffered),
@@ -57,27 +68,36 @@ export const coreLayer = (config: RuntimeConfig.RuntimeConfigShape, mode: NodeMo
 const runsHere = (role: NodeMode.Role) => (b: ApplicationModule.Background): boolean =>
   b.runsOn === "every-node" || role[b.runsOn]
 
-/** The module parts this node's role runs: background layers, health checks, and (full API only) routes. */
-const moduleParts = (role: NodeMode.Role, modules: ReadonlyArray<ApplicationModule.ApplicationModule>) => {
+/**
+ * What this node's role adds on top of the core: the dispatcher (dispatching
+ * roles), module background work placed by role, module health checks, and
+ * the HTTP routes (full API roles get module routes and callbacks).
+ */
+const roleParts = (role: NodeMode.Role, modules: ReadonlyArray<ApplicationModule.ApplicationModule>) => {
   const background = modules.flatMap((m) => (m.background ?? []).filter(runsHere(role)).map((b) => b.layer))
   const checks = modules.flatMap((m) => m.health ?? [])
   const health = Layer.effectDiscard(Effect.gen(function*() {
     const registry = yield* Health.HealthRegistry
     for (const c of checks) yield* registry.register(c)
   }))
-  const routes = role.fullApi ? modules.flatMap((m) => (m.routes ? [m.routes] : [])) : []
-  return { work: Layer.mergeAll(health, ...background), routes: Layer.mergeAll(HealthRoutes.layer, ...routes) }
+  const dispatcher = role.dispatches ? [Dispatcher.layer] : []
+  const routes = role.fullApi ? [CallbackRoutes.layer, ...modules.flatMap((m) => (m.routes ? [m.routes] : []))] : []
+  return {
+    work: Layer.mergeAll(health, ...dispatcher, ...background),
+    routes: Layer.mergeAll(HealthRoutes.layer, ...routes)
+  }
 }
 
 /** A whole node for the configured (or given) mode. */
 export const layer = (options: Options) => {
   const mode = options.mode ?? options.config.server.startMode
   const config = { ...options.config, server: { ...options.config.server, startMode: mode } }
-  const parts = moduleParts(NodeMode.roles[mode], options.modules ?? [])
+  const modules = options.modules ?? []
+  const parts = roleParts(NodeMode.roleFor(mode, { inlineWorker: config.worker.inline }), modules)
   return Shutdown.layer.pipe(
     Layer.provideMerge(HttpServerLayer.layer(parts.routes as Layer.Layer<never, never, HttpRouter.HttpRouter | ApplicationModule.RuntimeServices>)),
     Layer.provideMerge(parts.work),
-    Layer.provideMerge(coreLayer(config, mode))
+    Layer.provideMerge(coreLayer(config, mode, modules))
   )
 }
 

@@ -83,6 +83,30 @@ const duration: Kind<Duration.Duration> = {
     return Result.fail("Expected a duration such as \"500ms\", \"10 seconds\" or a number of milliseconds")
   }
 }
+/** Per-queue concurrency: "default=8,mail=2" (or a TOML table { default = 8, mail = 2 }). */
+const queueConcurrency: Kind<ReadonlyMap<string, number>> = {
+  describe: "queue=N list, e.g. \"default=8,mail=2\" (N 1..64)",
+  fromString: (s) => s,
+  decode: (u) => {
+    const entries: Array<[string, unknown]> = typeof u === "string"
+      ? u.split(",").map((p) => p.trim()).filter((p) => p !== "").map((p) => {
+        const [name, n] = p.split("=").map((x) => x.trim())
+        return [name ?? "", n === undefined ? undefined : numberFromString(n)]
+      })
+      : typeof u === "object" && u !== null && !Array.isArray(u) ? Object.entries(u) : []
+    if (typeof u !== "string" && entries.length === 0 && !(typeof u === "object" && u !== null)) {
+      return Result.fail("Expected \"queue=N,...\" or a table of queue = N")
+    }
+    const out = new Map<string, number>()
+    for (const [name, n] of entries) {
+      if (!/^[a-z0-9_.-]{1,64}$/i.test(name)) return Result.fail(`invalid queue name ${JSON.stringify(name)}`)
+      if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 64) return Result.fail(`queue ${name}: concurrency must be an integer 1..64, got ${JSON.stringify(n)}`)
+      out.set(name, n)
+    }
+    return Result.succeed(out)
+  }
+}
+
 const secret: Kind<Redacted.Redacted<string>> = {
   describe: "secret string",
   fromString: (s) => s,
@@ -140,6 +164,11 @@ export const fields = {
   "worker.inline": field(bool, true, "primary nodes also run the task dispatcher", {
     aliases: [{ name: "DISABLE_INLINE_WORKER", map: setIf("1", false) }]
   }),
+  "worker.concurrency": field(int(1, 64), 4, "handlers run at once per queue, unless worker.queues says otherwise"),
+  "worker.queues": field(queueConcurrency, "", "per-queue concurrency overrides; listed queues are served even with no registered task"),
+  "worker.poll_interval": field(duration, "1 second", "claim attempt when no NOTIFY arrived (the backstop)"),
+  "worker.lease_duration": field(duration, "15 seconds", "a claimed task is rescued if its lease is not extended in this time"),
+  "worker.heartbeat_interval": field(duration, "5 seconds", "how often one statement extends every lease this node holds"),
 
   "audit.buffer_size": field(int(1, 1_000_000), 10_000, "events held in memory before the overflow policy applies"),
   "audit.batch_size": field(int(1, 10_000), 500, "events per insert statement"),
@@ -188,7 +217,14 @@ export interface RuntimeConfigShape {
     readonly connectBackoff: Duration.Duration
     readonly connectTimeout: Duration.Duration
   }
-  readonly worker: { readonly inline: boolean }
+  readonly worker: {
+    readonly inline: boolean
+    readonly concurrency: number
+    readonly queues: ReadonlyMap<string, number>
+    readonly pollInterval: Duration.Duration
+    readonly leaseDuration: Duration.Duration
+    readonly heartbeatInterval: Duration.Duration
+  }
   readonly audit: {
     readonly bufferSize: number
     readonly batchSize: number
@@ -382,7 +418,14 @@ const toTyped = (values: ReadonlyMap<Key, unknown>, origins: Record<Key, Origin>
       connectBackoff: get("database.connect_backoff"),
       connectTimeout: get("database.connect_timeout")
     },
-    worker: { inline: get("worker.inline") },
+    worker: {
+      inline: get("worker.inline"),
+      concurrency: get("worker.concurrency"),
+      queues: get("worker.queues"),
+      pollInterval: get("worker.poll_interval"),
+      leaseDuration: get("worker.lease_duration"),
+      heartbeatInterval: get("worker.heartbeat_interval")
+    },
     audit: {
       bufferSize: get("audit.buffer_size"),
       batchSize: get("audit.batch_size"),
@@ -434,6 +477,11 @@ const crossChecks = (values: ReadonlyMap<Key, unknown>, problems: Array<Problem>
     if (bytes === undefined) problems.push({ key: "security.encryption_key", message: "must be base64 (e.g. `openssl rand -base64 32`)" })
     else if (bytes.length !== 32) problems.push({ key: "security.encryption_key", message: `must decode to exactly 32 bytes (got ${bytes.length})` })
     else if (bytes.every((b) => b === bytes[0])) problems.push({ key: "security.encryption_key", message: "must not be the same byte repeated; use random bytes" })
+  }
+  const beat = get("worker.heartbeat_interval")
+  const lease = get("worker.lease_duration")
+  if (beat !== undefined && lease !== undefined && !Duration.isLessThan(Duration.times(beat, 2), lease)) {
+    problems.push({ key: "worker.heartbeat_interval", message: "must be less than half of worker.lease_duration, or healthy leases expire between heartbeats" })
   }
   const grace = get("shutdown.grace")
   const timeout = get("shutdown.timeout")
@@ -507,6 +555,11 @@ export const describe = (cfg: RuntimeConfigShape): ReadonlyArray<{ key: Key; val
     "database.connect_backoff": cfg.database.connectBackoff,
     "database.connect_timeout": cfg.database.connectTimeout,
     "worker.inline": cfg.worker.inline,
+    "worker.concurrency": cfg.worker.concurrency,
+    "worker.queues": [...cfg.worker.queues].map(([q, n]) => `${q}=${n}`).join(",") || "(none)",
+    "worker.poll_interval": cfg.worker.pollInterval,
+    "worker.lease_duration": cfg.worker.leaseDuration,
+    "worker.heartbeat_interval": cfg.worker.heartbeatInterval,
     "audit.buffer_size": cfg.audit.bufferSize,
     "audit.batch_size": cfg.audit.batchSize,
     "audit.overflow": cfg.audit.overflow,

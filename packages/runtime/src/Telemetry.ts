@@ -67,6 +67,37 @@ export const metrics = {
   configReloads: Metric.counter("asterforge_config_reloads_total", {
     description: "configuration file reloads, by result",
     incremental: true
+  }),
+  tasksEnqueued: Metric.counter("asterforge_tasks_enqueued_total", {
+    description: "tasks inserted, by queue and task",
+    incremental: true
+  }),
+  tasksClaimed: Metric.counter("asterforge_tasks_claimed_total", {
+    description: "tasks claimed by this node, by queue",
+    incremental: true
+  }),
+  tasksFinished: Metric.counter("asterforge_tasks_finished_total", {
+    description: "handler runs that ended, by queue, task and outcome (success, retry, terminal, snooze, timeout, interrupted, cancelled, callback)",
+    incremental: true
+  }),
+  taskDuration: Metric.histogram("asterforge_task_duration_seconds", {
+    description: "handler run time, by queue",
+    boundaries: seconds
+  }),
+  taskWait: Metric.histogram("asterforge_task_wait_seconds", {
+    description: "time from creation to the start of the first attempt, by queue",
+    boundaries: seconds
+  }),
+  tasksInFlight: Metric.gauge("asterforge_tasks_in_flight", {
+    description: "handlers running on this node, by queue"
+  }),
+  staleResultsRejected: Metric.counter("asterforge_stale_results_rejected_total", {
+    description: "completions refused because the task's lease epoch had moved on",
+    incremental: true
+  }),
+  workerRestarts: Metric.counter("asterforge_worker_restarts_total", {
+    description: "claim loops restarted by the supervisor after a failure, by queue",
+    incremental: true
   })
 } as const
 
@@ -78,7 +109,11 @@ export const spans = {
   migrate: "Database.migrate",
   connect: "Database.connect",
   heartbeat: "NodeRegistry.heartbeat",
-  readiness: "Health.readiness"
+  readiness: "Health.readiness",
+  enqueue: "TaskQueue.enqueue",
+  claim: "Dispatcher.claim",
+  run: "Dispatcher.run",
+  complete: "Dispatcher.complete"
 } as const
 
 // ---------------------------------------------------------------------------

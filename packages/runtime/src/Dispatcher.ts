@@ -1,0 +1,511 @@
+/**
+ * Dispatcher: claims tasks, runs their handlers with bounded concurrency, and
+ * records what happened, under leases.
+ *
+ * - One claim loop per queue. It claims only as many tasks as it has free
+ *   slots (backpressure), in one statement. LISTEN/NOTIFY wakes it as soon as
+ *   work arrives or a slot frees up; `worker.poll_interval` is the backstop.
+ * - Each handler runs in its own fiber under the task's timeout. Whatever it
+ *   ends with (success, a typed failure, a defect, an interruption) becomes an
+ *   outcome; outcomes are written in batches by one completion writer, each
+ *   guarded by `(id, lease_epoch)` so a stale worker's late result is refused.
+ * - One heartbeat statement per node extends every lease it holds, and doubles
+ *   as the backstop for cancellations whose NOTIFY was missed.
+ * - A failing claim loop is restarted with backoff and counted; a failing or
+ *   defecting handler never stops its pool.
+ * - On shutdown: stop claiming, give running handlers `shutdown.grace`, then
+ *   interrupt the rest and hand their tasks straight back to `available`
+ *   without using an attempt, so another node can take them at once; pending
+ *   completions are written before the audit log flushes.
+ */
+import { Cause, Context, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Option, Queue, Schedule } from "effect"
+import { SqlClient } from "effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import * as Crypto from "node:crypto"
+import type { RuntimeServices } from "./ApplicationModule.ts"
+import { AuditLog } from "./AuditLog.ts"
+import { HealthRegistry, fail as healthFail, pass as healthPass } from "./Health.ts"
+import * as LeaseSql from "./internal/sql/leases.ts"
+import { NodeIdentity } from "./NodeIdentity.ts"
+import { RuntimeConfig } from "./RuntimeConfig.ts"
+import { RuntimeError } from "./RuntimeError.ts"
+import * as Task from "./Task.ts"
+import { auditCodes } from "./TaskQueue.ts"
+import { TaskRegistry } from "./TaskRegistry.ts"
+import * as Telemetry from "./Telemetry.ts"
+
+/** The most handlers one process runs at once, over all its queues. */
+export const maxConcurrencyPerProcess = 64
+
+export interface QueueStatus {
+  readonly queue: string
+  readonly concurrency: number
+  readonly running: number
+  readonly free: number
+  readonly restarts: number
+  readonly lastError: string | null
+}
+
+export interface DispatcherShape {
+  readonly status: Effect.Effect<ReadonlyArray<QueueStatus>>
+}
+
+export class Dispatcher extends Context.Service<Dispatcher, DispatcherShape>()("@asterforge/runtime/Dispatcher") {}
+
+/** Outcome labels of `asterforge_tasks_finished_total`. */
+type Outcome = "success" | "retry" | "terminal" | "snooze" | "timeout" | "interrupted" | "cancelled" | "callback"
+
+interface Running {
+  readonly row: LeaseSql.Claimed
+  readonly claimedAt: number
+  handler: Fiber.Fiber<unknown, unknown> | undefined
+  /** Set before interrupting for a cancel, so the interruption is recorded as a cancellation. */
+  cancelRequested: boolean
+  /** Set when the heartbeat finds the lease gone: the result would be refused, so none is written. */
+  leaseLost: boolean
+}
+
+interface Pool {
+  readonly queue: string
+  readonly concurrency: number
+  readonly names: ReadonlyArray<string>
+  readonly running: Map<string, Running>
+  readonly wake: Queue.Queue<void>
+  /** The last claim filled every free slot: more work may be waiting. */
+  maybeMore: boolean
+  restarts: number
+  lastError: string | null
+}
+
+interface Completion {
+  readonly finish: LeaseSql.Finish
+  readonly name: string
+  readonly queue: string
+  readonly outcome: Outcome
+  /** Audit code to record once the write is accepted (failed, cancelled, interrupted). */
+  readonly auditCode?: string
+  readonly auditDetails?: Record<string, unknown>
+}
+
+const timeoutCode = "task.timeout"
+
+const errorDetail = (tag: string, message: string, code: string | null | undefined, attempt: number, stack?: string): Task.ErrorDetail => ({
+  tag,
+  message,
+  code: code ?? null,
+  attempt,
+  at: new Date().toISOString(),
+  ...(stack ? { stack } : {})
+})
+
+const finishFor = (row: LeaseSql.Claimed, patch: Partial<LeaseSql.Finish> & Pick<LeaseSql.Finish, "state">): LeaseSql.Finish => ({
+  id: row.id,
+  epoch: row.lease_epoch,
+  result: null,
+  error: null,
+  delay_ms: null,
+  attempt_delta: 0,
+  callback_token: null,
+  callback_timeout_ms: null,
+  ...patch
+})
+
+/**
+ * Maps a handler's exit to the task's next state. Pure, so the rules read in
+ * one place: retry while attempts remain, terminal at once, snooze and release
+ * give the attempt back, a defect is retryable with its details kept.
+ */
+export const decide = (
+  definition: Task.Definition,
+  row: LeaseSql.Claimed,
+  exit: Exit.Exit<unknown, Task.Failure>,
+  flags: { readonly cancelRequested: boolean; readonly stopping: boolean; readonly callbackToken: string }
+): Omit<Completion, "name" | "queue"> => {
+  const retryOrFail = (detail: Task.ErrorDetail, delay: Duration.Duration | undefined, outcome: Outcome): Omit<Completion, "name" | "queue"> => {
+    if (row.attempt >= row.max_attempts) {
+      return {
+        finish: finishFor(row, { state: "failed", error: detail }),
+        outcome,
+        auditCode: auditCodes.failed,
+        auditDetails: { name: definition.name, attempt: row.attempt, exhausted: true, tag: detail.tag, message: detail.message, code: detail.code }
+      }
+    }
+    const wait = delay ?? definition.retry.backoff(row.attempt)
+    return { finish: finishFor(row, { state: "retryable", error: detail, delay_ms: Duration.toMillis(wait) }), outcome }
+  }
+
+  if (Exit.isSuccess(exit)) {
+    const encoded = Task.encodeResult(definition, exit.value)
+    if (encoded._tag === "Failure") {
+      return retryOrFail(errorDetail("ResultInvalid", `handler result does not match the result schema: ${encoded.failure}`, null, row.attempt), undefined, "retry")
+    }
+    return { finish: finishFor(row, { state: "succeeded", result: encoded.success ?? null }), outcome: "success" }
+  }
+  const cause = exit.cause
+  if (Cause.hasInterruptsOnly(cause)) {
+    if (flags.cancelRequested) {
+      return {
+        finish: finishFor(row, { state: "cancelled", error: errorDetail("Cancelled", "cancelled while running", null, row.attempt) }),
+        outcome: "cancelled",
+        auditCode: auditCodes.cancelled,
+        auditDetails: { name: definition.name, previous: "running", attempt: row.attempt }
+      }
+    }
+    // Shutdown (or any interruption we did not ask for): give the task back at once, attempt unused.
+    return {
+      finish: finishFor(row, { state: "available", delay_ms: 0, attempt_delta: -1 }),
+      outcome: "interrupted",
+      auditCode: auditCodes.interrupted,
+      auditDetails: { name: definition.name, attempt: row.attempt, reason: flags.stopping ? "shutdown" : "interrupted" }
+    }
+  }
+  const failure = cause.reasons.find(Cause.isFailReason)?.error
+  if (failure !== undefined) {
+    switch (failure._tag) {
+      case "Terminal":
+        return {
+          finish: finishFor(row, { state: "failed", error: errorDetail("Terminal", failure.message, failure.code, row.attempt) }),
+          outcome: "terminal",
+          auditCode: auditCodes.failed,
+          auditDetails: { name: definition.name, attempt: row.attempt, exhausted: false, tag: "Terminal", message: failure.message, code: failure.code ?? null }
+        }
+      case "Retryable": {
+        const timedOut = failure.code === timeoutCode
+        return retryOrFail(errorDetail(timedOut ? "Timeout" : "Retryable", failure.message, failure.code, row.attempt), failure.delay, timedOut ? "timeout" : "retry")
+      }
+      case "Snooze":
+        return { finish: finishFor(row, { state: "scheduled", delay_ms: Duration.toMillis(failure.duration), attempt_delta: -1 }), outcome: "snooze" }
+      case "AwaitCallback":
+        return {
+          finish: finishFor(row, { state: "waiting_callback", callback_token: flags.callbackToken, callback_timeout_ms: Duration.toMillis(failure.timeout) }),
+          outcome: "callback"
+        }
+    }
+  }
+  // A defect: retryable, with what an administrator needs to find it.
+  const defect = cause.reasons.find(Cause.isDieReason)?.defect
+  const message = defect instanceof Error ? defect.message : String(defect ?? Cause.pretty(cause))
+  const stack = defect instanceof Error ? defect.stack : Cause.pretty(cause)
+  return retryOrFail(errorDetail("Defect", message, null, row.attempt, stack), undefined, "retry")
+}
+
+const tokenBytes = 32
+/** Unguessable: 256 random bits, URL-safe. */
+export const newCallbackToken = (): string => Crypto.randomBytes(tokenBytes).toString("base64url")
+
+export const layer: Layer.Layer<
+  Dispatcher,
+  RuntimeError,
+  RuntimeServices | TaskRegistry
+> = Layer.effect(
+  Dispatcher,
+  Effect.gen(function*() {
+    const config = yield* RuntimeConfig
+    const sql = yield* SqlClient.SqlClient
+    const pg = yield* PgClient.PgClient
+    const node = yield* NodeIdentity
+    const audit = yield* AuditLog
+    const health = yield* HealthRegistry
+    const registry = yield* TaskRegistry
+    const services = yield* Effect.context<RuntimeServices>()
+    const leaseMs = Duration.toMillis(config.worker.leaseDuration)
+    const pollMs = Duration.toMillis(config.worker.pollInterval)
+    const layerScope = yield* Effect.scope
+
+    // ---- pools ------------------------------------------------------------
+    const queueNames = [...new Set([...registry.queues, ...config.worker.queues.keys()])]
+    const pools = new Map<string, Pool>()
+    for (const queue of queueNames) {
+      pools.set(queue, {
+        queue,
+        concurrency: config.worker.queues.get(queue) ?? config.worker.concurrency,
+        // Any registered task may be enqueued on any queue (the `queue` option), so every pool knows every name.
+        names: registry.names,
+        running: new Map(),
+        wake: yield* Queue.sliding<void>(1),
+        maybeMore: true,
+        restarts: 0,
+        lastError: null
+      })
+    }
+    const total = [...pools.values()].reduce((n, p) => n + p.concurrency, 0)
+    if (total > maxConcurrencyPerProcess) {
+      return yield* new RuntimeError({
+        reason: "ConfigInvalid",
+        message: `worker concurrency over all queues is ${total} (${[...pools.values()].map((p) => `${p.queue}=${p.concurrency}`).join(", ")}); at most ${maxConcurrencyPerProcess} per process: lower worker.concurrency / worker.queues or run more worker processes`
+      })
+    }
+    let stopping = false
+    const wake = (pool: Pool) => Queue.offer(pool.wake, undefined)
+    const inFlight = (pool: Pool) =>
+      Metric.update(Metric.withAttributes(Telemetry.metrics.tasksInFlight, { queue: pool.queue }), pool.running.size)
+
+    // ---- completion writer --------------------------------------------------
+    const completions = yield* Queue.unbounded<Completion, Cause.Done>()
+
+    const writeBatch = (batch: ReadonlyArray<Completion>) =>
+      Effect.gen(function*() {
+        const accepted = yield* LeaseSql.finish(sql, batch.map((c) => c.finish))
+        const ok = new Set(accepted.map((r) => r.id))
+        for (const c of batch) {
+          if (!ok.has(c.finish.id)) {
+            yield* Metric.update(Telemetry.metrics.staleResultsRejected, 1)
+            yield* Effect.logWarning(`stale result for task ${c.finish.id} refused: its lease epoch ${c.finish.epoch} is no longer current`)
+            yield* audit.record({
+              code: auditCodes.staleResultRejected,
+              actor: `node:${node.id}`,
+              subject: `task:${c.finish.id}`,
+              details: { name: c.name, epoch: c.finish.epoch, outcome: c.outcome }
+            })
+          } else if (c.auditCode !== undefined) {
+            yield* audit.record({ code: c.auditCode, actor: `node:${node.id}`, subject: `task:${c.finish.id}`, details: (c.auditDetails ?? {}) as Record<string, never> })
+          }
+        }
+        // A retry or snooze due before the next poll: wake the pool then, rather than up to a poll interval late.
+        for (const c of batch) {
+          const delay = c.finish.delay_ms
+          const pool = pools.get(c.queue)
+          if (pool && delay !== null && delay > 0 && delay < pollMs && ok.has(c.finish.id)) {
+            yield* Effect.forkIn(Effect.sleep(Duration.millis(delay)).pipe(Effect.andThen(Effect.sync(() => { pool.maybeMore = true })), Effect.andThen(wake(pool))), layerScope)
+          }
+        }
+      }).pipe(Effect.withSpan(Telemetry.spans.complete, { attributes: { "asterforge.batch_size": batch.length } }))
+
+    // Transient database trouble: keep the batch and retry; the leases protect the rows meanwhile.
+    const writeUntilDone = (batch: ReadonlyArray<Completion>) =>
+      writeBatch(batch).pipe(
+        Effect.tapCause((cause) => Effect.logWarning(`writing ${batch.length} task completion(s) failed; retrying`, cause)),
+        Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")])),
+        Effect.orDie
+      )
+
+    const writer = yield* Effect.forkScoped(
+      Effect.gen(function*() {
+        while (true) {
+          const batch = yield* Queue.takeBetween(completions, 1, 1000)
+          yield* writeUntilDone(batch)
+        }
+      }).pipe(Effect.catchIf(Cause.isDone, () => Effect.void), Telemetry.component("dispatcher"))
+    )
+
+    // ---- running one task -----------------------------------------------------
+    const handlerFibers = yield* FiberSet.make<void, never>()
+
+    const runTask = (pool: Pool, row: LeaseSql.Claimed, entry: Running) =>
+      Effect.gen(function*() {
+        const handler = registry.get(row.name)!
+        const definition = handler.definition
+        const callbackToken = newCallbackToken()
+        const started = performance.now()
+        let decided: Omit<Completion, "name" | "queue">
+        if (row.deadline_passed) {
+          decided = {
+            finish: finishFor(row, { state: "failed", error: errorDetail("DeadlineExceeded", `deadline ${row.deadline?.toISOString()} passed before the task could run`, null, row.attempt) }),
+            outcome: "terminal",
+            auditCode: auditCodes.failed,
+            auditDetails: { name: row.name, attempt: row.attempt, tag: "DeadlineExceeded" }
+          }
+        } else {
+          const payload = Task.decodePayload(definition, row.payload, row.payload_version)
+          if (payload._tag === "Failure") {
+            // It will never decode on a retry either: terminal, with the reason.
+            decided = {
+              finish: finishFor(row, { state: "failed", error: errorDetail("PayloadInvalid", payload.failure, null, row.attempt) }),
+              outcome: "terminal",
+              auditCode: auditCodes.failed,
+              auditDetails: { name: row.name, attempt: row.attempt, tag: "PayloadInvalid", message: payload.failure }
+            }
+          } else {
+            const context: Task.Context = {
+              id: row.id,
+              name: row.name,
+              queue: row.queue,
+              attempt: row.attempt,
+              maxAttempts: row.max_attempts,
+              callbackToken,
+              metadata: row.metadata
+            }
+            const timeoutMessage = `timed out after ${Duration.format(definition.timeout)}`
+            const body = handler.run(payload.success, context).pipe(
+              Effect.timeoutOrElse({
+                duration: definition.timeout,
+                orElse: () => Effect.fail(new Task.Retryable({ message: timeoutMessage, code: timeoutCode }))
+              }),
+              Effect.withSpan(Telemetry.spans.run, {
+                attributes: { "messaging.system": "asterforge", "messaging.operation.type": "process", "messaging.destination.name": row.queue, "messaging.message.id": row.id, "asterforge.task.name": row.name, "asterforge.task.attempt": row.attempt }
+              }),
+              Effect.provideContext(services),
+              Effect.annotateLogs({ component: "task", task_id: row.id, task: row.name })
+            )
+            const fiber = yield* Effect.forkChild(body, { startImmediately: true })
+            entry.handler = fiber
+            const exit = yield* Fiber.await(fiber)
+            decided = decide(definition, row, exit, { cancelRequested: entry.cancelRequested, stopping, callbackToken })
+          }
+        }
+        pool.running.delete(row.id)
+        yield* inFlight(pool)
+        yield* Metric.update(Metric.withAttributes(Telemetry.metrics.taskDuration, { queue: pool.queue }), (performance.now() - started) / 1000)
+        yield* Metric.update(Metric.withAttributes(Telemetry.metrics.tasksFinished, { queue: pool.queue, task: row.name, outcome: decided.outcome }), 1)
+        if (entry.leaseLost) {
+          yield* Effect.logWarning(`task ${row.id}: lease lost while running; its result is discarded`)
+        } else {
+          yield* Queue.offer(completions, { ...decided, name: row.name, queue: row.queue })
+        }
+        if (pool.maybeMore || stopping) yield* wake(pool)
+      })
+
+    // ---- claim loop per queue -----------------------------------------------
+    const claimOnce = (pool: Pool) =>
+      Effect.gen(function*() {
+        const free = pool.concurrency - pool.running.size
+        if (free <= 0 || pool.names.length === 0) return 0
+        const rows = yield* LeaseSql.claim(sql, { queue: pool.queue, names: pool.names, limit: free, owner: node.id, leaseMs }).pipe(
+          Effect.withSpan(Telemetry.spans.claim, { attributes: { "messaging.system": "asterforge", "messaging.destination.name": pool.queue, "messaging.batch.message_count": free } })
+        )
+        pool.maybeMore = rows.length === free
+        if (rows.length === 0) return 0
+        yield* Metric.update(Metric.withAttributes(Telemetry.metrics.tasksClaimed, { queue: pool.queue }), rows.length)
+        const now = Date.now()
+        for (const row of rows) {
+          if (row.attempt === 1) {
+            yield* Metric.update(Metric.withAttributes(Telemetry.metrics.taskWait, { queue: pool.queue }), Math.max(0, now - row.created_at.getTime()) / 1000)
+          }
+          const entry: Running = { row, claimedAt: now, handler: undefined, cancelRequested: false, leaseLost: false }
+          pool.running.set(row.id, entry)
+          yield* FiberSet.run(handlerFibers, runTask(pool, row, entry), { startImmediately: true })
+        }
+        yield* inFlight(pool)
+        return rows.length
+      })
+
+    const claimLoop = (pool: Pool) =>
+      Effect.gen(function*() {
+        while (!stopping) {
+          const claimed = yield* claimOnce(pool)
+          pool.lastError = null
+          if (claimed > 0 && pool.maybeMore) continue
+          yield* Queue.take(pool.wake).pipe(Effect.timeoutOption(config.worker.pollInterval))
+        }
+      })
+
+    const supervised = (pool: Pool) =>
+      claimLoop(pool).pipe(
+        Effect.tapCause((cause) =>
+          Effect.gen(function*() {
+            pool.restarts++
+            pool.lastError = Cause.pretty(cause).split("\n")[0] ?? "claim loop failed"
+            yield* Metric.update(Metric.withAttributes(Telemetry.metrics.workerRestarts, { queue: pool.queue }), 1)
+            yield* Effect.logError(`claim loop of queue ${pool.queue} failed; restarting`, cause)
+          })
+        ),
+        Effect.retry(Schedule.min([Schedule.exponential("200 millis"), Schedule.spaced("10 seconds")])),
+        Effect.annotateLogs({ component: "dispatcher", queue: pool.queue })
+      )
+
+    // ---- cancellation and leases ----------------------------------------------
+    const findRunning = (id: string): Running | undefined => {
+      for (const pool of pools.values()) {
+        const entry = pool.running.get(id)
+        if (entry) return entry
+      }
+      return undefined
+    }
+
+    const cancelLocal = (id: string) =>
+      Effect.gen(function*() {
+        const entry = findRunning(id)
+        if (entry === undefined || entry.cancelRequested) return
+        entry.cancelRequested = true
+        yield* Effect.logInfo(`cancelling task ${id} on request`)
+        if (entry.handler) yield* Fiber.interrupt(entry.handler)
+      })
+
+    const heartbeat = Effect.gen(function*() {
+      const startedAt = Date.now()
+      const held = yield* LeaseSql.heartbeat(sql, { owner: node.id, leaseMs })
+      const heldIds = new Set(held.map((r) => r.id))
+      for (const r of held) if (r.cancel_requested) yield* cancelLocal(r.id)
+      // Running here but no longer leased to us (rescued elsewhere): stop wasting work on it.
+      for (const pool of pools.values()) {
+        for (const [id, entry] of pool.running) {
+          if (!heldIds.has(id) && entry.claimedAt < startedAt && !entry.leaseLost) {
+            entry.leaseLost = true
+            if (entry.handler) yield* Fiber.interrupt(entry.handler)
+          }
+        }
+      }
+    }).pipe(
+      Effect.catchCause((cause) => Effect.logWarning("lease heartbeat failed", cause)),
+      Telemetry.component("dispatcher")
+    )
+
+    // ---- start ------------------------------------------------------------------
+    const loops = yield* FiberSet.make<never, never>()
+    const notifications = yield* pg.listen("asterforge_tasks").pipe(Effect.orDie)
+    const cancels = yield* pg.listen("asterforge_cancel").pipe(Effect.orDie)
+    yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+      const n = yield* Queue.take(notifications)
+      const pool = pools.get(n.payload)
+      if (pool) {
+        pool.maybeMore = true
+        yield* wake(pool)
+      }
+    })).pipe(Effect.catchCause((c) => Effect.logError("task notifications stopped; polling continues", c))))
+    yield* Effect.forkScoped(Effect.forever(Queue.take(cancels).pipe(Effect.flatMap((n) => cancelLocal(n.payload))))
+      .pipe(Effect.catchCause((c) => Effect.logError("cancel notifications stopped; heartbeat backstop continues", c))))
+    yield* Effect.forkScoped(heartbeat.pipe(Effect.repeat(Schedule.spaced(config.worker.heartbeatInterval))))
+    for (const pool of pools.values()) {
+      yield* FiberSet.run(loops, supervised(pool) as Effect.Effect<never>)
+    }
+
+    // ---- shutdown ---------------------------------------------------------------
+    // Registered last, so it runs first: before the fiber sets and the writer are torn down.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        stopping = true
+        yield* FiberSet.clear(loops)
+        const running = () => [...pools.values()].reduce((n, p) => n + p.running.size, 0)
+        if (running() > 0) {
+          yield* Effect.logInfo(`draining: waiting up to ${Duration.format(config.shutdown.grace)} for ${running()} running task(s)`)
+          yield* FiberSet.awaitEmpty(handlerFibers).pipe(Effect.timeoutOption(config.shutdown.grace))
+        }
+        const left = [...pools.values()].flatMap((p) => [...p.running.values()])
+        if (left.length > 0) {
+          yield* Effect.logInfo(`interrupting ${left.length} task(s) still running; they return to available`)
+          yield* Effect.forEach(left, (e) => (e.handler ? Fiber.interrupt(e.handler) : Effect.void), { concurrency: "unbounded", discard: true })
+          yield* FiberSet.awaitEmpty(handlerFibers)
+        }
+        yield* Queue.end(completions)
+        const budget = Duration.max(Duration.seconds(1), Duration.times(Duration.subtract(config.shutdown.timeout, config.shutdown.grace), 0.5))
+        const joined = yield* Fiber.join(writer).pipe(Effect.timeoutOption(budget))
+        if (Option.isNone(joined)) yield* Effect.logError("task completions could not all be written before the shutdown deadline; their leases will expire and the tasks be rescued")
+      }).pipe(Telemetry.component("dispatcher"))
+    )
+
+    const status = Effect.sync(() =>
+      [...pools.values()].map((p): QueueStatus => ({
+        queue: p.queue,
+        concurrency: p.concurrency,
+        running: p.running.size,
+        free: p.concurrency - p.running.size,
+        restarts: p.restarts,
+        lastError: p.lastError
+      })))
+
+    yield* health.register({
+      name: "dispatcher",
+      check: Effect.map(status, (queues) => {
+        const data = { queues: Object.fromEntries(queues.map((q) => [q.queue, { concurrency: q.concurrency, running: q.running, free: q.free, restarts: q.restarts }])) }
+        const failing = queues.filter((q) => q.lastError !== null)
+        return failing.length > 0
+          ? healthFail(`claim loop failing for ${failing.map((q) => `${q.queue} (${q.lastError})`).join(", ")}`, data)
+          : stopping ? healthFail("draining", data) : healthPass(undefined, data)
+      })
+    })
+    yield* Effect.logInfo(`dispatcher started: ${[...pools.values()].map((p) => `${p.queue} x${p.concurrency}`).join(", ") || "no queues (no tasks registered)"}`)
+      .pipe(Telemetry.component("dispatcher"))
+
+    return Dispatcher.of({ status })
+  })
+)

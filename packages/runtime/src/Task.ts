@@ -1,0 +1,234 @@
+/**
+ * Task: typed task definitions, their handlers, and the failure classes a
+ * handler may end with.
+ *
+ * A definition names the task and fixes its payload and result Schemas, queue,
+ * priority, retry policy and timeout. Payloads live in the database for a long
+ * time, so a definition can evolve: bump `version` and list the previous shapes
+ * with an `upgrade`; a row written under an old version still decodes.
+ *
+ * Handlers end with a typed failure that says what should happen next:
+ * `Retryable` (try again, optionally after a given delay), `Terminal` (fail
+ * now), `Snooze` (run again later without using an attempt) or `AwaitCallback`
+ * (park until an external system calls back). A defect counts as retryable,
+ * with its details recorded; a payload that no longer decodes is terminal.
+ */
+import { Duration, Effect, Result, Schema, SchemaIssue } from "effect"
+import type { RuntimeServices } from "./ApplicationModule.ts"
+
+// ---------------------------------------------------------------------------
+// Failure classes
+
+/** Try again: after `delay` when given, else after the definition's backoff. */
+export class Retryable extends Schema.TaggedError<Retryable>()("Retryable", {
+  message: Schema.String,
+  code: Schema.optional(Schema.String),
+  delay: Schema.optional(Schema.Duration)
+}) {
+  readonly retryable = true
+}
+
+/** Fail now, whatever attempts remain. */
+export class Terminal extends Schema.TaggedError<Terminal>()("Terminal", {
+  message: Schema.String,
+  code: Schema.optional(Schema.String)
+}) {
+  readonly retryable = false
+}
+
+/** Run again after `duration`; the attempt is not consumed. */
+export class Snooze extends Schema.TaggedError<Snooze>()("Snooze", {
+  duration: Schema.Duration,
+  message: Schema.optional(Schema.String)
+}) {
+  readonly retryable = true
+}
+
+/**
+ * Park the task as `waiting_callback` until `POST /callbacks/:token` (the token
+ * is `context.callbackToken`, to hand to the external system) or `timeout`.
+ */
+export class AwaitCallback extends Schema.TaggedError<AwaitCallback>()("AwaitCallback", {
+  timeout: Schema.Duration
+}) {
+  readonly retryable = true
+}
+
+export type Failure = Retryable | Terminal | Snooze | AwaitCallback
+
+/** `Effect.fail` shorthands that take duration strings: `yield* Task.snooze("30 seconds")`. */
+export const retry = (message: string, options: { readonly code?: string; readonly delay?: Duration.Input } = {}) =>
+  Effect.fail(new Retryable({
+    message,
+    ...(options.code === undefined ? {} : { code: options.code }),
+    ...(options.delay === undefined ? {} : { delay: Duration.fromInputUnsafe(options.delay) })
+  }))
+export const terminal = (message: string, code?: string) =>
+  Effect.fail(new Terminal({ message, ...(code === undefined ? {} : { code }) }))
+export const snooze = (duration: Duration.Input) => Effect.fail(new Snooze({ duration: Duration.fromInputUnsafe(duration) }))
+export const awaitCallback = (timeout: Duration.Input) => Effect.fail(new AwaitCallback({ timeout: Duration.fromInputUnsafe(timeout) }))
+
+// ---------------------------------------------------------------------------
+// Retry policy
+
+export interface RetryPolicy {
+  readonly maxAttempts: number
+  /** Delay before attempt `attempt + 1`, given the attempt that just failed (1-based). */
+  readonly backoff: (attempt: number) => Duration.Duration
+}
+
+/** base * 2^(attempt-1), capped, with +-jitter so retries of a burst spread out. */
+export const exponentialBackoff = (options: {
+  readonly base?: Duration.Input
+  readonly max?: Duration.Input
+  readonly jitter?: number
+} = {}) => {
+  const base = Duration.toMillis(Duration.fromInputUnsafe(options.base ?? "1 second"))
+  const max = Duration.toMillis(Duration.fromInputUnsafe(options.max ?? "1 hour"))
+  const jitter = options.jitter ?? 0.1
+  return (attempt: number): Duration.Duration => {
+    const raw = Math.min(max, base * 2 ** Math.max(0, attempt - 1))
+    const spread = raw * jitter * (Math.random() * 2 - 1)
+    return Duration.millis(Math.max(0, Math.round(raw + spread)))
+  }
+}
+
+export const defaultRetry: RetryPolicy = { maxAttempts: 25, backoff: exponentialBackoff() }
+
+// ---------------------------------------------------------------------------
+// Definitions
+
+export interface PreviousVersion<P> {
+  readonly version: number
+  readonly payload: Schema.Top & { readonly DecodingServices: never }
+  /** Turns a payload decoded with the old Schema into the current payload type. */
+  readonly upgrade: (old: any) => P
+}
+
+export interface Definition<P = any, R = any> {
+  readonly name: string
+  readonly payload: Schema.Codec<P, any>
+  readonly result: Schema.Codec<R, any>
+  readonly queue: string
+  readonly priority: number
+  readonly retry: RetryPolicy
+  readonly timeout: Duration.Duration
+  /** Presentation codes this task's failures may carry, with their meaning (for admin views). */
+  readonly codes: Readonly<Record<string, string>>
+  readonly version: number
+  readonly previous: ReadonlyArray<PreviousVersion<P>>
+}
+
+export type PayloadOf<D> = D extends Definition<infer P, any> ? P : never
+export type ResultOf<D> = D extends Definition<any, infer R> ? R : never
+
+const namePattern = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/
+
+export const define = <P, R = void>(options: {
+  readonly name: string
+  readonly payload: Schema.Codec<P, any>
+  readonly result?: Schema.Codec<R, any>
+  readonly queue?: string
+  readonly priority?: number
+  readonly retry?: Partial<RetryPolicy>
+  readonly timeout?: Duration.Input
+  readonly codes?: Readonly<Record<string, string>>
+  readonly version?: number
+  readonly previous?: ReadonlyArray<PreviousVersion<P>>
+}): Definition<P, R> => {
+  if (!namePattern.test(options.name)) {
+    throw new Error(`task name ${JSON.stringify(options.name)} must be dotted lower-case words, e.g. "mail.send"`)
+  }
+  const maxAttempts = options.retry?.maxAttempts ?? defaultRetry.maxAttempts
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new Error(`task ${options.name}: retry.maxAttempts must be an integer >= 1`)
+  return {
+    name: options.name,
+    payload: options.payload,
+    result: options.result ?? (Schema.Void as unknown as Schema.Codec<R, any>),
+    queue: options.queue ?? "default",
+    priority: options.priority ?? 0,
+    retry: { maxAttempts, backoff: options.retry?.backoff ?? defaultRetry.backoff },
+    timeout: Duration.fromInputUnsafe(options.timeout ?? "5 minutes"),
+    codes: options.codes ?? {},
+    version: options.version ?? 1,
+    previous: options.previous ?? []
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Payload encoding and decoding
+
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** "path: message" lines, for error details an admin can read. */
+export const describeIssue = (issue: SchemaIssue.Issue): string =>
+  formatter(issue).issues.map((i) => `${i.path?.length ? i.path.join(".") + ": " : ""}${i.message}`).join("; ")
+
+/** Encodes a payload for storage; the error lists what is wrong. */
+export const encodePayload = <P>(def: Definition<P, any>, payload: P): Result.Result<unknown, string> =>
+  Result.mapError(Schema.encodeUnknownResult(def.payload as any)(payload), (e) => describeIssue(e.issue))
+
+/** Decodes a stored payload, upgrading rows written under a previous version. */
+export const decodePayload = <P>(def: Definition<P, any>, stored: unknown, version: number): Result.Result<P, string> => {
+  if (version === def.version) {
+    return Result.mapError(Schema.decodeUnknownResult(def.payload as any)(stored), (e) => describeIssue(e.issue)) as Result.Result<P, string>
+  }
+  const previous = def.previous.find((p) => p.version === version)
+  if (previous === undefined) return Result.fail(`payload version ${version} is unknown to this build (current ${def.version})`)
+  const old = Schema.decodeUnknownResult(previous.payload as any)(stored)
+  if (Result.isFailure(old)) return Result.fail(`payload version ${version}: ${describeIssue(old.failure.issue)}`)
+  try {
+    return Result.succeed(previous.upgrade(old.success))
+  } catch (e) {
+    return Result.fail(`upgrade from version ${version} failed: ${e instanceof Error ? e.message : String(e)}`)
+  }
+}
+
+export const encodeResult = <R>(def: Definition<any, R>, result: R): Result.Result<unknown, string> =>
+  Result.mapError(Schema.encodeUnknownResult(def.result as any)(result), (e) => describeIssue(e.issue))
+
+export const decodeResult = <R>(def: Definition<any, R>, raw: unknown): Result.Result<R, string> =>
+  Result.mapError(Schema.decodeUnknownResult(def.result as any)(raw), (e) => describeIssue(e.issue)) as Result.Result<R, string>
+
+// ---------------------------------------------------------------------------
+// Handlers
+
+export interface Context {
+  readonly id: string
+  readonly name: string
+  readonly queue: string
+  /** 1-based attempt number of this run. */
+  readonly attempt: number
+  readonly maxAttempts: number
+  /** Hand this to an external system before failing with `AwaitCallback`. */
+  readonly callbackToken: string
+  readonly metadata: Readonly<Record<string, unknown>>
+}
+
+export interface Handler<P = any, R = any> {
+  readonly definition: Definition<P, R>
+  readonly run: (payload: P, context: Context) => Effect.Effect<R, Failure, RuntimeServices>
+}
+
+/** Binds a handler to its definition; register it through an ApplicationModule's `tasks`. */
+export const handler = <P, R>(
+  definition: Definition<P, R>,
+  run: (payload: P, context: Context) => Effect.Effect<R, Failure, RuntimeServices>
+): Handler<P, R> => ({ definition, run })
+
+// ---------------------------------------------------------------------------
+// Stored failure details
+
+/**
+ * One entry of a task's `errors` list. Structured, so admin screens never parse
+ * strings: the tag says which class of failure, `code` is the presentation code.
+ */
+export interface ErrorDetail {
+  readonly tag: string
+  readonly message: string
+  readonly code: string | null
+  readonly attempt: number
+  readonly at: string
+  /** For administrators only: where it happened. */
+  readonly stack?: string
+}

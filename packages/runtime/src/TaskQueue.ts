@@ -1,0 +1,320 @@
+/**
+ * TaskQueue: the client side of the task queue, usable on every node.
+ *
+ * `enqueue` runs inside the caller's SQL transaction when there is one, so an
+ * application's own write and the task it implies commit or roll back
+ * together. Payloads are validated and encoded with the definition's Schema
+ * before anything is written: a bad payload is a typed error and inserts
+ * nothing. Admin operations (`cancel`, `retry`) are audited.
+ */
+import { Context, Duration, Effect, Layer, Metric, Option, Result, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import { AuditLog } from "./AuditLog.ts"
+import * as TasksSql from "./internal/sql/tasks.ts"
+import * as Task from "./Task.ts"
+import { TaskRegistry } from "./TaskRegistry.ts"
+import * as Telemetry from "./Telemetry.ts"
+
+// ---------------------------------------------------------------------------
+// Errors
+
+export class TaskUnknown extends Schema.TaggedError<TaskUnknown>()("TaskUnknown", {
+  name: Schema.String
+}, { httpApiStatus: 404 }) {
+  readonly retryable = false
+  override get message() {
+    return `no task named "${this.name}" is registered`
+  }
+}
+
+export class TaskPayloadInvalid extends Schema.TaggedError<TaskPayloadInvalid>()("TaskPayloadInvalid", {
+  name: Schema.String,
+  reason: Schema.String
+}, { httpApiStatus: 400 }) {
+  readonly retryable = false
+  override get message() {
+    return `invalid payload for task "${this.name}": ${this.reason}`
+  }
+}
+
+export class TaskOptionsInvalid extends Schema.TaggedError<TaskOptionsInvalid>()("TaskOptionsInvalid", {
+  reason: Schema.String
+}, { httpApiStatus: 400 }) {
+  readonly retryable = false
+}
+
+export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
+  id: Schema.String
+}, { httpApiStatus: 404 }) {
+  readonly retryable = false
+  override get message() {
+    return `task ${this.id} not found`
+  }
+}
+
+export class TaskStateConflict extends Schema.TaggedError<TaskStateConflict>()("TaskStateConflict", {
+  id: Schema.String,
+  state: Schema.String,
+  operation: Schema.String
+}, { httpApiStatus: 409 }) {
+  readonly retryable = false
+  override get message() {
+    return `cannot ${this.operation} task ${this.id}: it is ${this.state}`
+  }
+}
+
+/** The database failed; the same call may succeed later. */
+export class TaskStoreUnavailable extends Schema.TaggedError<TaskStoreUnavailable>()("TaskStoreUnavailable", {
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}, { httpApiStatus: 503 }) {
+  readonly retryable = true
+}
+
+const storeError = (e: unknown) =>
+  new TaskStoreUnavailable({ message: e instanceof Error ? e.message : String(e), cause: e })
+
+// ---------------------------------------------------------------------------
+// Shapes
+
+export interface EnqueueOptions {
+  /** Absolute due time; wins over `delay`. */
+  readonly runAt?: Date | undefined
+  readonly delay?: Duration.Input | undefined
+  readonly priority?: number | undefined
+  readonly queue?: string | undefined
+  /** While an unfinished task holds this key, enqueue returns that task instead. */
+  readonly uniqueKey?: string | undefined
+  readonly maxAttempts?: number | undefined
+  /** After this moment the task is failed instead of run. */
+  readonly deadline?: Date | undefined
+  readonly metadata?: Record<string, unknown> | undefined
+}
+
+export interface TaskInfo {
+  readonly id: string
+  readonly name: string
+  readonly queue: string
+  readonly state: TasksSql.State
+  readonly priority: number
+  readonly runAt: Date
+  readonly attempt: number
+  readonly maxAttempts: number
+  /** Stored (encoded) payload. */
+  readonly payload: unknown
+  readonly payloadVersion: number
+  /** Stored (encoded) result. */
+  readonly result: unknown
+  readonly errors: ReadonlyArray<Task.ErrorDetail>
+  readonly uniqueKey: string | null
+  readonly deadline: Date | null
+  readonly metadata: Record<string, unknown>
+  readonly leaseOwner: string | null
+  readonly leaseEpoch: number
+  readonly cancelRequested: boolean
+  readonly callbackExpiresAt: Date | null
+  readonly createdAt: Date
+  readonly attemptedAt: Date | null
+  readonly finishedAt: Date | null
+}
+
+export interface Enqueued {
+  readonly id: string
+  /** True when a task with the same unique key already existed and was returned instead. */
+  readonly existing: boolean
+}
+
+export interface Page {
+  readonly tasks: ReadonlyArray<TaskInfo>
+  /** Pass as `before` for the next (older) page; absent on the last page. */
+  readonly next?: string | undefined
+}
+
+export interface TaskQueueShape {
+  readonly enqueue: <P>(definition: Task.Definition<P, any>, payload: P, options?: EnqueueOptions) =>
+    Effect.Effect<Enqueued, TaskPayloadInvalid | TaskOptionsInvalid | TaskStoreUnavailable>
+  /** Inserts all in one statement; the result is in input order. */
+  readonly enqueueMany: <P>(definition: Task.Definition<P, any>, payloads: ReadonlyArray<P>, options?: EnqueueOptions) =>
+    Effect.Effect<ReadonlyArray<Enqueued>, TaskPayloadInvalid | TaskOptionsInvalid | TaskStoreUnavailable>
+  /** For callers holding only a name and JSON (HTTP, admin tools): `payload` is the encoded form. */
+  readonly enqueueByName: (name: string, payload: unknown, options?: EnqueueOptions) =>
+    Effect.Effect<Enqueued, TaskUnknown | TaskPayloadInvalid | TaskOptionsInvalid | TaskStoreUnavailable>
+  readonly get: (id: string) => Effect.Effect<TaskInfo, TaskNotFound | TaskStoreUnavailable>
+  readonly list: (filter?: TasksSql.ListFilter, page?: { readonly limit?: number; readonly before?: string }) =>
+    Effect.Effect<Page, TaskStoreUnavailable>
+  /** A running task's handler is interrupted on whichever node runs it. */
+  readonly cancel: (id: string, actor?: string) =>
+    Effect.Effect<{ readonly id: string; readonly state: TasksSql.State }, TaskNotFound | TaskStateConflict | TaskStoreUnavailable>
+  /** Failed or cancelled back to available, with a fresh attempt budget. */
+  readonly retry: (id: string, actor?: string) => Effect.Effect<TaskInfo, TaskNotFound | TaskStateConflict | TaskStoreUnavailable>
+}
+
+export class TaskQueue extends Context.Service<TaskQueue, TaskQueueShape>()("@asterforge/runtime/TaskQueue") {}
+
+export const auditCodes = {
+  failed: "task.failed",
+  retried: "task.retried",
+  cancelled: "task.cancelled",
+  interrupted: "task.interrupted",
+  staleResultRejected: "task.stale_result_rejected",
+  callbackReceived: "task.callback_received"
+} as const
+
+// ---------------------------------------------------------------------------
+// Implementation
+
+export const toInfo = (row: TasksSql.Row): TaskInfo => ({
+  id: row.id,
+  name: row.name,
+  queue: row.queue,
+  state: row.state,
+  priority: row.priority,
+  runAt: row.run_at,
+  attempt: row.attempt,
+  maxAttempts: row.max_attempts,
+  payload: row.payload,
+  payloadVersion: row.payload_version,
+  result: row.result,
+  errors: row.errors as ReadonlyArray<Task.ErrorDetail>,
+  uniqueKey: row.unique_key,
+  deadline: row.deadline,
+  metadata: row.metadata,
+  leaseOwner: row.lease_owner,
+  leaseEpoch: row.lease_epoch,
+  cancelRequested: row.cancel_requested_at !== null,
+  callbackExpiresAt: row.callback_expires_at,
+  createdAt: row.created_at,
+  attemptedAt: row.attempted_at,
+  finishedAt: row.finished_at
+})
+
+const checkOptions = (options: EnqueueOptions): Result.Result<void, TaskOptionsInvalid> => {
+  const bad = (reason: string) => Result.fail(new TaskOptionsInvalid({ reason }))
+  if (options.priority !== undefined && !Number.isInteger(options.priority)) return bad("priority must be an integer")
+  if (options.maxAttempts !== undefined && (!Number.isInteger(options.maxAttempts) || options.maxAttempts < 1)) {
+    return bad("maxAttempts must be an integer >= 1")
+  }
+  if (options.runAt !== undefined && Number.isNaN(options.runAt.getTime())) return bad("runAt is not a valid date")
+  if (options.deadline !== undefined && Number.isNaN(options.deadline.getTime())) return bad("deadline is not a valid date")
+  if (options.delay !== undefined && Option.isNone(Duration.fromInput(options.delay))) return bad("delay is not a valid duration")
+  if (options.queue !== undefined && !/^[a-z0-9_.-]{1,64}$/i.test(options.queue)) return bad("queue must be 1-64 characters of [a-z0-9_.-]")
+  return Result.void
+}
+
+const toNew = (definition: Task.Definition, encoded: unknown, options: EnqueueOptions): TasksSql.NewTask => ({
+  name: definition.name,
+  queue: options.queue ?? definition.queue,
+  priority: options.priority ?? definition.priority,
+  delay_ms: options.delay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(options.delay)),
+  run_at: options.runAt?.toISOString() ?? null,
+  max_attempts: options.maxAttempts ?? definition.retry.maxAttempts,
+  payload: encoded,
+  payload_version: definition.version,
+  unique_key: options.uniqueKey ?? null,
+  deadline: options.deadline?.toISOString() ?? null,
+  metadata: options.metadata ?? {},
+  traceparent: null
+})
+
+export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog | TaskRegistry> = Layer.effect(
+  TaskQueue,
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const audit = yield* AuditLog
+    const registry = yield* TaskRegistry
+
+    const insertAll = Effect.fn("TaskQueue.enqueue")(function*(definition: Task.Definition, encoded: ReadonlyArray<unknown>, options: EnqueueOptions) {
+      yield* Effect.fromResult(checkOptions(options))
+      const rows = encoded.map((e) => toNew(definition, e, options))
+      yield* Effect.annotateCurrentSpan({ "messaging.system": "asterforge", "messaging.destination.name": rows[0]?.queue ?? definition.queue, "asterforge.task.name": definition.name, "messaging.batch.message_count": rows.length })
+      const inserted = yield* TasksSql.insert(sql, rows).pipe(Effect.mapError(storeError))
+      yield* Metric.update(Metric.withAttributes(Telemetry.metrics.tasksEnqueued, { queue: rows[0]?.queue ?? definition.queue, task: definition.name }), inserted.length)
+      if (inserted.length === rows.length) return inserted.map((r): Enqueued => ({ id: r.id, existing: false }))
+      // Some unique keys were taken: map inserted ids back by key, look up the holders of the rest.
+      const byKey = new Map(inserted.filter((r) => r.unique_key !== null).map((r) => [r.unique_key!, r.id]))
+      const missingKeys = rows.flatMap((r) => (r.unique_key !== null && !byKey.has(r.unique_key) ? [r.unique_key] : []))
+      const holders = missingKeys.length === 0 ? [] : yield* TasksSql.findUnfinishedByKeys(sql, missingKeys).pipe(Effect.mapError(storeError))
+      const holderByKey = new Map(holders.map((h) => [h.unique_key!, h.id]))
+      const unkeyed = inserted.filter((r) => r.unique_key === null).map((r) => r.id)
+      const seen = new Set<string>()
+      return rows.map((r): Enqueued => {
+        if (r.unique_key === null) return { id: unkeyed.shift()!, existing: false }
+        const own = byKey.get(r.unique_key)
+        if (own !== undefined && !seen.has(r.unique_key)) {
+          seen.add(r.unique_key)
+          return { id: own, existing: false }
+        }
+        const holder = holderByKey.get(r.unique_key) ?? own
+        // The holder finished between our insert and the look-up: extremely rare; report it rather than guess.
+        if (holder === undefined) throw new Error(`unique key ${r.unique_key}: the holding task vanished during enqueue; retry`)
+        return { id: holder, existing: true }
+      })
+    })
+
+    const encodeAll = <P>(definition: Task.Definition<P, any>, payloads: ReadonlyArray<P>) =>
+      Effect.suspend(() => {
+        const out: Array<unknown> = []
+        for (const [i, p] of payloads.entries()) {
+          const r = Task.encodePayload(definition, p)
+          if (Result.isFailure(r)) {
+            return Effect.fail(new TaskPayloadInvalid({ name: definition.name, reason: payloads.length > 1 ? `item ${i}: ${r.failure}` : r.failure }))
+          }
+          out.push(r.success)
+        }
+        return Effect.succeed(out)
+      })
+
+    const enqueueMany = <P>(definition: Task.Definition<P, any>, payloads: ReadonlyArray<P>, options: EnqueueOptions = {}) =>
+      payloads.length === 0
+        ? Effect.succeed([] as ReadonlyArray<Enqueued>)
+        : Effect.flatMap(encodeAll(definition, payloads), (encoded) => insertAll(definition, encoded, options))
+
+    const get = (id: string) =>
+      Effect.gen(function*() {
+        if (!/^\d{1,19}$/.test(id)) return yield* new TaskNotFound({ id })
+        const [row] = yield* TasksSql.getMany(sql, [id]).pipe(Effect.mapError(storeError))
+        if (row === undefined) return yield* new TaskNotFound({ id })
+        return toInfo(row)
+      })
+
+    return TaskQueue.of({
+      enqueue: (definition, payload, options) => Effect.map(enqueueMany(definition, [payload], options), (r) => r[0]!),
+      enqueueMany,
+      enqueueByName: (name, payload, options) =>
+        Effect.gen(function*() {
+          const definition = registry.definition(name)
+          if (definition === undefined) return yield* new TaskUnknown({ name })
+          // The caller sent the encoded form: decode it to validate, then store the canonical encoding.
+          const decoded = Task.decodePayload(definition, payload, definition.version)
+          if (Result.isFailure(decoded)) return yield* new TaskPayloadInvalid({ name, reason: decoded.failure })
+          const [enqueued] = yield* enqueueMany(definition, [decoded.success], options)
+          return enqueued!
+        }),
+      get,
+      list: (filter = {}, page = {}) =>
+        Effect.gen(function*() {
+          const limit = Math.min(Math.max(page.limit ?? 50, 1), 500)
+          const rows = yield* TasksSql.list(sql, filter, { limit, before: page.before }).pipe(Effect.mapError(storeError))
+          return { tasks: rows.map(toInfo), next: rows.length === limit ? rows[rows.length - 1]!.id : undefined }
+        }),
+      cancel: (id, actor = "system") =>
+        Effect.gen(function*() {
+          const current = yield* get(id)
+          const [row] = yield* TasksSql.cancel(sql, id).pipe(Effect.mapError(storeError))
+          if (row === undefined) return yield* new TaskStateConflict({ id, state: current.state, operation: "cancel" })
+          if (row.state === "cancelled") {
+            yield* audit.record({ code: auditCodes.cancelled, actor, subject: `task:${id}`, details: { name: current.name, previous: row.previous } })
+          }
+          return { id, state: row.state }
+        }),
+      retry: (id, actor = "system") =>
+        Effect.gen(function*() {
+          const current = yield* get(id)
+          const [row] = yield* TasksSql.retry(sql, id).pipe(Effect.mapError(storeError))
+          if (row === undefined) return yield* new TaskStateConflict({ id, state: current.state, operation: "retry" })
+          yield* audit.record({ code: auditCodes.retried, actor, subject: `task:${id}`, details: { name: current.name, previous: current.state } })
+          return toInfo(row)
+        })
+    })
+  })
+)

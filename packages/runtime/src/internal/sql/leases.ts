@@ -1,0 +1,145 @@
+/**
+ * SQL of the lease protocol: claim, heartbeat, finish and release. Every write
+ * after the claim names `(id, lease_epoch)`: the epoch is the fencing token, so
+ * a worker whose lease was rescued and re-claimed elsewhere can no longer
+ * change the row.
+ */
+import type { SqlClient } from "effect/sql"
+
+export interface Claimed {
+  readonly id: string
+  readonly name: string
+  readonly queue: string
+  readonly payload: unknown
+  readonly payload_version: number
+  readonly attempt: number
+  readonly max_attempts: number
+  readonly lease_epoch: number
+  readonly metadata: Record<string, unknown>
+  readonly deadline: Date | null
+  readonly deadline_passed: boolean
+  readonly traceparent: string | null
+  readonly created_at: Date
+}
+
+/**
+ * One statement claims up to `limit` due tasks of a queue: by priority (lower
+ * first), then due time. SKIP LOCKED lets concurrent claimers take disjoint
+ * rows without waiting. Due `scheduled`/`retryable` rows are claimed directly,
+ * so time-based work runs even before a promotion pass.
+ */
+export const claim = (sql: SqlClient.SqlClient, options: {
+  readonly queue: string
+  /** Only tasks this node has handlers for: unknown names stay for a node that knows them. */
+  readonly names: ReadonlyArray<string>
+  readonly limit: number
+  readonly owner: string
+  readonly leaseMs: number
+}) =>
+  sql<Claimed>`
+    WITH picked AS (
+      SELECT id FROM tasks
+      WHERE queue = ${options.queue} AND state IN ('available', 'scheduled', 'retryable') AND run_at <= now()
+        AND name IN ${sql.in(options.names)}
+      ORDER BY priority, run_at, id
+      LIMIT ${options.limit}
+      FOR UPDATE SKIP LOCKED
+    )
+    UPDATE tasks t SET
+      state = 'running',
+      attempt = t.attempt + 1,
+      lease_owner = ${options.owner},
+      lease_expires_at = now() + ${options.leaseMs} * interval '1 millisecond',
+      lease_epoch = t.lease_epoch + 1,
+      attempted_at = now()
+    FROM picked WHERE t.id = picked.id
+    RETURNING t.id::text AS id, t.name, t.queue, t.payload, t.payload_version, t.attempt, t.max_attempts,
+              t.lease_epoch, t.metadata, t.deadline, coalesce(t.deadline <= now(), false) AS deadline_passed,
+              t.traceparent, t.created_at`
+
+/**
+ * One statement per node extends every lease it holds. Returns the tasks an
+ * admin asked to cancel, as a backstop for a missed NOTIFY.
+ */
+export const heartbeat = (sql: SqlClient.SqlClient, options: { readonly owner: string; readonly leaseMs: number }) =>
+  sql<{ id: string; cancel_requested: boolean }>`
+    UPDATE tasks SET lease_expires_at = now() + ${options.leaseMs} * interval '1 millisecond'
+    WHERE lease_owner = ${options.owner} AND state = 'running'
+    RETURNING id::text AS id, cancel_requested_at IS NOT NULL AS cancel_requested`
+
+/** The next state of one task, decided by the dispatcher from its handler's outcome. */
+export interface Finish {
+  readonly id: string
+  readonly epoch: number
+  readonly state: "succeeded" | "failed" | "cancelled" | "retryable" | "scheduled" | "available" | "waiting_callback"
+  readonly result: unknown
+  readonly error: unknown
+  /** run_at = now() + this, for retryable/scheduled/available. */
+  readonly delay_ms: number | null
+  /** -1 gives back the attempt the claim took (snooze, shutdown release). */
+  readonly attempt_delta: number
+  readonly callback_token: string | null
+  readonly callback_timeout_ms: number | null
+}
+
+/**
+ * Writes a batch of outcomes in one statement. Only rows still `running` under
+ * the same epoch change; the ids returned are the accepted ones, anything else
+ * in the batch was stale. Tasks made available again are announced at commit.
+ */
+export const finish = (sql: SqlClient.SqlClient, batch: ReadonlyArray<Finish>) =>
+  sql<{ id: string; state: string; queue: string }>`
+    WITH c AS (
+      SELECT * FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb)
+        AS c(id bigint, epoch int, state text, result jsonb, error jsonb, delay_ms double precision,
+             attempt_delta int, callback_token text, callback_timeout_ms double precision)
+    ),
+    updated AS (
+      UPDATE tasks t SET
+        state = c.state,
+        result = coalesce(c.result, t.result),
+        errors = CASE WHEN c.error IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(c.error) END,
+        run_at = CASE WHEN c.delay_ms IS NULL THEN t.run_at ELSE now() + c.delay_ms * interval '1 millisecond' END,
+        attempt = t.attempt + c.attempt_delta,
+        finished_at = CASE WHEN c.state IN ('succeeded', 'failed', 'cancelled') THEN now() END,
+        callback_token = c.callback_token,
+        callback_expires_at = CASE WHEN c.callback_timeout_ms IS NULL THEN NULL
+                                   ELSE now() + c.callback_timeout_ms * interval '1 millisecond' END,
+        lease_owner = NULL,
+        lease_expires_at = NULL
+      FROM c
+      WHERE t.id = c.id AND t.lease_epoch = c.epoch AND t.state = 'running'
+      RETURNING t.id, t.state, t.queue, t.run_at
+    ),
+    notified AS (
+      SELECT count(pg_notify('asterforge_tasks', q)) AS n
+      FROM (SELECT DISTINCT queue AS q FROM updated WHERE state = 'available' AND run_at <= now()) qs
+    )
+    SELECT u.id::text AS id, u.state, u.queue FROM updated u CROSS JOIN notified`
+
+/** Resolves a parked task once: only the first caller with the token changes it. */
+export const resolveCallback = (sql: SqlClient.SqlClient, options: {
+  readonly token: string
+  readonly state: "succeeded" | "failed" | "retryable"
+  readonly result: unknown
+  readonly error: unknown
+  readonly delay_ms: number | null
+}) =>
+  sql<{ id: string; name: string; state: string; queue: string }>`
+    UPDATE tasks SET
+      state = ${options.state},
+      result = coalesce(${options.result === undefined ? null : JSON.stringify(options.result)}::jsonb, result),
+      errors = CASE WHEN ${options.error === null ? null : JSON.stringify(options.error)}::jsonb IS NULL THEN errors
+                    ELSE errors || jsonb_build_array(${options.error === null ? null : JSON.stringify(options.error)}::jsonb) END,
+      run_at = CASE WHEN ${options.delay_ms}::double precision IS NULL THEN run_at
+                    ELSE now() + ${options.delay_ms}::double precision * interval '1 millisecond' END,
+      finished_at = CASE WHEN ${options.state} IN ('succeeded', 'failed') THEN now() END,
+      callback_token = NULL,
+      callback_expires_at = NULL
+    WHERE callback_token = ${options.token} AND state = 'waiting_callback'
+    RETURNING id::text AS id, name, state, queue`
+
+export const findByCallbackToken = (sql: SqlClient.SqlClient, token: string) =>
+  sql<{ id: string; name: string; attempt: number; max_attempts: number }>`
+    SELECT id::text AS id, name, attempt, max_attempts FROM tasks
+    WHERE callback_token = ${token} AND state = 'waiting_callback'`
