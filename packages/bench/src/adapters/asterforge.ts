@@ -1,16 +1,14 @@
 /**
- * Adapter: AsterForge's own task queue (packages/runtime).
- *
- * Placeholder until the task queue lands: every method throws, and the harness reports the system
- * as skipped with this reason. See ../../README.md ("Writing an adapter") for what each method must
- * do and how the worker process loads this module.
+ * Adapter: AsterForge's own task queue (packages/runtime), run as a real
+ * worker node: `Runtime.layer` in `worker` mode with one registered no-op task,
+ * leases, heartbeats, fencing and retained history all on. The producer is a
+ * follower node's `TaskQueue` (`enqueueMany` for batches, `enqueue` per job).
  */
+import { Effect, Exit, Layer, ManagedRuntime, Result, Schema, Scope } from "effect"
+import { ApplicationModule, Database, Runtime, RuntimeConfig, Task, TaskQueue } from "@asterforge/runtime"
 import { readFileSync } from "node:fs"
 import type { Adapter } from "../Adapter.ts"
-
-const notImplemented = (): never => {
-  throw new Error("asterforge adapter not implemented yet")
-}
+import { queryInt } from "../pg.ts"
 
 const runtimeVersion = (): string => {
   try {
@@ -21,13 +19,73 @@ const runtimeVersion = (): string => {
   }
 }
 
+/** Handlers per process; AsterForge's ceiling is 64. Overridable for sweeps. */
+const concurrencyFor = (harness: number) => Math.min(64, Number(process.env.ASTERFORGE_BENCH_CONCURRENCY ?? Math.max(harness, 32)))
+
+const Noop = Task.define({ name: "bench.noop", payload: Schema.Unknown, retry: { maxAttempts: 3 } })
+
+let onJobHook: (payload: unknown) => void = () => {}
+const BenchModule = ApplicationModule.make({
+  name: "bench",
+  tasks: [Task.handler(Noop, (payload) => Effect.sync(() => onJobHook(payload)))]
+})
+
+const configFor = (url: string, extra: Record<string, string> = {}) =>
+  Result.getOrThrow(RuntimeConfig.resolve({
+    file: "/nonexistent/asterforge.toml",
+    fileRequired: false,
+    env: {
+      DATABASE_URL: url,
+      ASTERFORGE_SERVER_PORT: "0",
+      ASTERFORGE_TELEMETRY_LOG_LEVEL: "warn",
+      ASTERFORGE_SHUTDOWN_GRACE: "5s",
+      ...extra
+    }
+  }))
+
 const adapter: Adapter = {
   name: "asterforge",
   version: runtimeVersion(),
-  setup: async () => notImplemented(),
-  openProducer: async () => notImplemented(),
-  startWorkers: async () => notImplemented(),
-  countPending: async () => notImplemented()
+  config: {
+    mode: "worker",
+    concurrency: "max(--concurrency, 32), at most 64 (ASTERFORGE_BENCH_CONCURRENCY overrides)",
+    claim: "one statement per free-slot batch, FOR UPDATE SKIP LOCKED",
+    completion: "batched, fenced by (id, lease_epoch)",
+    wake: "LISTEN/NOTIFY, 1 s poll backstop"
+  },
+
+  async setup(url) {
+    // Migrations only: the schema the nodes expect.
+    await Effect.runPromise(Database.migrate.pipe(
+      Effect.provide(Database.layerClient.pipe(Layer.provideMerge(Database.layerUrl), Layer.provide(RuntimeConfig.layer(configFor(url)))))
+    ))
+  },
+
+  async openProducer(url) {
+    const runtime = ManagedRuntime.make(Runtime.coreLayer(configFor(url, { ASTERFORGE_DATABASE_POOL_MAX: "20" }), "follower", [BenchModule]))
+    const queue = await runtime.runPromise(TaskQueue.TaskQueue)
+    return {
+      insertBatch: async (payloads) => {
+        await runtime.runPromise(queue.enqueueMany(Noop, payloads))
+      },
+      send: async (payload) => {
+        await runtime.runPromise(queue.enqueue(Noop, payload))
+      },
+      close: () => runtime.dispose()
+    }
+  },
+
+  async startWorkers({ url, concurrency, onJob }) {
+    onJobHook = onJob
+    const scope = Effect.runSync(Scope.make())
+    await Effect.runPromise(Layer.buildWithScope(
+      Runtime.layer({ config: configFor(url, { ASTERFORGE_WORKER_CONCURRENCY: String(concurrencyFor(concurrency)) }), mode: "worker", modules: [BenchModule] }),
+      scope
+    ))
+    return { stop: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+  },
+
+  countPending: (url) => queryInt(url, "SELECT count(*) FROM tasks WHERE state NOT IN ('succeeded', 'failed', 'cancelled')")
 }
 
 export default adapter
