@@ -119,7 +119,7 @@ export const decide = (
   definition: Task.Definition,
   row: LeaseSql.Claimed,
   exit: Exit.Exit<unknown, Task.Failure>,
-  flags: { readonly cancelRequested: boolean; readonly stopping: boolean; readonly callbackToken: string }
+  flags: { readonly cancelRequested: boolean; readonly stopping: boolean; readonly callbackToken: () => string }
 ): Omit<Completion, "name" | "queue"> => {
   const retryOrFail = (detail: Task.ErrorDetail, delay: Duration.Duration | undefined, outcome: Outcome): Omit<Completion, "name" | "queue"> => {
     if (row.attempt >= row.max_attempts) {
@@ -177,7 +177,7 @@ export const decide = (
         return { finish: finishFor(row, { state: "scheduled", delay_ms: Duration.toMillis(failure.duration), attempt_delta: -1 }), outcome: "snooze" }
       case "AwaitCallback":
         return {
-          finish: finishFor(row, { state: "waiting_callback", callback_token: flags.callbackToken, callback_timeout_ms: Duration.toMillis(failure.timeout) }),
+          finish: finishFor(row, { state: "waiting_callback", callback_token: flags.callbackToken(), callback_timeout_ms: Duration.toMillis(failure.timeout) }),
           outcome: "callback"
         }
     }
@@ -237,8 +237,19 @@ export const layer: Layer.Layer<
     }
     let stopping = false
     const wake = (pool: Pool) => Queue.offer(pool.wake, undefined)
+    // Labelled metrics are built once per label set: building one per update showed in profiles.
+    const labelled = new Map<string, Metric.Metric<number, any>>()
+    const metric = (base: Metric.Metric<number, any>, name: string, attributes: Record<string, string>) => {
+      const key = `${name}|${Object.values(attributes).join("|")}`
+      let m = labelled.get(key)
+      if (m === undefined) {
+        m = Metric.withAttributes(base, attributes)
+        labelled.set(key, m)
+      }
+      return m
+    }
     const inFlight = (pool: Pool) =>
-      Metric.update(Metric.withAttributes(Telemetry.metrics.tasksInFlight, { queue: pool.queue }), pool.running.size)
+      Metric.update(metric(Telemetry.metrics.tasksInFlight, "inflight", { queue: pool.queue }), pool.running.size)
 
     // ---- completion writer --------------------------------------------------
     const completions = yield* Queue.unbounded<Completion, Cause.Done>()
@@ -295,7 +306,9 @@ export const layer: Layer.Layer<
       Effect.gen(function*() {
         const handler = registry.get(row.name)!
         const definition = handler.definition
-        const callbackToken = newCallbackToken()
+        // Made on first use: most tasks never park, and 32 random bytes per task add up.
+        let token: string | undefined
+        const callbackToken = () => (token ??= newCallbackToken())
         const started = performance.now()
         let decided: Omit<Completion, "name" | "queue">
         if (row.deadline_passed) {
@@ -322,7 +335,9 @@ export const layer: Layer.Layer<
               queue: row.queue,
               attempt: row.attempt,
               maxAttempts: row.max_attempts,
-              callbackToken,
+              get callbackToken() {
+                return callbackToken()
+              },
               metadata: row.metadata
             }
             const timeoutMessage = `timed out after ${Duration.format(definition.timeout)}`
@@ -333,7 +348,7 @@ export const layer: Layer.Layer<
               }),
               Effect.withSpan(Telemetry.spans.run, {
                 attributes: { "messaging.system": "asterforge", "messaging.operation.type": "process", "messaging.destination.name": row.queue, "messaging.message.id": row.id, "asterforge.task.name": row.name, "asterforge.task.attempt": row.attempt }
-              }),
+              }, { captureStackTrace: false }), // a stack per run costs more than a small handler
               Effect.provideContext(services),
               Effect.annotateLogs({ component: "task", task_id: row.id, task: row.name })
             )
@@ -345,8 +360,8 @@ export const layer: Layer.Layer<
         }
         pool.running.delete(row.id)
         yield* inFlight(pool)
-        yield* Metric.update(Metric.withAttributes(Telemetry.metrics.taskDuration, { queue: pool.queue }), (performance.now() - started) / 1000)
-        yield* Metric.update(Metric.withAttributes(Telemetry.metrics.tasksFinished, { queue: pool.queue, task: row.name, outcome: decided.outcome }), 1)
+        yield* Metric.update(metric(Telemetry.metrics.taskDuration, "duration", { queue: pool.queue }), (performance.now() - started) / 1000)
+        yield* Metric.update(metric(Telemetry.metrics.tasksFinished, "finished", { queue: pool.queue, task: row.name, outcome: decided.outcome }), 1)
         if (entry.leaseLost) {
           yield* Effect.logWarning(`task ${row.id}: lease lost while running; its result is discarded`)
         } else {
@@ -361,15 +376,15 @@ export const layer: Layer.Layer<
         const free = pool.concurrency - pool.running.size
         if (free <= 0 || pool.names.length === 0) return 0
         const rows = yield* LeaseSql.claim(sql, { queue: pool.queue, names: pool.names, limit: free, owner: node.id, leaseMs }).pipe(
-          Effect.withSpan(Telemetry.spans.claim, { attributes: { "messaging.system": "asterforge", "messaging.destination.name": pool.queue, "messaging.batch.message_count": free } })
+          Effect.withSpan(Telemetry.spans.claim, { attributes: { "messaging.system": "asterforge", "messaging.destination.name": pool.queue, "messaging.batch.message_count": free } }, { captureStackTrace: false })
         )
         pool.maybeMore = rows.length === free
         if (rows.length === 0) return 0
-        yield* Metric.update(Metric.withAttributes(Telemetry.metrics.tasksClaimed, { queue: pool.queue }), rows.length)
+        yield* Metric.update(metric(Telemetry.metrics.tasksClaimed, "claimed", { queue: pool.queue }), rows.length)
         const now = Date.now()
         for (const row of rows) {
           if (row.attempt === 1) {
-            yield* Metric.update(Metric.withAttributes(Telemetry.metrics.taskWait, { queue: pool.queue }), Math.max(0, now - row.created_at.getTime()) / 1000)
+            yield* Metric.update(metric(Telemetry.metrics.taskWait, "wait", { queue: pool.queue }), Math.max(0, now - row.created_at.getTime()) / 1000)
           }
           const entry: Running = { row, claimedAt: now, handler: undefined, cancelRequested: false, leaseLost: false }
           pool.running.set(row.id, entry)
@@ -379,6 +394,7 @@ export const layer: Layer.Layer<
         return rows.length
       })
 
+    /** Claims while there are free slots and work; otherwise sleeps until NOTIFY, a freed slot, or the poll interval. */
     const claimLoop = (pool: Pool) =>
       Effect.gen(function*() {
         while (!stopping) {
@@ -423,7 +439,9 @@ export const layer: Layer.Layer<
 
     const heartbeat = Effect.gen(function*() {
       const startedAt = Date.now()
-      const held = yield* LeaseSql.heartbeat(sql, { owner: node.id, leaseMs })
+      const ids = [...pools.values()].flatMap((p) => [...p.running.keys()])
+      if (ids.length === 0) return
+      const held = yield* LeaseSql.heartbeat(sql, { owner: node.id, ids, leaseMs })
       const heldIds = new Set(held.map((r) => r.id))
       for (const r of held) if (r.cancel_requested) yield* cancelLocal(r.id)
       // Running here but no longer leased to us (rescued elsewhere): stop wasting work on it.

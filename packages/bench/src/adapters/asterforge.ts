@@ -20,7 +20,7 @@ const runtimeVersion = (): string => {
 }
 
 /** Handlers per process; AsterForge's ceiling is 64. Overridable for sweeps. */
-const concurrencyFor = (harness: number) => Math.min(64, Number(process.env.ASTERFORGE_BENCH_CONCURRENCY ?? Math.max(harness, 32)))
+const concurrencyFor = (harness: number) => Math.min(64, Number(process.env.ASTERFORGE_BENCH_CONCURRENCY ?? Math.max(harness, 64)))
 
 const Noop = Task.define({ name: "bench.noop", payload: Schema.Unknown, retry: { maxAttempts: 3 } })
 
@@ -48,7 +48,7 @@ const adapter: Adapter = {
   version: runtimeVersion(),
   config: {
     mode: "worker",
-    concurrency: "max(--concurrency, 32), at most 64 (ASTERFORGE_BENCH_CONCURRENCY overrides)",
+    concurrency: "64, the per-process ceiling (ASTERFORGE_BENCH_CONCURRENCY overrides)",
     claim: "one statement per free-slot batch, FOR UPDATE SKIP LOCKED",
     completion: "batched, fenced by (id, lease_epoch)",
     wake: "LISTEN/NOTIFY, 1 s poll backstop"

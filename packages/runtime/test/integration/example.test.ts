@@ -56,3 +56,39 @@ describe("downstream example app", () => {
     expect(codes).toEqual(expect.arrayContaining(["node.started", "node.stopped"]))
   })
 })
+
+describe("tasks example app", () => {
+  it("enqueues in the same transaction as the app's write, and runs the task", async () => {
+    await query(db.url, "CREATE TABLE IF NOT EXISTS signups (email text PRIMARY KEY)")
+    const app = spawnNode(Path.join(repoRoot, "packages/runtime/examples/tasks-app.ts"), [], { DATABASE_URL: db.url, ASTERFORGE_SERVER_PORT: "0" })
+    try {
+      const base = await app.baseUrl()
+      const ok = await fetch(`${base}/signups/ada@example.org`, { method: "POST" })
+      expect(ok.status).toBe(202)
+      const { id } = await ok.json() as { id: string }
+      await pollTask(id, "succeeded")
+      // The second signup fails on the app's own primary key: its task is rolled back with it.
+      const dup = await fetch(`${base}/signups/ada@example.org`, { method: "POST" })
+      expect(dup.status).toBe(400)
+      const [n] = await query<{ n: number }>(db.url, "SELECT count(*)::int AS n FROM tasks WHERE name = 'mail.send_welcome' AND payload->>'email' = 'ada@example.org'")
+      expect(n?.n).toBe(1)
+      const bad = await fetch(`${base}/signups/bob@invalid.example`, { method: "POST" })
+      const failed = await pollTask(((await bad.json()) as { id: string }).id, "failed")
+      expect(failed.errors[0]).toMatchObject({ tag: "Terminal", code: "mail.undeliverable" })
+      app.kill("SIGTERM")
+      expect((await app.exited).code).toBe(0)
+    } finally {
+      await app.stop()
+    }
+  })
+})
+
+const pollTask = async (id: string, state: string) => {
+  const deadline = Date.now() + 20_000
+  while (Date.now() < deadline) {
+    const [row] = await query<{ state: string; errors: Array<Record<string, unknown>> }>(db.url, "SELECT state, errors FROM tasks WHERE id = $1", [id])
+    if (row?.state === state) return row
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`task ${id} did not reach ${state}`)
+}

@@ -58,13 +58,14 @@ export const claim = (sql: SqlClient.SqlClient, options: {
               t.traceparent, t.created_at`
 
 /**
- * One statement per node extends every lease it holds. Returns the tasks an
- * admin asked to cancel, as a backstop for a missed NOTIFY.
+ * One statement per node extends every lease it holds (found by id through the
+ * primary key, and still owned by this node). Returns the tasks an admin asked
+ * to cancel, as a backstop for a missed NOTIFY.
  */
-export const heartbeat = (sql: SqlClient.SqlClient, options: { readonly owner: string; readonly leaseMs: number }) =>
+export const heartbeat = (sql: SqlClient.SqlClient, options: { readonly owner: string; readonly ids: ReadonlyArray<string>; readonly leaseMs: number }) =>
   sql<{ id: string; cancel_requested: boolean }>`
     UPDATE tasks SET lease_expires_at = now() + ${options.leaseMs} * interval '1 millisecond'
-    WHERE lease_owner = ${options.owner} AND state = 'running'
+    WHERE id = ANY(${`{${options.ids.join(",")}}`}::bigint[]) AND lease_owner = ${options.owner} AND state = 'running'
     RETURNING id::text AS id, cancel_requested_at IS NOT NULL AS cancel_requested`
 
 /** The next state of one task, decided by the dispatcher from its handler's outcome. */
