@@ -14,6 +14,11 @@ describe("README", () => {
     expect(readme).toContain("```ts\n" + example + "```")
   })
 
+  it("shows the tasks example exactly as the file CI type-checks and runs", () => {
+    const example = Fs.readFileSync(Path.join(repoRoot, "packages/runtime/examples/tasks-app.ts"), "utf8")
+    expect(readme).toContain("```ts\n" + example + "```")
+  })
+
   it("documents every configuration key with its environment variable", () => {
     for (const key of RuntimeConfig.keys) {
       expect(readme, key).toContain(`| \`${key}\``)
