@@ -73,6 +73,7 @@ interface Pool {
   readonly wake: Queue.Queue<void>
   /** The last claim filled every free slot: more work may be waiting. */
   maybeMore: boolean
+  readonly metrics: Readonly<Record<"claimed" | "wait" | "duration" | "inFlight" | "restarts", Metric.Metric<number, any>>>
   restarts: number
   lastError: string | null
 }
@@ -207,7 +208,9 @@ export const layer: Layer.Layer<
     const audit = yield* AuditLog
     const health = yield* HealthRegistry
     const registry = yield* TaskRegistry
-    const services = yield* Effect.context<RuntimeServices>()
+    // Handlers need the runtime's services; the fibers they run in are forked from this layer's
+    // context, so they inherit them without a per-task provide.
+    yield* Effect.context<RuntimeServices>()
     const leaseMs = Duration.toMillis(config.worker.leaseDuration)
     const pollMs = Duration.toMillis(config.worker.pollInterval)
     const layerScope = yield* Effect.scope
@@ -224,6 +227,13 @@ export const layer: Layer.Layer<
         running: new Map(),
         wake: yield* Queue.sliding<void>(1),
         maybeMore: true,
+        metrics: {
+          claimed: Metric.withAttributes(Telemetry.metrics.tasksClaimed, { queue }),
+          wait: Metric.withAttributes(Telemetry.metrics.taskWait, { queue }),
+          duration: Metric.withAttributes(Telemetry.metrics.taskDuration, { queue }),
+          inFlight: Metric.withAttributes(Telemetry.metrics.tasksInFlight, { queue }),
+          restarts: Metric.withAttributes(Telemetry.metrics.workerRestarts, { queue })
+        },
         restarts: 0,
         lastError: null
       })
@@ -238,21 +248,22 @@ export const layer: Layer.Layer<
     let stopping = false
     const wake = (pool: Pool) => Queue.offer(pool.wake, undefined)
     // Labelled metrics are built once per label set: building one per update showed in profiles.
-    const labelled = new Map<string, Metric.Metric<number, any>>()
-    const metric = (base: Metric.Metric<number, any>, name: string, attributes: Record<string, string>) => {
-      const key = `${name}|${Object.values(attributes).join("|")}`
-      let m = labelled.get(key)
+    const finishedMetrics = new Map<string, Metric.Metric<number, any>>()
+    const finished = (queue: string, task: string, outcome: Outcome) => {
+      const key = `${queue}\u0000${task}\u0000${outcome}`
+      let m = finishedMetrics.get(key)
       if (m === undefined) {
-        m = Metric.withAttributes(base, attributes)
-        labelled.set(key, m)
+        m = Metric.withAttributes(Telemetry.metrics.tasksFinished, { queue, task, outcome })
+        finishedMetrics.set(key, m)
       }
       return m
     }
-    const inFlight = (pool: Pool) =>
-      Metric.update(metric(Telemetry.metrics.tasksInFlight, "inflight", { queue: pool.queue }), pool.running.size)
+    const inFlight = (pool: Pool) => Metric.update(pool.metrics.inFlight, pool.running.size)
 
     // ---- completion writer --------------------------------------------------
-    const completions = yield* Queue.unbounded<Completion, Cause.Done>()
+    // Bounded: when writes fall behind, finished handlers wait here holding their slot, so the
+    // claim loop slows down instead of piling up running rows and memory.
+    const completions = yield* Queue.bounded<Completion, Cause.Done>(2048)
 
     const writeBatch = (batch: ReadonlyArray<Completion>) =>
       Effect.gen(function*() {
@@ -340,16 +351,14 @@ export const layer: Layer.Layer<
               },
               metadata: row.metadata
             }
-            const timeoutMessage = `timed out after ${Duration.format(definition.timeout)}`
             const body = handler.run(payload.success, context).pipe(
               Effect.timeoutOrElse({
                 duration: definition.timeout,
-                orElse: () => Effect.fail(new Task.Retryable({ message: timeoutMessage, code: timeoutCode }))
+                orElse: () => Effect.fail(new Task.Retryable({ message: `timed out after ${Duration.format(definition.timeout)}`, code: timeoutCode }))
               }),
               Effect.withSpan(Telemetry.spans.run, {
                 attributes: { "messaging.system": "asterforge", "messaging.operation.type": "process", "messaging.destination.name": row.queue, "messaging.message.id": row.id, "asterforge.task.name": row.name, "asterforge.task.attempt": row.attempt }
               }, { captureStackTrace: false }), // a stack per run costs more than a small handler
-              Effect.provideContext(services),
               Effect.annotateLogs({ component: "task", task_id: row.id, task: row.name })
             )
             const fiber = yield* Effect.forkChild(body, { startImmediately: true })
@@ -360,8 +369,8 @@ export const layer: Layer.Layer<
         }
         pool.running.delete(row.id)
         yield* inFlight(pool)
-        yield* Metric.update(metric(Telemetry.metrics.taskDuration, "duration", { queue: pool.queue }), (performance.now() - started) / 1000)
-        yield* Metric.update(metric(Telemetry.metrics.tasksFinished, "finished", { queue: pool.queue, task: row.name, outcome: decided.outcome }), 1)
+        yield* Metric.update(pool.metrics.duration, (performance.now() - started) / 1000)
+        yield* Metric.update(finished(pool.queue, row.name, decided.outcome), 1)
         if (entry.leaseLost) {
           yield* Effect.logWarning(`task ${row.id}: lease lost while running; its result is discarded`)
         } else {
@@ -380,11 +389,11 @@ export const layer: Layer.Layer<
         )
         pool.maybeMore = rows.length === free
         if (rows.length === 0) return 0
-        yield* Metric.update(metric(Telemetry.metrics.tasksClaimed, "claimed", { queue: pool.queue }), rows.length)
+        yield* Metric.update(pool.metrics.claimed, rows.length)
         const now = Date.now()
         for (const row of rows) {
           if (row.attempt === 1) {
-            yield* Metric.update(metric(Telemetry.metrics.taskWait, "wait", { queue: pool.queue }), Math.max(0, now - row.created_at.getTime()) / 1000)
+            yield* Metric.update(pool.metrics.wait, Math.max(0, now - row.created_at.getTime()) / 1000)
           }
           const entry: Running = { row, claimedAt: now, handler: undefined, cancelRequested: false, leaseLost: false }
           pool.running.set(row.id, entry)
@@ -411,7 +420,7 @@ export const layer: Layer.Layer<
           Effect.gen(function*() {
             pool.restarts++
             pool.lastError = Cause.pretty(cause).split("\n")[0] ?? "claim loop failed"
-            yield* Metric.update(Metric.withAttributes(Telemetry.metrics.workerRestarts, { queue: pool.queue }), 1)
+            yield* Metric.update(pool.metrics.restarts, 1)
             yield* Effect.logError(`claim loop of queue ${pool.queue} failed; restarting`, cause)
           })
         ),
