@@ -95,6 +95,46 @@ export const metrics = {
     description: "completions refused because the task's lease epoch had moved on",
     incremental: true
   }),
+  laneRuns: Metric.counter("asterforge_lane_runs_total", {
+    description: "maintenance lane passes completed, by lane",
+    incremental: true
+  }),
+  laneDuration: Metric.histogram("asterforge_lane_duration_seconds", {
+    description: "duration of one lane pass, by lane",
+    boundaries: seconds
+  }),
+  laneItems: Metric.counter("asterforge_lane_items_total", {
+    description: "rows a lane pass acted on, by lane",
+    incremental: true
+  }),
+  laneErrors: Metric.counter("asterforge_lane_errors_total", {
+    description: "lane passes that failed or timed out, by lane",
+    incremental: true
+  }),
+  laneLag: Metric.gauge("asterforge_lane_lag_seconds", {
+    description: "how far the lane's last pass is behind its interval (0 when on time), by lane"
+  }),
+  laneLeader: Metric.gauge("asterforge_lane_leader", {
+    description: "1 while this node leads the lane, else 0, by lane"
+  }),
+  elections: Metric.counter("asterforge_lane_elections_total", {
+    description: "lane leaderships won by this node, by lane",
+    incremental: true
+  }),
+  queueDepth: Metric.gauge("asterforge_queue_depth", {
+    description: "tasks per queue and state, as of the last queue-stats pass"
+  }),
+  leaseRescues: Metric.counter("asterforge_lease_rescues_total", {
+    description: "tasks whose lease expired and were made available again (or failed, when out of attempts), by outcome",
+    incremental: true
+  }),
+  nodesDeclaredDead: Metric.counter("asterforge_nodes_declared_dead_total", {
+    description: "nodes that stopped heartbeating and were declared dead",
+    incremental: true
+  }),
+  dbLatency: Metric.gauge("asterforge_db_latency_seconds", {
+    description: "round trip of a trivial query, as of the last system-health pass"
+  }),
   workerRestarts: Metric.counter("asterforge_worker_restarts_total", {
     description: "claim loops restarted by the supervisor after a failure, by queue",
     incremental: true
@@ -113,7 +153,8 @@ export const spans = {
   enqueue: "TaskQueue.enqueue",
   claim: "Dispatcher.claim",
   run: "Dispatcher.run",
-  complete: "Dispatcher.complete"
+  complete: "Dispatcher.complete",
+  lanePass: "Lane.run"
 } as const
 
 // ---------------------------------------------------------------------------

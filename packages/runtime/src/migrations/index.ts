@@ -6,11 +6,13 @@ import { Migrator } from "effect/sql"
 import m0001 from "./0001_nodes.ts"
 import m0002 from "./0002_audit_events.ts"
 import m0003 from "./0003_tasks.ts"
+import m0004 from "./0004_maintenance.ts"
 
 export const all = {
   "0001_nodes": m0001,
   "0002_audit_events": m0002,
-  "0003_tasks": m0003
+  "0003_tasks": m0003,
+  "0004_maintenance": m0004
 }
 
 export const loader = Migrator.fromRecord(all)
