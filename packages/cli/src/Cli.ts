@@ -1,5 +1,5 @@
 /**
- * The `asterforge` command: `start`, `worker`, `migrate`, `config check`.
+ * The `asterforge` command: `start`, `worker`, `maintenance run`, `migrate`, `config check`.
  *
  * Flags feed the configuration as its highest-priority source, so a bad
  * `--port` is reported together with every other configuration problem, each
@@ -88,29 +88,37 @@ const root = Command.make("asterforge").pipe(
   Command.withDescription("AsterForge: an application runtime for Effect services")
 )
 
-const start = Command.make("start", configFlags, (flags) =>
+/** Resolves the configuration (flags win) and runs a node until a stop signal. */
+const launchWith = (flags: ConfigFlagValues) =>
   Effect.gen(function*() {
     const { config: file } = yield* root
     const cfg = yield* resolveConfig(file, flags)
     return yield* Runtime.launch({ config: cfg })
-  })).pipe(
-    Command.withDescription("start a node (primary, follower, maintenance or worker) and run it until SIGTERM/SIGINT"),
-    Command.withExamples([
-      { command: "asterforge start", description: "a primary node on the embedded PostgreSQL, http://127.0.0.1:3000" },
-      { command: "asterforge start --mode follower --port 3001", description: "a follower beside it" },
-      { command: "DATABASE_URL=postgres://localhost/app asterforge start", description: "use an existing server" }
-    ])
+  })
+
+const start = Command.make("start", configFlags, launchWith).pipe(
+  Command.withDescription("start a node (primary, follower, maintenance or worker) and run it until SIGTERM/SIGINT"),
+  Command.withExamples([
+    { command: "asterforge start", description: "a primary node on the embedded PostgreSQL, http://127.0.0.1:3000" },
+    { command: "asterforge start --mode follower --port 3001", description: "a follower beside it" },
+    { command: "DATABASE_URL=postgres://localhost/app asterforge start", description: "use an existing server" }
+  ])
+)
+
+/** A command that is `start` with its mode fixed. */
+const { mode: _mode, ...fixedModeFlags } = configFlags
+const startAs = (name: string, mode: "worker" | "maintenance", description: string) =>
+  Command.make(name, fixedModeFlags, (flags) => launchWith({ ...flags, mode: Option.some(mode) })).pipe(
+    Command.withDescription(description)
   )
 
-const { mode: _mode, ...workerFlags } = configFlags
-const worker = Command.make("worker", workerFlags, (flags) =>
-  Effect.gen(function*() {
-    const { config: file } = yield* root
-    const cfg = yield* resolveConfig(file, { ...flags, mode: Option.some("worker") })
-    return yield* Runtime.launch({ config: cfg })
-  })).pipe(
-    Command.withDescription("start a worker node: claims and runs tasks, serves health and status only (same as start --mode worker)")
-  )
+const worker = startAs("worker", "worker", "start a worker node: claims and runs tasks, serves health and status only (same as start --mode worker)")
+const maintenanceRun = startAs("run", "maintenance", "run the built-in maintenance lanes only (never claims a task); each lane elects its own leader")
+
+const maintenance = Command.make("maintenance").pipe(
+  Command.withDescription("maintenance lanes: promotion, lease/deadline/callback rescue, pruning, retention, stats, liveness"),
+  Command.withSubcommands([maintenanceRun])
+)
 
 const migrate = Command.make("migrate", {
   databaseUrl: configFlags.databaseUrl,
@@ -149,6 +157,6 @@ const config = Command.make("config").pipe(
   Command.withSubcommands([check])
 )
 
-export const command = root.pipe(Command.withSubcommands([start, worker, migrate, config]))
+export const command = root.pipe(Command.withSubcommands([start, worker, maintenance, migrate, config]))
 
 export const version = NodeIdentity.version

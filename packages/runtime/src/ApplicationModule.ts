@@ -14,6 +14,7 @@ import type { AuditLog } from "./AuditLog.ts"
 import type { ConfigReloader } from "./ConfigReloader.ts"
 import type { DatabaseUrl } from "./Database.ts"
 import type { Contributor, HealthRegistry } from "./Health.ts"
+import type { Lane } from "./Lane.ts"
 import type { NodeIdentity } from "./NodeIdentity.ts"
 import type * as NodeMode from "./NodeMode.ts"
 import type { RuntimeConfig } from "./RuntimeConfig.ts"
@@ -54,6 +55,8 @@ export interface ApplicationModule {
   readonly background?: ReadonlyArray<Background> | undefined
   /** Task handlers; every node knows the definitions, dispatching nodes run the handlers. */
   readonly tasks?: ReadonlyArray<Task.Handler> | undefined
+  /** Maintenance lanes (`Lane.make`), run beside the built-in ones, each with its own leader. */
+  readonly lanes?: ReadonlyArray<Lane> | undefined
 }
 
 /** Identity, for type inference at the call site. */

@@ -110,7 +110,8 @@ export const layerClient: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, R
           url,
           maxConnections: config.database.poolMax,
           connectTimeout: config.database.connectTimeout,
-          applicationName: EmbeddedPostgres.applicationName
+          // Per node, so operators can tell nodes apart in pg_stat_activity.
+          applicationName: `${EmbeddedPostgres.applicationName}:${config.server.nodeName}`.slice(0, 63)
         }).pipe(Effect.mapError((e) =>
           new RuntimeError({ reason: "DatabaseUnavailable", message: `cannot open the pool: ${reasonOf(e)}`, cause: e })
         ))

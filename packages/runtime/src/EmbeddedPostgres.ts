@@ -34,7 +34,7 @@ export interface EmbeddedPostgresShape {
 
 export class EmbeddedPostgres extends Context.Service<EmbeddedPostgres, EmbeddedPostgresShape>()("@asterforge/runtime/EmbeddedPostgres") {}
 
-/** Application name our pools use; the shutdown check counts these connections. */
+/** Prefix of our pools' application names (`asterforge:<node name>`); the shutdown check counts these. */
 export const applicationName = "asterforge"
 
 const fail = (message: string, cause?: unknown) =>
@@ -181,8 +181,8 @@ const stopIfLast = (url: Redacted.Redacted<string>, dataDir: string) =>
     const others = yield* Effect.scoped(Effect.gen(function*() {
       const conn = yield* PgConnection.make({ url, applicationName: "asterforge-embedded-check", connectTimeout: "2 seconds" })
       const r = yield* conn.query(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
-        [applicationName]
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE $1 AND pid <> pg_backend_pid()",
+        [`${applicationName}:%`]
       )
       return Number(r.rows[0]?.n ?? 0)
     })).pipe(Effect.orElseSucceed(() => 0))

@@ -6,7 +6,8 @@
  *
  *   config, identity, logger, task registry -> database (+ migrations)
  *     -> audit log -> health registry -> config reloader -> task queue
- *     -> node row -> dispatcher, module parts -> HTTP server -> shutdown trigger
+ *     -> node row -> dispatcher, maintenance (leadership + lanes), module parts
+ *     -> HTTP server -> shutdown trigger
  *
  * Finalizers run in reverse: readiness 503, HTTP drains, module parts stop, the
  * node row is marked stopped, the audit buffer flushes, the pool closes and an
@@ -19,6 +20,9 @@ import { NodeRuntime } from "@effect/platform-node"
 import type * as ApplicationModule from "./ApplicationModule.ts"
 import * as AuditLog from "./AuditLog.ts"
 import * as Dispatcher from "./Dispatcher.ts"
+import * as BuiltInLanes from "./lanes/index.ts"
+import * as Leadership from "./Leadership.ts"
+import * as Maintenance from "./Maintenance.ts"
 import * as CallbackRoutes from "./http/CallbackRoutes.ts"
 import * as ConfigReloader from "./ConfigReloader.ts"
 import * as Database from "./Database.ts"
@@ -37,6 +41,8 @@ import * as Telemetry from "./Telemetry.ts"
 
 export interface Options {
   readonly config: RuntimeConfig.RuntimeConfigShape
+  /** How lanes elect leaders; default per-lane advisory locks. Tests may use `Leadership.layerAlways`. */
+  readonly leadership?: typeof Leadership.layerAdvisoryLock | undefined
   /** Overrides `server.start_mode`. */
   readonly mode?: NodeMode.Name | undefined
   readonly modules?: ReadonlyArray<ApplicationModule.ApplicationModule> | undefined
@@ -73,7 +79,12 @@ const runsHere = (role: NodeMode.Role) => (b: ApplicationModule.Background): boo
  * roles), module background work placed by role, module health checks, and
  * the HTTP routes (full API roles get module routes and callbacks).
  */
-const roleParts = (role: NodeMode.Role, modules: ReadonlyArray<ApplicationModule.ApplicationModule>) => {
+const roleParts = (
+  role: NodeMode.Role,
+  config: RuntimeConfig.RuntimeConfigShape,
+  modules: ReadonlyArray<ApplicationModule.ApplicationModule>,
+  leadership: typeof Leadership.layerAdvisoryLock
+) => {
   const background = modules.flatMap((m) => (m.background ?? []).filter(runsHere(role)).map((b) => b.layer))
   const checks = modules.flatMap((m) => m.health ?? [])
   const health = Layer.effectDiscard(Effect.gen(function*() {
@@ -81,9 +92,11 @@ const roleParts = (role: NodeMode.Role, modules: ReadonlyArray<ApplicationModule
     for (const c of checks) yield* registry.register(c)
   }))
   const dispatcher = role.dispatches ? [Dispatcher.layer] : []
+  const lanes = [...BuiltInLanes.builtIn(config), ...modules.flatMap((m) => m.lanes ?? [])]
+  const maintenance = role.runsLanes ? [Maintenance.layer(lanes).pipe(Layer.provide(leadership))] : []
   const routes = role.fullApi ? [CallbackRoutes.layer, ...modules.flatMap((m) => (m.routes ? [m.routes] : []))] : []
   return {
-    work: Layer.mergeAll(health, ...dispatcher, ...background),
+    work: Layer.mergeAll(health, ...dispatcher, ...maintenance, ...background),
     routes: Layer.mergeAll(HealthRoutes.layer, ...routes)
   }
 }
@@ -93,7 +106,7 @@ export const layer = (options: Options) => {
   const mode = options.mode ?? options.config.server.startMode
   const config = { ...options.config, server: { ...options.config.server, startMode: mode } }
   const modules = options.modules ?? []
-  const parts = roleParts(NodeMode.roleFor(mode, { inlineWorker: config.worker.inline }), modules)
+  const parts = roleParts(NodeMode.roleFor(mode, { inlineWorker: config.worker.inline }), config, modules, options.leadership ?? Leadership.layerAdvisoryLock)
   return Shutdown.layer.pipe(
     Layer.provideMerge(HttpServerLayer.layer(parts.routes as Layer.Layer<never, never, HttpRouter.HttpRouter | ApplicationModule.RuntimeServices>)),
     Layer.provideMerge(parts.work),

@@ -170,6 +170,9 @@ export const fields = {
   "worker.lease_duration": field(duration, "15 seconds", "a claimed task is rescued if its lease is not extended in this time"),
   "worker.heartbeat_interval": field(duration, "5 seconds", "how often one statement extends every lease this node holds"),
 
+  "maintenance.election_interval": field(duration, "1 second", "how often a node retries to win lanes it does not lead"),
+  "maintenance.disabled_lanes": field(str, "(none)", "comma-separated lane names this node never runs"),
+
   "audit.buffer_size": field(int(1, 1_000_000), 10_000, "events held in memory before the overflow policy applies"),
   "audit.batch_size": field(int(1, 10_000), 500, "events per insert statement"),
   "audit.overflow": field(oneOf(["backpressure", "drop"]), "backpressure", "full buffer: make record() wait, or drop and count"),
@@ -224,6 +227,10 @@ export interface RuntimeConfigShape {
     readonly pollInterval: Duration.Duration
     readonly leaseDuration: Duration.Duration
     readonly heartbeatInterval: Duration.Duration
+  }
+  readonly maintenance: {
+    readonly electionInterval: Duration.Duration
+    readonly disabledLanes: ReadonlyArray<string>
   }
   readonly audit: {
     readonly bufferSize: number
@@ -426,6 +433,12 @@ const toTyped = (values: ReadonlyMap<Key, unknown>, origins: Record<Key, Origin>
       leaseDuration: get("worker.lease_duration"),
       heartbeatInterval: get("worker.heartbeat_interval")
     },
+    maintenance: {
+      electionInterval: get("maintenance.election_interval"),
+      disabledLanes: get("maintenance.disabled_lanes") === "(none)"
+        ? []
+        : get("maintenance.disabled_lanes").split(",").map((l) => l.trim()).filter((l) => l !== "")
+    },
     audit: {
       bufferSize: get("audit.buffer_size"),
       batchSize: get("audit.batch_size"),
@@ -560,6 +573,8 @@ export const describe = (cfg: RuntimeConfigShape): ReadonlyArray<{ key: Key; val
     "worker.poll_interval": cfg.worker.pollInterval,
     "worker.lease_duration": cfg.worker.leaseDuration,
     "worker.heartbeat_interval": cfg.worker.heartbeatInterval,
+    "maintenance.election_interval": cfg.maintenance.electionInterval,
+    "maintenance.disabled_lanes": cfg.maintenance.disabledLanes.join(",") || "(none)",
     "audit.buffer_size": cfg.audit.bufferSize,
     "audit.batch_size": cfg.audit.batchSize,
     "audit.overflow": cfg.audit.overflow,
