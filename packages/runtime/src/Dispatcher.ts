@@ -357,6 +357,9 @@ export const layer: Layer.Layer<
                 orElse: () => Effect.fail(new Task.Retryable({ message: `timed out after ${Duration.format(definition.timeout)}`, code: timeoutCode }))
               }),
               Effect.withSpan(Telemetry.spans.run, {
+                // Continues the enqueuer's trace, whichever process enqueued.
+                parent: Telemetry.parentFromTraceparent(row.traceparent),
+                kind: "consumer",
                 attributes: { "messaging.system": "asterforge", "messaging.operation.type": "process", "messaging.destination.name": row.queue, "messaging.message.id": row.id, "asterforge.task.name": row.name, "asterforge.task.attempt": row.attempt }
               }, { captureStackTrace: false }), // a stack per run costs more than a small handler
               Effect.annotateLogs({ component: "task", task_id: row.id, task: row.name })

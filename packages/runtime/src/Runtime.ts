@@ -59,6 +59,11 @@ export const coreLayer = (
     RuntimeConfig.layer(config),
     NodeIdentity.layer({ mode, role, name: config.server.nodeName }),
     Telemetry.loggerLayer({ format: config.telemetry.logFormat, level: config.telemetry.logLevel }),
+    Telemetry.tracingLayer({
+      endpoint: config.telemetry.otlpEndpoint,
+      serviceVersion: NodeIdentity.version,
+      attributes: { "asterforge.node.mode": mode, "asterforge.node.name": config.server.nodeName }
+    }),
     TaskRegistry.layer(modules.flatMap((m) => m.tasks ?? []))
   )
   return Layer.mergeAll(NodeRegistry.layer, Health.layerDatabaseChecks).pipe(

@@ -187,6 +187,9 @@ export const fields = {
     reloadable: true,
     aliases: [{ name: "LOG_LEVEL", map: (s) => s.toLowerCase() }]
   }),
+  "telemetry.otlp_endpoint": field(str, undefined, "OTLP/HTTP collector base URL (traces go to <url>/v1/traces); unset = tracing off", {
+    aliases: [{ name: "OTEL_EXPORTER_OTLP_ENDPOINT", map: (s) => s }]
+  }),
   "telemetry.log_format": field(oneOf(["json", "pretty"]), "json", "json lines (default) or human-readable"),
 
   "security.admin_token": field(secret, undefined, "bearer token of the admin API (>= 32 chars in production)", { secret: true }),
@@ -246,6 +249,7 @@ export interface RuntimeConfigShape {
   readonly telemetry: {
     readonly logLevel: ValueOf<"telemetry.log_level">
     readonly logFormat: "json" | "pretty"
+    readonly otlpEndpoint: Option.Option<string>
   }
   readonly security: {
     readonly adminToken: Option.Option<Redacted.Redacted<string>>
@@ -450,7 +454,7 @@ const toTyped = (values: ReadonlyMap<Key, unknown>, origins: Record<Key, Origin>
       timeout: get("shutdown.timeout"),
       drainDelay: get("shutdown.drain_delay")
     },
-    telemetry: { logLevel: get("telemetry.log_level"), logFormat: get("telemetry.log_format") },
+    telemetry: { logLevel: get("telemetry.log_level"), logFormat: get("telemetry.log_format"), otlpEndpoint: opt("telemetry.otlp_endpoint") },
     security: { adminToken: opt("security.admin_token"), encryptionKey: opt("security.encryption_key") },
     origins,
     file,
@@ -490,6 +494,10 @@ const crossChecks = (values: ReadonlyMap<Key, unknown>, problems: Array<Problem>
     if (bytes === undefined) problems.push({ key: "security.encryption_key", message: "must be base64 (e.g. `openssl rand -base64 32`)" })
     else if (bytes.length !== 32) problems.push({ key: "security.encryption_key", message: `must decode to exactly 32 bytes (got ${bytes.length})` })
     else if (bytes.every((b) => b === bytes[0])) problems.push({ key: "security.encryption_key", message: "must not be the same byte repeated; use random bytes" })
+  }
+  const otlp = get("telemetry.otlp_endpoint")
+  if (otlp !== undefined && !/^https?:\/\/[^\s/]+/.test(otlp)) {
+    problems.push({ key: "telemetry.otlp_endpoint", message: `must be an http(s) URL such as http://127.0.0.1:4318, got ${JSON.stringify(otlp)}` })
   }
   const beat = get("worker.heartbeat_interval")
   const lease = get("worker.lease_duration")
@@ -584,6 +592,7 @@ export const describe = (cfg: RuntimeConfigShape): ReadonlyArray<{ key: Key; val
     "shutdown.drain_delay": cfg.shutdown.drainDelay,
     "telemetry.log_level": cfg.telemetry.logLevel,
     "telemetry.log_format": cfg.telemetry.logFormat,
+    "telemetry.otlp_endpoint": cfg.telemetry.otlpEndpoint,
     "security.admin_token": cfg.security.adminToken,
     "security.encryption_key": cfg.security.encryptionKey
   }

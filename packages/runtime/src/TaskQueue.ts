@@ -201,7 +201,7 @@ const checkOptions = (options: EnqueueOptions): Result.Result<void, TaskOptionsI
   return Result.void
 }
 
-const toNew = (definition: Task.Definition, encoded: unknown, options: EnqueueOptions): TasksSql.NewTask => ({
+const toNew = (definition: Task.Definition, encoded: unknown, options: EnqueueOptions, traceparent: string | null): TasksSql.NewTask => ({
   name: definition.name,
   queue: options.queue ?? definition.queue,
   priority: options.priority ?? definition.priority,
@@ -213,7 +213,7 @@ const toNew = (definition: Task.Definition, encoded: unknown, options: EnqueueOp
   unique_key: options.uniqueKey ?? null,
   deadline: options.deadline?.toISOString() ?? null,
   metadata: options.metadata ?? {},
-  traceparent: null
+  traceparent
 })
 
 export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog | TaskRegistry> = Layer.effect(
@@ -225,8 +225,11 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
 
     const insertAll = Effect.fn("TaskQueue.enqueue")(function*(definition: Task.Definition, encoded: ReadonlyArray<unknown>, options: EnqueueOptions) {
       yield* Effect.fromResult(checkOptions(options))
-      const rows = encoded.map((e) => toNew(definition, e, options))
-      yield* Effect.annotateCurrentSpan({ "messaging.system": "asterforge", "messaging.destination.name": rows[0]?.queue ?? definition.queue, "asterforge.task.name": definition.name, "messaging.batch.message_count": rows.length })
+      // The enqueue span is where the worker's span continues the trace, in whichever process runs it.
+      const span = yield* Effect.option(Effect.currentSpan)
+      const traceparent = Option.isSome(span) ? Telemetry.traceparentOf(span.value) : null
+      const rows = encoded.map((e) => toNew(definition, e, options, traceparent))
+      yield* Effect.annotateCurrentSpan({ "messaging.system": "asterforge", "messaging.operation.type": "send", "messaging.destination.name": rows[0]?.queue ?? definition.queue, "asterforge.task.name": definition.name, "messaging.batch.message_count": rows.length })
       const inserted = yield* TasksSql.insert(sql, rows).pipe(Effect.mapError(storeError))
       yield* Metric.update(Metric.withAttributes(Telemetry.metrics.tasksEnqueued, { queue: rows[0]?.queue ?? definition.queue, task: definition.name }), inserted.length)
       if (inserted.length === rows.length) return inserted.map((r): Enqueued => ({ id: r.id, existing: false }))

@@ -6,7 +6,7 @@
  * constants here too (`Module.operation`). The logger writes JSON lines (or a
  * pretty form for humans) and its level can be changed while the node runs.
  */
-import { Cause, Context, Effect, Layer, Logger, LogLevel, Metric, References, Tracer } from "effect"
+import { Cause, Context, Effect, Layer, Logger, LogLevel, Metric, Option, References, Tracer } from "effect"
 import type * as RuntimeConfig from "./RuntimeConfig.ts"
 
 // ---------------------------------------------------------------------------
@@ -235,3 +235,51 @@ export const loggerLayer = (options: {
 
 /** Tags every log line of `effect` with a component name (`http`, `db`, `audit`, ...). */
 export const component = (name: string) => Effect.annotateLogs({ component: name })
+
+// ---------------------------------------------------------------------------
+// Traces
+
+/**
+ * OpenTelemetry tracing to an OTLP/HTTP collector, when `telemetry.otlp_endpoint`
+ * (or OTEL_EXPORTER_OTLP_ENDPOINT) is set; otherwise nothing, and the SDK is
+ * not even loaded. OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are honoured.
+ * Built first and released last, so its final flush carries the spans of the
+ * whole shutdown.
+ */
+export const tracingLayer = (options: {
+  readonly endpoint: Option.Option<string>
+  readonly serviceVersion: string
+  readonly attributes: Record<string, string>
+}): Layer.Layer<never> => {
+  if (Option.isNone(options.endpoint)) return Layer.empty
+  const url = `${options.endpoint.value.replace(/\/+$/, "")}/v1/traces`
+  return Layer.unwrap(Effect.promise(async () => {
+    const [NodeSdk, { BatchSpanProcessor }, { OTLPTraceExporter }] = await Promise.all([
+      import("@effect/opentelemetry/NodeSdk"),
+      import("@opentelemetry/sdk-trace-base"),
+      import("@opentelemetry/exporter-trace-otlp-http")
+    ])
+    return NodeSdk.layer(() => ({
+      resource: {
+        serviceName: process.env.OTEL_SERVICE_NAME ?? "asterforge",
+        serviceVersion: options.serviceVersion,
+        attributes: options.attributes
+      },
+      spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter({ url }), { scheduledDelayMillis: 1000 }),
+      shutdownTimeout: "5 seconds"
+    })) as Layer.Layer<never>
+  }))
+}
+
+/** W3C traceparent of a span, to store with work that another process continues. */
+export const traceparentOf = (span: Tracer.AnySpan): string =>
+  `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
+
+const traceparentPattern = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
+
+/** The span a stored traceparent names, as a parent for the span that continues the trace. */
+export const parentFromTraceparent = (traceparent: string | null): Tracer.ExternalSpan | undefined => {
+  const m = traceparent === null ? null : traceparentPattern.exec(traceparent)
+  if (m === null) return undefined
+  return Tracer.externalSpan({ traceId: m[1]!, spanId: m[2]!, sampled: (Number.parseInt(m[3]!, 16) & 1) === 1 })
+}
