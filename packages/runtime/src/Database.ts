@@ -8,7 +8,7 @@
  *   lock, so two nodes starting together never both migrate: the second waits,
  *   then finds nothing pending.
  */
-import { Context, Duration, Effect, Layer, Metric, Option, Redacted } from "effect"
+import { Context, Duration, Effect, Layer, Metric, Option, Redacted, Schedule } from "effect"
 import { Migrator, SqlClient } from "effect/sql"
 import { PgClient, PgConnection } from "@effect/sql-pg"
 import * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
@@ -178,3 +178,25 @@ export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient | Databa
     Layer.provideMerge(layerClient),
     Layer.provideMerge(layerUrl)
   )
+
+/**
+ * Pool usage, as the server sees it: this node's pooled connections by state,
+ * sampled every 5 s (the pool client exposes no counters of its own).
+ */
+export const layerPoolMetrics: Layer.Layer<never, never, SqlClient.SqlClient | RuntimeConfig> = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const config = yield* RuntimeConfig
+    const name = `${EmbeddedPostgres.applicationName}:${config.server.nodeName}`.slice(0, 63)
+    yield* Metric.update(Telemetry.metrics.dbPoolMax, config.database.poolMax)
+    const states = ["active", "idle", "idle in transaction"] as const
+    const sample = sql<{ state: string | null; n: number }>`
+      SELECT state, count(*)::int AS n FROM pg_stat_activity WHERE application_name = ${name} AND pid <> pg_backend_pid() GROUP BY state`.pipe(
+      Effect.flatMap((rows) =>
+        Effect.forEach(states, (state) =>
+          Metric.update(Metric.withAttributes(Telemetry.metrics.dbPoolConnections, { state }), rows.find((r) => r.state === state)?.n ?? 0), { discard: true })),
+      Effect.ignore
+    )
+    yield* Effect.forkScoped(sample.pipe(Effect.repeat(Schedule.spaced("5 seconds"))))
+  })
+)

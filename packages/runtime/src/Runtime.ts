@@ -66,7 +66,7 @@ export const coreLayer = (
     }),
     TaskRegistry.layer(modules.flatMap((m) => m.tasks ?? []))
   )
-  return Layer.mergeAll(NodeRegistry.layer, Health.layerDatabaseChecks).pipe(
+  return Layer.mergeAll(NodeRegistry.layer, Health.layerDatabaseChecks, Database.layerPoolMetrics).pipe(
     Layer.provideMerge(TaskQueue.layer),
     Layer.provideMerge(ConfigReloader.layer),
     Layer.provideMerge(Health.layerRegistry),

@@ -132,6 +132,12 @@ export const metrics = {
     description: "nodes that stopped heartbeating and were declared dead",
     incremental: true
   }),
+  dbPoolConnections: Metric.gauge("asterforge_db_pool_connections", {
+    description: "this node's pooled database connections by server-side state (active, idle, idle in transaction), sampled"
+  }),
+  dbPoolMax: Metric.gauge("asterforge_db_pool_max", {
+    description: "configured pool size (database.pool_max)"
+  }),
   dbLatency: Metric.gauge("asterforge_db_latency_seconds", {
     description: "round trip of a trivial query, as of the last system-health pass"
   }),
