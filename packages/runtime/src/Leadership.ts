@@ -15,7 +15,7 @@
  *
  * `layerAlways` (single node, tests) leads everything; `layerNever` nothing.
  */
-import { Context, Deferred, Duration, Effect, Layer, Metric, Option, Queue, Redacted, Ref, Schedule } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Metric, Option, Queue, Ref, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient, PgConnection } from "@effect/sql-pg"
 import * as Crypto from "node:crypto"
@@ -119,11 +119,9 @@ export const layerAdvisoryLock: Layer.Layer<
 
     // ---- the dedicated connection, replaced when it dies ------------------------
     let current: Session | undefined
-    let waiters: Array<Deferred.Deferred<Session>> = []
+    const waiters: Array<Deferred.Deferred<Session>> = []
 
     const connect = Effect.gen(function*() {
-      const scope = yield* Effect.scope
-      void scope
       const conn = yield* PgConnection.make({ url, applicationName, connectTimeout: Duration.seconds(5) })
       const lost = yield* Deferred.make<void>()
       return { conn, lost } satisfies Session

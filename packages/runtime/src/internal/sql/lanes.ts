@@ -21,10 +21,3 @@ export const fence = (sql: SqlClient.SqlClient, lane: string, epoch: number) =>
 
 export const markRun = (sql: SqlClient.SqlClient, lane: string, epoch: number) =>
   sql`UPDATE lane_leaders SET last_run_at = now() WHERE lane = ${lane} AND epoch = ${epoch}`
-
-export const list = (sql: SqlClient.SqlClient) =>
-  sql<{ lane: string; epoch: string; node_id: string | null; elected_at: Date | null; last_run_at: Date | null }>`
-    SELECT lane, epoch::text AS epoch, node_id, elected_at, last_run_at FROM lane_leaders ORDER BY lane`
-
-/** Stable 64-bit advisory lock key per lane name (namespaced, so it never meets an app's keys). */
-export const lockKeySql = "SELECT ('x' || substr(md5('asterforge.lane.' || $1), 1, 16))::bit(64)::bigint AS key"

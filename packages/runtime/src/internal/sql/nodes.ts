@@ -31,9 +31,3 @@ export const heartbeat = (sql: SqlClient.SqlClient, id: string) =>
 
 export const markStopped = (sql: SqlClient.SqlClient, id: string) =>
   sql`UPDATE nodes SET status = 'stopped', stopped_at = now() WHERE id = ${id}`
-
-export const get = (sql: SqlClient.SqlClient, id: string) =>
-  sql<Row>`SELECT * FROM nodes WHERE id = ${id}`
-
-export const listRecent = (sql: SqlClient.SqlClient, limit: number) =>
-  sql<Row>`SELECT * FROM nodes ORDER BY started_at DESC LIMIT ${limit}`

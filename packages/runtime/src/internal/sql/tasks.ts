@@ -141,6 +141,3 @@ export const retry = (sql: SqlClient.SqlClient, id: string) =>
     ),
     notified AS (SELECT count(pg_notify('asterforge_tasks', queue)) AS n FROM updated)
     SELECT ${sql.literal(columns)} FROM updated CROSS JOIN notified`
-
-export const stateOf = (sql: SqlClient.SqlClient, id: string) =>
-  sql<{ state: State }>`SELECT state FROM tasks WHERE id = ${BigInt(id)}`
