@@ -16,7 +16,7 @@
  */
 import { Cause, Duration, Effect, Exit, Layer, Result, Runtime as EffectRuntime } from "effect"
 import { HttpRouter } from "effect/http"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import type * as ApplicationModule from "./ApplicationModule.ts"
 import * as AuditLog from "./AuditLog.ts"
 import * as Dispatcher from "./Dispatcher.ts"

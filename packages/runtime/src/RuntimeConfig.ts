@@ -9,7 +9,7 @@
  * operator fixes a bad deployment in one round trip.
  */
 import { Context, Duration, Effect, Layer, Option, Redacted, Result, Schema, SchemaIssue } from "effect"
-import { Toml } from "effect/encoding"
+import * as Toml from "effect/encoding/Toml"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodeMode from "./NodeMode.ts"

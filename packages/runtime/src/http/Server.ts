@@ -5,7 +5,7 @@
  */
 import { Cause, Effect, Exit, Layer, Metric } from "effect"
 import { HttpRouter, HttpServer, HttpServerRequest } from "effect/http"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { NetAddress } from "effect/net"
 import { createServer } from "node:http"
 import { RuntimeConfig } from "../RuntimeConfig.ts"
