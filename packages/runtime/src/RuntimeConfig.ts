@@ -165,6 +165,7 @@ export const fields = {
     aliases: [{ name: "DISABLE_INLINE_WORKER", map: setIf("1", false) }]
   }),
   "worker.concurrency": field(int(1, 64), 4, "handlers run at once per queue, unless worker.queues says otherwise"),
+  "worker.prefetch": field(int(0, 256), 0, "tasks per queue claimed ahead of a free slot (helps many short tasks; idle until a slot frees, so keep 0 for long ones)"),
   "worker.queues": field(queueConcurrency, "", "per-queue concurrency overrides; listed queues are served even with no registered task"),
   "worker.poll_interval": field(duration, "1 second", "claim attempt when no NOTIFY arrived (the backstop)"),
   "worker.lease_duration": field(duration, "15 seconds", "a claimed task is rescued if its lease is not extended in this time"),
@@ -226,6 +227,7 @@ export interface RuntimeConfigShape {
   readonly worker: {
     readonly inline: boolean
     readonly concurrency: number
+    readonly prefetch: number
     readonly queues: ReadonlyMap<string, number>
     readonly pollInterval: Duration.Duration
     readonly leaseDuration: Duration.Duration
@@ -432,6 +434,7 @@ const toTyped = (values: ReadonlyMap<Key, unknown>, origins: Record<Key, Origin>
     worker: {
       inline: get("worker.inline"),
       concurrency: get("worker.concurrency"),
+      prefetch: get("worker.prefetch"),
       queues: get("worker.queues"),
       pollInterval: get("worker.poll_interval"),
       leaseDuration: get("worker.lease_duration"),
@@ -577,6 +580,7 @@ export const describe = (cfg: RuntimeConfigShape): ReadonlyArray<{ key: Key; val
     "database.connect_timeout": cfg.database.connectTimeout,
     "worker.inline": cfg.worker.inline,
     "worker.concurrency": cfg.worker.concurrency,
+    "worker.prefetch": cfg.worker.prefetch,
     "worker.queues": [...cfg.worker.queues].map(([q, n]) => `${q}=${n}`).join(",") || "(none)",
     "worker.poll_interval": cfg.worker.pollInterval,
     "worker.lease_duration": cfg.worker.leaseDuration,

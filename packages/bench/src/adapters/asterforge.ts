@@ -21,6 +21,8 @@ const runtimeVersion = (): string => {
 
 /** Handlers per process; AsterForge's ceiling is 64. Overridable for sweeps. */
 const concurrencyFor = (harness: number) => Math.min(64, Number(process.env.ASTERFORGE_BENCH_CONCURRENCY ?? Math.max(harness, 64)))
+/** Tasks claimed ahead of a free slot (`worker.prefetch`): the counterpart of graphile-worker's localQueue. Overridable for sweeps. */
+const prefetch = process.env.ASTERFORGE_BENCH_PREFETCH ?? "192"
 
 const Noop = Task.define({ name: "bench.noop", payload: Schema.Unknown, retry: { maxAttempts: 3 } })
 
@@ -49,6 +51,7 @@ const adapter: Adapter = {
   config: {
     mode: "worker",
     concurrency: "64, the per-process ceiling (ASTERFORGE_BENCH_CONCURRENCY overrides)",
+    prefetch: `${prefetch} (worker.prefetch; ASTERFORGE_BENCH_PREFETCH overrides)`,
     claim: "one statement per free-slot batch, FOR UPDATE SKIP LOCKED",
     completion: "batched, fenced by (id, lease_epoch)",
     wake: "LISTEN/NOTIFY, 1 s poll backstop"
@@ -79,7 +82,7 @@ const adapter: Adapter = {
     onJobHook = onJob
     const scope = Effect.runSync(Scope.make())
     await Effect.runPromise(Layer.buildWithScope(
-      Runtime.layer({ config: configFor(url, { ASTERFORGE_WORKER_CONCURRENCY: String(concurrencyFor(concurrency)) }), mode: "worker", modules: [BenchModule] }),
+      Runtime.layer({ config: configFor(url, { ASTERFORGE_WORKER_CONCURRENCY: String(concurrencyFor(concurrency)), ASTERFORGE_WORKER_PREFETCH: prefetch }), mode: "worker", modules: [BenchModule] }),
       scope
     ))
     return { stop: () => Effect.runPromise(Scope.close(scope, Exit.void)) }

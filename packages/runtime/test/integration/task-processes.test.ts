@@ -40,9 +40,9 @@ const queue = <A, E>(f: (q: TaskQueue["Service"]) => Effect.Effect<A, E>) => cli
 const count = async (sqlText: string, params: ReadonlyArray<unknown> = []) => (await query<{ n: number }>(db.url, sqlText, params))[0]!.n
 
 describe("across processes", () => {
-  it("two dispatcher processes over 2,000 tasks: each task runs exactly once", async () => {
+  it("two dispatcher processes over 2,000 tasks (one claiming ahead with prefetch): each task runs exactly once", async () => {
     const a = spawnTasksNode("worker", { ASTERFORGE_WORKER_CONCURRENCY: "16" })
-    const b = spawnTasksNode("worker", { ASTERFORGE_WORKER_CONCURRENCY: "16" })
+    const b = spawnTasksNode("worker", { ASTERFORGE_WORKER_CONCURRENCY: "16", ASTERFORGE_WORKER_PREFETCH: "32" })
     await Promise.all([a.baseUrl(), b.baseUrl()])
     // In chunks, while both are already claiming: they compete for every chunk.
     for (let i = 0; i < 20; i++) {
@@ -98,6 +98,42 @@ describe("across processes", () => {
     await eventually(async () => ((await count("SELECT count(*)::int AS n FROM tasks WHERE state = 'running' AND attempt = 1")) === 50 ? true : undefined), "the second worker to claim all 50")
     const owners = await query<{ lease_owner: string }>(db.url, "SELECT DISTINCT lease_owner::text FROM tasks WHERE id = ANY($1::bigint[])", [ids])
     expect(owners).toHaveLength(1)
+  })
+
+  it("prefetch: tasks claimed ahead wait for a slot; a cancel settles one without running it; SIGTERM hands them straight back", async () => {
+    const worker = spawnTasksNode("worker", { ASTERFORGE_WORKER_CONCURRENCY: "2", ASTERFORGE_WORKER_PREFETCH: "3", ASTERFORGE_SHUTDOWN_GRACE: "1s" })
+    await worker.baseUrl()
+    const ids = (await queue((q) => q.enqueueMany(T.Sleep, Array.from({ length: 6 }, () => ({ ms: 120_000 }))))).map((e) => e.id)
+    // Two slots run; three more are leased to this node and wait; the sixth stays for others.
+    await eventually(async () => ((await count("SELECT count(*)::int AS n FROM tasks WHERE state = 'running'")) === 5 ? true : undefined), "five tasks to be claimed")
+    await eventually(async () => ((await count("SELECT count(*)::int AS n FROM test_task_runs WHERE phase = 'started'")) === 2 ? true : undefined), "two to start")
+    expect(await count("SELECT count(*)::int AS n FROM tasks WHERE state = 'available'")).toBe(1)
+    const waiting = await query<{ id: string }>(db.url,
+      "SELECT id::text AS id FROM tasks t WHERE state = 'running' AND NOT EXISTS (SELECT 1 FROM test_task_runs r WHERE r.task_id = t.id) ORDER BY id")
+    expect(waiting).toHaveLength(3)
+
+    // Cancelling a waiting task settles it at once: cancelled, and its handler never runs.
+    const cancelled = waiting[0]!.id
+    await queue((q) => q.cancel(cancelled, "user:test"))
+    const t = await eventually(async () => {
+      const t = await queue((q) => q.get(cancelled))
+      return t.state === "cancelled" ? t : undefined
+    }, "the waiting task to be cancelled")
+    expect(t.leaseOwner).toBeNull()
+    expect(await count("SELECT count(*)::int AS n FROM test_task_runs WHERE task_id = $1", [cancelled])).toBe(0)
+
+    worker.kill("SIGTERM")
+    expect(await worker.exited, worker.output).toEqual({ code: 0, signal: null })
+    const rows = await query<{ state: string; attempt: number; lease_owner: string | null }>(
+      db.url, "SELECT state, attempt, lease_owner FROM tasks WHERE id = ANY($1::bigint[]) AND id <> $2", [ids, cancelled])
+    expect(rows).toHaveLength(5)
+    expect(rows.every((r) => r.state === "available" && r.attempt === 0 && r.lease_owner === null)).toBe(true)
+    // Only the two that ran were started and interrupted; the prefetched ones never ran.
+    expect(await count("SELECT count(*)::int AS n FROM test_task_runs WHERE phase = 'started'")).toBe(2)
+    expect(await count("SELECT count(*)::int AS n FROM test_task_runs WHERE phase = 'interrupted'")).toBe(2)
+    const subjects = ids.map((id) => `task:${id}`)
+    expect(await count("SELECT count(*)::int AS n FROM audit_events WHERE code = 'task.interrupted' AND subject = ANY($1::text[])", [subjects])).toBe(2)
+    expect(await count("SELECT count(*)::int AS n FROM audit_events WHERE code = 'task.cancelled' AND subject = ANY($1::text[])", [subjects])).toBe(1)
   })
 
   it("follower and maintenance nodes never claim; a worker then runs the same tasks", async () => {
