@@ -3,8 +3,9 @@
  * records what happened, under leases.
  *
  * - One claim loop per queue. It claims only as many tasks as it has free
- *   slots (backpressure), in one statement. LISTEN/NOTIFY wakes it as soon as
- *   work arrives or a slot frees up; `worker.poll_interval` is the backstop.
+ *   slots (backpressure), plus `worker.prefetch` ahead that wait on this node
+ *   for a slot, in one statement. LISTEN/NOTIFY wakes it as soon as work
+ *   arrives or a slot frees up; `worker.poll_interval` is the backstop.
  * - Each handler runs in its own fiber under the task's timeout. Whatever it
  *   ends with (success, a typed failure, a defect, an interruption) becomes an
  *   outcome; outcomes are written in batches by one completion writer, each
@@ -13,10 +14,11 @@
  *   as the backstop for cancellations whose NOTIFY was missed.
  * - A failing claim loop is restarted with backoff and counted; a failing or
  *   defecting handler never stops its pool.
- * - On shutdown: stop claiming, give running handlers `shutdown.grace`, then
- *   interrupt the rest and hand their tasks straight back to `available`
- *   without using an attempt, so another node can take them at once; pending
- *   completions are written before the audit log flushes.
+ * - On shutdown: stop claiming, hand prefetched tasks back at once, give
+ *   running handlers `shutdown.grace`, then interrupt the rest and hand their
+ *   tasks straight back to `available` without using an attempt, so another
+ *   node can take them at once; pending completions are written before the
+ *   audit log flushes.
  */
 import { Cause, Context, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Option, Queue, Schedule } from "effect"
 import { identity } from "effect/Function"
