@@ -72,11 +72,11 @@ const flagSources = (flags: ConfigFlagValues): NonNullable<RuntimeConfig.Sources
 
 /** Resolves the configuration or fails with every problem listed. */
 const resolveConfig = (file: Option.Option<string>, flags: ConfigFlagValues) =>
-  Effect.fromResult(RuntimeConfig.resolve({
+  RuntimeConfig.load({
     file: Option.getOrUndefined(file),
     env: process.env,
     flags: flagSources(flags)
-  })).pipe(Effect.tap((cfg) => Effect.sync(() => {
+  }).pipe(Effect.tap((cfg) => Effect.sync(() => {
     shutdownTimeout = cfg.shutdown.timeout
   })))
 

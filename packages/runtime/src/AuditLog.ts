@@ -18,14 +18,7 @@ import { NodeIdentity } from "./NodeIdentity.ts"
 import { RuntimeConfig } from "./RuntimeConfig.ts"
 import * as Telemetry from "./Telemetry.ts"
 
-/** Stable presentation codes of the runtime's own events; the admin UI maps them to text. */
-export const codes = {
-  nodeStarted: "node.started",
-  nodeStopped: "node.stopped",
-  configReloaded: "config.reloaded",
-  configReloadRejected: "config.reload_rejected"
-} as const
-
+/** One audit event. Build the runtime's own with the `AuditEvents` catalogue, which fixes each code's details. */
 export const AuditEvent = Schema.Struct({
   /** Stable, dotted code: `task.failed`, `node.started`. Never free text. */
   code: Schema.String.check(Schema.isPattern(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/)),

@@ -9,7 +9,8 @@
  */
 import { Context, Effect, Layer, Metric, Option, PubSub, Result, Schedule, Scope } from "effect"
 import * as Fs from "node:fs"
-import { AuditLog, codes } from "./AuditLog.ts"
+import * as AuditEvents from "./AuditEvents.ts"
+import { AuditLog } from "./AuditLog.ts"
 import * as RuntimeConfig from "./RuntimeConfig.ts"
 import * as Telemetry from "./Telemetry.ts"
 
@@ -59,7 +60,7 @@ export const layer: Layer.Layer<ConfigReloader, never, RuntimeConfig.RuntimeConf
       if (Result.isFailure(next)) {
         yield* Metric.update(Metric.withAttributes(Telemetry.metrics.configReloads, { result: "rejected" }), 1)
         yield* Effect.logWarning(`config reload rejected; keeping the running configuration\n${next.failure.message}`)
-        yield* audit.record({ code: codes.configReloadRejected, actor: "system", details: { problems: next.failure.problems.map((p) => ({ ...p })) } })
+        yield* audit.record(AuditEvents.configReloadRejected({ actor: AuditEvents.actors.system, details: { problems: next.failure.problems } }))
         return Option.none()
       }
       const changes = diff(current, next.success)
@@ -77,11 +78,10 @@ export const layer: Layer.Layer<ConfigReloader, never, RuntimeConfig.RuntimeConf
       yield* PubSub.publish(pubsub, event)
       yield* Metric.update(Metric.withAttributes(Telemetry.metrics.configReloads, { result: "applied" }), 1)
       yield* Effect.logInfo(`config reloaded: ${applied.map((c) => `${c.key} ${c.from} -> ${c.to}`).join(", ")}`)
-      yield* audit.record({
-        code: codes.configReloaded,
-        actor: "system",
-        details: { applied: applied.map((c) => ({ ...c })), ignored: ignored.map((c) => c.key) }
-      })
+      yield* audit.record(AuditEvents.configReloaded({
+        actor: AuditEvents.actors.system,
+        details: { applied, ignored: ignored.map((c) => c.key) }
+      }))
       return Option.some(event)
     }).pipe(Telemetry.component("runtime"))
 

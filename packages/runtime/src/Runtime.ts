@@ -33,7 +33,7 @@ import * as NodeIdentity from "./NodeIdentity.ts"
 import * as NodeMode from "./NodeMode.ts"
 import * as NodeRegistry from "./NodeRegistry.ts"
 import * as RuntimeConfig from "./RuntimeConfig.ts"
-import { RuntimeError } from "./RuntimeError.ts"
+import * as RuntimeError from "./RuntimeError.ts"
 import * as Shutdown from "./Shutdown.ts"
 import * as TaskQueue from "./TaskQueue.ts"
 import * as TaskRegistry from "./TaskRegistry.ts"
@@ -123,8 +123,8 @@ export const layer = (options: Options) => {
 export const describeFailure = (cause: Cause.Cause<unknown>): string => {
   const failure = cause.reasons.find(Cause.isFailReason)
   const error: unknown = failure?.error
-  if (error instanceof RuntimeConfig.ConfigInvalid) return error.message
-  if (error instanceof RuntimeError) return `error: ${error.message}`
+  // A configuration failure is already one readable screen (every problem listed); other reasons are one line.
+  if (RuntimeError.isRuntimeError(error)) return error.reason._tag === "ConfigInvalid" ? error.message : `error: ${error.message}`
   return `error: unexpected failure\n${Cause.pretty(cause)}`
 }
 
@@ -170,7 +170,10 @@ export const main = (options: {
   const resolved = RuntimeConfig.resolve(options.sources ?? { env: process.env })
   const timeout = Result.isSuccess(resolved) ? resolved.success.shutdown.timeout : Duration.seconds(30)
   run(
-    Effect.fromResult(resolved).pipe(Effect.flatMap((config) => launch({ config, mode: options.mode, modules: options.modules }))),
+    Effect.fromResult(resolved).pipe(
+      Effect.mapError((reason) => RuntimeError.make(reason)),
+      Effect.flatMap((config) => launch({ config, mode: options.mode, modules: options.modules }))
+    ),
     { shutdownTimeout: () => timeout }
   )
 }

@@ -13,6 +13,7 @@ import * as Toml from "effect/encoding/Toml"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodeMode from "./NodeMode.ts"
+import { ConfigInvalid, type Problem as RuntimeErrorProblem, renderProblems, RuntimeError } from "./RuntimeError.ts"
 
 // ---------------------------------------------------------------------------
 // Value kinds: how a raw value (TOML, env string, flag string) becomes typed.
@@ -272,25 +273,12 @@ export class RuntimeConfig extends Context.Service<RuntimeConfig, RuntimeConfigS
 // ---------------------------------------------------------------------------
 // Errors.
 
-export interface Problem {
-  /** The key, as the user wrote it: `server.port`, `ASTERFORGE_SERVER_PORT`, `--mode`, or the file. */
-  readonly key: string
-  readonly message: string
-}
+/** One problem: the key as the user wrote it (`server.port`, `ASTERFORGE_SERVER_PORT`, `--mode`, or the file) and what is wrong. */
+export type Problem = RuntimeErrorProblem
 
-export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigInvalid", {
-  problems: Schema.Array(Schema.Struct({ key: Schema.String, message: Schema.String }))
-}) {
-  /** Bad input never gets better by retrying. */
-  readonly retryable = false
-  override get message(): string {
-    return render(this.problems)
-  }
-}
-
-export const render = (problems: ReadonlyArray<Problem>): string =>
-  [`invalid configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):`,
-    ...problems.map((p) => `  - ${p.key}: ${p.message}`)].join("\n")
+export { ConfigInvalid } from "./RuntimeError.ts"
+/** Renders problems the way `config check` prints them. */
+export const render = renderProblems
 
 // ---------------------------------------------------------------------------
 // Loading.
@@ -615,6 +603,9 @@ export const reloadableKeys: ReadonlyArray<Key> = keys.filter((k) => (fields[k] 
 /** A layer from already-resolved configuration (the CLI resolves first, to exit 1 before anything starts). */
 export const layer = (cfg: RuntimeConfigShape): Layer.Layer<RuntimeConfig> => Layer.succeed(RuntimeConfig, cfg)
 
+/** Resolves, failing with a `RuntimeError` whose `ConfigInvalid` reason lists every problem. */
+export const load = (sources: Sources): Effect.Effect<RuntimeConfigShape, RuntimeError> =>
+  Effect.fromResult(resolve(sources)).pipe(Effect.mapError((reason) => new RuntimeError({ reason })))
+
 /** A layer that resolves from the given sources and fails with every problem listed. */
-export const layerFrom = (sources: Sources): Layer.Layer<RuntimeConfig, ConfigInvalid> =>
-  Layer.effect(RuntimeConfig, Effect.fromResult(resolve(sources)))
+export const layerFrom = (sources: Sources): Layer.Layer<RuntimeConfig, RuntimeError> => Layer.effect(RuntimeConfig, load(sources))

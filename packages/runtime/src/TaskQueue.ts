@@ -7,72 +7,31 @@
  * before anything is written: a bad payload is a typed error and inserts
  * nothing. Admin operations (`cancel`, `retry`) are audited.
  */
-import { Context, Duration, Effect, Layer, Metric, Option, Result, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Metric, Option, Result } from "effect"
 import { SqlClient } from "effect/sql"
+import * as AuditEvents from "./AuditEvents.ts"
 import { AuditLog } from "./AuditLog.ts"
 import * as TasksSql from "./internal/sql/tasks.ts"
+import {
+  messageOf,
+  type Reason,
+  RuntimeError,
+  TaskNotFound,
+  TaskOptionsInvalid,
+  TaskPayloadInvalid,
+  TaskStateConflict,
+  TaskStoreUnavailable,
+  TaskUnknown
+} from "./RuntimeError.ts"
 import * as Task from "./Task.ts"
+import type * as TaskState from "./TaskState.ts"
 import { TaskRegistry } from "./TaskRegistry.ts"
 import * as Telemetry from "./Telemetry.ts"
 
-// ---------------------------------------------------------------------------
-// Errors
-
-export class TaskUnknown extends Schema.TaggedError<TaskUnknown>()("TaskUnknown", {
-  name: Schema.String
-}, { httpApiStatus: 404 }) {
-  readonly retryable = false
-  override get message() {
-    return `no task named "${this.name}" is registered`
-  }
-}
-
-export class TaskPayloadInvalid extends Schema.TaggedError<TaskPayloadInvalid>()("TaskPayloadInvalid", {
-  name: Schema.String,
-  reason: Schema.String
-}, { httpApiStatus: 400 }) {
-  readonly retryable = false
-  override get message() {
-    return `invalid payload for task "${this.name}": ${this.reason}`
-  }
-}
-
-export class TaskOptionsInvalid extends Schema.TaggedError<TaskOptionsInvalid>()("TaskOptionsInvalid", {
-  reason: Schema.String
-}, { httpApiStatus: 400 }) {
-  readonly retryable = false
-}
-
-export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
-  id: Schema.String
-}, { httpApiStatus: 404 }) {
-  readonly retryable = false
-  override get message() {
-    return `task ${this.id} not found`
-  }
-}
-
-export class TaskStateConflict extends Schema.TaggedError<TaskStateConflict>()("TaskStateConflict", {
-  id: Schema.String,
-  state: Schema.String,
-  operation: Schema.String
-}, { httpApiStatus: 409 }) {
-  readonly retryable = false
-  override get message() {
-    return `cannot ${this.operation} task ${this.id}: it is ${this.state}`
-  }
-}
-
-/** The database failed; the same call may succeed later. */
-export class TaskStoreUnavailable extends Schema.TaggedError<TaskStoreUnavailable>()("TaskStoreUnavailable", {
-  message: Schema.String,
-  cause: Schema.optional(Schema.Defect())
-}, { httpApiStatus: 503 }) {
-  readonly retryable = true
-}
-
 const storeError = (e: unknown) =>
-  new TaskStoreUnavailable({ message: e instanceof Error ? e.message : String(e), cause: e })
+  new RuntimeError({ reason: new TaskStoreUnavailable({ message: messageOf(e), cause: e }) })
+
+const failWith = (reason: Reason) => Effect.fail(new RuntimeError({ reason }))
 
 // ---------------------------------------------------------------------------
 // Shapes
@@ -95,7 +54,7 @@ export interface TaskInfo {
   readonly id: string
   readonly name: string
   readonly queue: string
-  readonly state: TasksSql.State
+  readonly state: TaskState.TaskState
   readonly priority: number
   readonly runAt: Date
   readonly attempt: number
@@ -130,35 +89,28 @@ export interface Page {
   readonly next?: string | undefined
 }
 
+/**
+ * Every operation fails with a `RuntimeError` whose reason says why:
+ * `TaskPayloadInvalid`, `TaskOptionsInvalid`, `TaskUnknown`, `TaskNotFound`,
+ * `TaskStateConflict` (the caller's input; not retryable) or
+ * `TaskStoreUnavailable` (the database; retryable).
+ */
 export interface TaskQueueShape {
-  readonly enqueue: <P>(definition: Task.Definition<P, any>, payload: P, options?: EnqueueOptions) =>
-    Effect.Effect<Enqueued, TaskPayloadInvalid | TaskOptionsInvalid | TaskStoreUnavailable>
+  readonly enqueue: <P>(definition: Task.Definition<P, any>, payload: P, options?: EnqueueOptions) => Effect.Effect<Enqueued, RuntimeError>
   /** Inserts all in one statement; the result is in input order. */
   readonly enqueueMany: <P>(definition: Task.Definition<P, any>, payloads: ReadonlyArray<P>, options?: EnqueueOptions) =>
-    Effect.Effect<ReadonlyArray<Enqueued>, TaskPayloadInvalid | TaskOptionsInvalid | TaskStoreUnavailable>
+    Effect.Effect<ReadonlyArray<Enqueued>, RuntimeError>
   /** For callers holding only a name and JSON (HTTP, admin tools): `payload` is the encoded form. */
-  readonly enqueueByName: (name: string, payload: unknown, options?: EnqueueOptions) =>
-    Effect.Effect<Enqueued, TaskUnknown | TaskPayloadInvalid | TaskOptionsInvalid | TaskStoreUnavailable>
-  readonly get: (id: string) => Effect.Effect<TaskInfo, TaskNotFound | TaskStoreUnavailable>
-  readonly list: (filter?: TasksSql.ListFilter, page?: { readonly limit?: number; readonly before?: string }) =>
-    Effect.Effect<Page, TaskStoreUnavailable>
+  readonly enqueueByName: (name: string, payload: unknown, options?: EnqueueOptions) => Effect.Effect<Enqueued, RuntimeError>
+  readonly get: (id: string) => Effect.Effect<TaskInfo, RuntimeError>
+  readonly list: (filter?: TasksSql.ListFilter, page?: { readonly limit?: number; readonly before?: string }) => Effect.Effect<Page, RuntimeError>
   /** A running task's handler is interrupted on whichever node runs it. */
-  readonly cancel: (id: string, actor?: string) =>
-    Effect.Effect<{ readonly id: string; readonly state: TasksSql.State }, TaskNotFound | TaskStateConflict | TaskStoreUnavailable>
+  readonly cancel: (id: string, actor?: string) => Effect.Effect<{ readonly id: string; readonly state: TaskState.TaskState }, RuntimeError>
   /** Failed or cancelled back to available, with a fresh attempt budget. */
-  readonly retry: (id: string, actor?: string) => Effect.Effect<TaskInfo, TaskNotFound | TaskStateConflict | TaskStoreUnavailable>
+  readonly retry: (id: string, actor?: string) => Effect.Effect<TaskInfo, RuntimeError>
 }
 
 export class TaskQueue extends Context.Service<TaskQueue, TaskQueueShape>()("@asterforge/runtime/TaskQueue") {}
-
-export const auditCodes = {
-  failed: "task.failed",
-  retried: "task.retried",
-  cancelled: "task.cancelled",
-  interrupted: "task.interrupted",
-  staleResultRejected: "task.stale_result_rejected",
-  callbackReceived: "task.callback_received"
-} as const
 
 // ---------------------------------------------------------------------------
 // Implementation
@@ -188,8 +140,8 @@ export const toInfo = (row: TasksSql.Row): TaskInfo => ({
   finishedAt: row.finished_at
 })
 
-const checkOptions = (options: EnqueueOptions): Result.Result<void, TaskOptionsInvalid> => {
-  const bad = (reason: string) => Result.fail(new TaskOptionsInvalid({ reason }))
+const checkOptions = (options: EnqueueOptions): Result.Result<void, RuntimeError> => {
+  const bad = (message: string) => Result.fail(new RuntimeError({ reason: new TaskOptionsInvalid({ message }) }))
   if (options.priority !== undefined && !Number.isInteger(options.priority)) return bad("priority must be an integer")
   if (options.maxAttempts !== undefined && (!Number.isInteger(options.maxAttempts) || options.maxAttempts < 1)) {
     return bad("maxAttempts must be an integer >= 1")
@@ -230,29 +182,47 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
       const traceparent = Option.isSome(span) ? Telemetry.traceparentOf(span.value) : null
       const rows = encoded.map((e) => toNew(definition, e, options, traceparent))
       yield* Effect.annotateCurrentSpan({ "messaging.system": "asterforge", "messaging.operation.type": "send", "messaging.destination.name": rows[0]?.queue ?? definition.queue, "asterforge.task.name": definition.name, "messaging.batch.message_count": rows.length })
-      const inserted = yield* TasksSql.insert(sql, rows).pipe(Effect.mapError(storeError))
-      yield* Metric.update(Metric.withAttributes(Telemetry.metrics.tasksEnqueued, { queue: rows[0]?.queue ?? definition.queue, task: definition.name }), inserted.length)
-      if (inserted.length === rows.length) return inserted.map((r): Enqueued => ({ id: r.id, existing: false }))
-      // Some unique keys were taken: map inserted ids back by key, look up the holders of the rest.
-      const byKey = new Map(inserted.filter((r) => r.unique_key !== null).map((r) => [r.unique_key!, r.id]))
-      const missingKeys = rows.flatMap((r) => (r.unique_key !== null && !byKey.has(r.unique_key) ? [r.unique_key] : []))
-      const holders = missingKeys.length === 0 ? [] : yield* TasksSql.findUnfinishedByKeys(sql, missingKeys).pipe(Effect.mapError(storeError))
-      const holderByKey = new Map(holders.map((h) => [h.unique_key!, h.id]))
-      const unkeyed = inserted.filter((r) => r.unique_key === null).map((r) => r.id)
-      const seen = new Set<string>()
-      return rows.map((r): Enqueued => {
-        if (r.unique_key === null) return { id: unkeyed.shift()!, existing: false }
-        const own = byKey.get(r.unique_key)
-        if (own !== undefined && !seen.has(r.unique_key)) {
-          seen.add(r.unique_key)
-          return { id: own, existing: false }
-        }
-        const holder = holderByKey.get(r.unique_key) ?? own
-        // The holder finished between our insert and the look-up: extremely rare; report it rather than guess.
-        if (holder === undefined) throw new Error(`unique key ${r.unique_key}: the holding task vanished during enqueue; retry`)
-        return { id: holder, existing: true }
-      })
+      return yield* place(definition, rows, 1)
     })
+
+    /**
+     * Inserts `rows` and answers, in input order, the task each one is: its own
+     * new row, or the unfinished task already holding its unique key.
+     */
+    const place = (definition: Task.Definition, rows: ReadonlyArray<TasksSql.NewTask>, round: number): Effect.Effect<ReadonlyArray<Enqueued>, RuntimeError> =>
+      Effect.gen(function*() {
+        const inserted = yield* TasksSql.insert(sql, rows).pipe(Effect.mapError(storeError))
+        yield* Metric.update(Metric.withAttributes(Telemetry.metrics.tasksEnqueued, { queue: rows[0]?.queue ?? definition.queue, task: definition.name }), inserted.length)
+        if (inserted.length === rows.length) return inserted.map((r): Enqueued => ({ id: r.id, existing: false }))
+        // Some unique keys were taken: map inserted ids back by key, look up the holders of the rest.
+        const byKey = new Map(inserted.filter((r) => r.unique_key !== null).map((r) => [r.unique_key!, r.id]))
+        const missingKeys = rows.flatMap((r) => (r.unique_key !== null && !byKey.has(r.unique_key) ? [r.unique_key] : []))
+        const holders = missingKeys.length === 0 ? [] : yield* TasksSql.findUnfinishedByKeys(sql, missingKeys).pipe(Effect.mapError(storeError))
+        const holderByKey = new Map(holders.map((h) => [h.unique_key!, h.id]))
+        const unkeyed = inserted.filter((r) => r.unique_key === null).map((r) => r.id)
+        const seen = new Set<string>()
+        const out: Array<Enqueued | undefined> = rows.map((r) => {
+          if (r.unique_key === null) return { id: unkeyed.shift()!, existing: false }
+          const own = byKey.get(r.unique_key)
+          if (own !== undefined && !seen.has(r.unique_key)) {
+            seen.add(r.unique_key)
+            return { id: own, existing: false }
+          }
+          const holder = holderByKey.get(r.unique_key) ?? own
+          return holder === undefined ? undefined : { id: holder, existing: true }
+        })
+        // A holder finished between our insert and the look-up, freeing its key: place those rows again.
+        const orphaned = rows.flatMap((r, i) => (out[i] === undefined ? [i] : []))
+        if (orphaned.length === 0) return out as ReadonlyArray<Enqueued>
+        if (round >= 3) {
+          return yield* failWith(new TaskStoreUnavailable({ message: `unique keys kept changing hands during enqueue (${orphaned.length} task(s)); retry` }))
+        }
+        const again = yield* place(definition, orphaned.map((i) => rows[i]!), round + 1)
+        orphaned.forEach((i, j) => {
+          out[i] = again[j]
+        })
+        return out as ReadonlyArray<Enqueued>
+      })
 
     const encodeAll = <P>(definition: Task.Definition<P, any>, payloads: ReadonlyArray<P>) =>
       Effect.suspend(() => {
@@ -260,7 +230,7 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
         for (const [i, p] of payloads.entries()) {
           const r = Task.encodePayload(definition, p)
           if (Result.isFailure(r)) {
-            return Effect.fail(new TaskPayloadInvalid({ name: definition.name, reason: payloads.length > 1 ? `item ${i}: ${r.failure}` : r.failure }))
+            return failWith(new TaskPayloadInvalid({ name: definition.name, detail: payloads.length > 1 ? `item ${i}: ${r.failure}` : r.failure }))
           }
           out.push(r.success)
         }
@@ -274,9 +244,9 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
 
     const get = (id: string) =>
       Effect.gen(function*() {
-        if (!/^\d{1,19}$/.test(id)) return yield* new TaskNotFound({ id })
+        if (!/^\d{1,19}$/.test(id)) return yield* failWith(new TaskNotFound({ id }))
         const [row] = yield* TasksSql.getMany(sql, [id]).pipe(Effect.mapError(storeError))
-        if (row === undefined) return yield* new TaskNotFound({ id })
+        if (row === undefined) return yield* failWith(new TaskNotFound({ id }))
         return toInfo(row)
       })
 
@@ -286,10 +256,10 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
       enqueueByName: (name, payload, options) =>
         Effect.gen(function*() {
           const definition = registry.definition(name)
-          if (definition === undefined) return yield* new TaskUnknown({ name })
+          if (definition === undefined) return yield* failWith(new TaskUnknown({ name }))
           // The caller sent the encoded form: decode it to validate, then store the canonical encoding.
           const decoded = Task.decodePayload(definition, payload, definition.version)
-          if (Result.isFailure(decoded)) return yield* new TaskPayloadInvalid({ name, reason: decoded.failure })
+          if (Result.isFailure(decoded)) return yield* failWith(new TaskPayloadInvalid({ name, detail: decoded.failure }))
           const [enqueued] = yield* enqueueMany(definition, [decoded.success], options)
           return enqueued!
         }),
@@ -300,22 +270,22 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
           const rows = yield* TasksSql.list(sql, filter, { limit, before: page.before }).pipe(Effect.mapError(storeError))
           return { tasks: rows.map(toInfo), next: rows.length === limit ? rows[rows.length - 1]!.id : undefined }
         }),
-      cancel: (id, actor = "system") =>
+      cancel: (id, actor = AuditEvents.actors.system) =>
         Effect.gen(function*() {
           const current = yield* get(id)
           const [row] = yield* TasksSql.cancel(sql, id).pipe(Effect.mapError(storeError))
-          if (row === undefined) return yield* new TaskStateConflict({ id, state: current.state, operation: "cancel" })
+          if (row === undefined) return yield* failWith(new TaskStateConflict({ id, state: current.state, operation: "cancel" }))
           if (row.state === "cancelled") {
-            yield* audit.record({ code: auditCodes.cancelled, actor, subject: `task:${id}`, details: { name: current.name, previous: row.previous } })
+            yield* audit.record(AuditEvents.taskCancelled({ actor, subject: id, details: { name: current.name, previous: row.previous, attempt: current.attempt } }))
           }
           return { id, state: row.state }
         }),
-      retry: (id, actor = "system") =>
+      retry: (id, actor = AuditEvents.actors.system) =>
         Effect.gen(function*() {
           const current = yield* get(id)
           const [row] = yield* TasksSql.retry(sql, id).pipe(Effect.mapError(storeError))
-          if (row === undefined) return yield* new TaskStateConflict({ id, state: current.state, operation: "retry" })
-          yield* audit.record({ code: auditCodes.retried, actor, subject: `task:${id}`, details: { name: current.name, previous: current.state } })
+          if (row === undefined) return yield* failWith(new TaskStateConflict({ id, state: current.state, operation: "retry" }))
+          yield* audit.record(AuditEvents.taskRetried({ actor, subject: id, details: { name: current.name, previous: current.state } }))
           return toInfo(row)
         })
     })

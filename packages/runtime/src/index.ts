@@ -1,5 +1,6 @@
 /** @asterforge/runtime: the library a downstream Effect app composes. */
 export * as ApplicationModule from "./ApplicationModule.ts"
+export * as AuditEvents from "./AuditEvents.ts"
 export * as AuditLog from "./AuditLog.ts"
 export * as ConfigReloader from "./ConfigReloader.ts"
 export * as Database from "./Database.ts"
@@ -19,4 +20,5 @@ export * as Shutdown from "./Shutdown.ts"
 export * as Task from "./Task.ts"
 export * as TaskQueue from "./TaskQueue.ts"
 export * as TaskRegistry from "./TaskRegistry.ts"
+export * as TaskState from "./TaskState.ts"
 export * as Telemetry from "./Telemetry.ts"

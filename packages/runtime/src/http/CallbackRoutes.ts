@@ -12,10 +12,10 @@
 import { Duration, Effect, Layer, Result, Schema } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { SqlClient } from "effect/sql"
+import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
 import * as LeaseSql from "../internal/sql/leases.ts"
 import * as Task from "../Task.ts"
-import { auditCodes } from "../TaskQueue.ts"
 import { TaskRegistry } from "../TaskRegistry.ts"
 
 const Body = Schema.Union([
@@ -82,14 +82,15 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | SqlClient.
         const [updated] = yield* LeaseSql.resolveCallback(sql, resolution)
         // Someone else used the token between our look-up and the update.
         if (updated === undefined) return problem(404, "unknown or already used callback token")
-        yield* audit.record({
-          code: auditCodes.callbackReceived,
-          actor: "callback",
-          subject: `task:${updated.id}`,
-          details: { name: updated.name, state: updated.state }
-        })
-        if (updated.state === "failed") {
-          yield* audit.record({ code: auditCodes.failed, actor: "callback", subject: `task:${updated.id}`, details: { name: updated.name, tag: "CallbackError", attempt: task.attempt } })
+        const actor = AuditEvents.actors.callback
+        yield* audit.record(AuditEvents.taskCallbackReceived({ actor, subject: updated.id, details: { name: updated.name, state: updated.state } }))
+        if (updated.state === "failed" && resolution.error !== null) {
+          const e = resolution.error as Task.ErrorDetail
+          yield* audit.record(AuditEvents.taskFailed({
+            actor,
+            subject: updated.id,
+            details: { name: updated.name, attempt: task.attempt, tag: e.tag, message: e.message, code: e.code, exhausted: task.attempt >= task.max_attempts }
+          }))
         }
         if (updated.state === "retryable") yield* sql`SELECT pg_notify('asterforge_tasks', ${updated.queue})`
         return HttpServerResponse.jsonUnsafe({ id: updated.id, state: updated.state })

@@ -9,7 +9,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { NetAddress } from "effect/net"
 import { createServer } from "node:http"
 import { RuntimeConfig } from "../RuntimeConfig.ts"
-import { RuntimeError } from "../RuntimeError.ts"
+import { RuntimeError, ServerListenFailed } from "../RuntimeError.ts"
 import * as Telemetry from "../Telemetry.ts"
 
 /** Paths with a fixed shape are their own label; anything unmatched shares one, to bound cardinality. */
@@ -70,8 +70,7 @@ export const layer = <E, R>(routes: Layer.Layer<never, E, R>) =>
           Layer.catchCause((cause) =>
             Layer.fromBuild(() =>
               Effect.fail(new RuntimeError({
-                reason: "Internal",
-                message: `cannot listen on ${host}:${port}: ${listenFailure(Cause.squash(cause))}`
+                reason: new ServerListenFailed({ message: `cannot listen on ${host}:${port}: ${listenFailure(Cause.squash(cause))}` })
               }))
             )
           )

@@ -8,10 +8,10 @@
  */
 import { Duration, Effect } from "effect"
 import { SqlClient } from "effect/sql"
+import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
 import * as MaintenanceSql from "../internal/sql/maintenance.ts"
 import * as Lane from "../Lane.ts"
-import { auditCodes } from "../TaskQueue.ts"
 import * as Support from "./support.ts"
 
 export const name = "callback_rescue"
@@ -52,12 +52,11 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
                 continue
               }
               totals.failed++
-              yield* audit.record({
-                code: auditCodes.failed,
-                actor: `lane:${name}`,
-                subject: `task:${t.id}`,
-                details: { name: t.name, attempt: t.attempt, tag: "CallbackTimeout", exhausted: true }
-              })
+              yield* audit.record(AuditEvents.taskFailed({
+                actor: AuditEvents.actors.lane(name),
+                subject: t.id,
+                details: { name: t.name, attempt: t.attempt, tag: "CallbackTimeout", message: t.message, code: null, exhausted: true }
+              }))
             }
             return rows.length
           })

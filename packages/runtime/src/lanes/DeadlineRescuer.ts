@@ -8,10 +8,10 @@
  */
 import { Duration, Effect } from "effect"
 import { SqlClient } from "effect/sql"
+import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
 import * as MaintenanceSql from "../internal/sql/maintenance.ts"
 import * as Lane from "../Lane.ts"
-import { auditCodes } from "../TaskQueue.ts"
 import * as Support from "./support.ts"
 
 export const name = "deadline_rescue"
@@ -46,19 +46,11 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
           Effect.gen(function*() {
             const rows = yield* MaintenanceSql.failPastDeadline(sql, ctx.fence, { limit: o.batchSize })
             for (const t of rows) {
-              yield* audit.record({
-                code: auditCodes.failed,
-                actor: `lane:${name}`,
-                subject: `task:${t.id}`,
-                details: {
-                  name: t.name,
-                  attempt: t.attempt,
-                  tag: "DeadlineExceeded",
-                  exhausted: false,
-                  previous: t.previous,
-                  deadline: t.deadline.toISOString()
-                }
-              })
+              yield* audit.record(AuditEvents.taskFailed({
+                actor: AuditEvents.actors.lane(name),
+                subject: t.id,
+                details: { name: t.name, attempt: t.attempt, tag: "DeadlineExceeded", message: t.message, code: null, exhausted: false }
+              }))
             }
             return rows.length
           })

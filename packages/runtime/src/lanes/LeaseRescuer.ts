@@ -9,10 +9,10 @@
  */
 import { Duration, Effect, Metric } from "effect"
 import { SqlClient } from "effect/sql"
+import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
 import * as MaintenanceSql from "../internal/sql/maintenance.ts"
 import * as Lane from "../Lane.ts"
-import { auditCodes } from "../TaskQueue.ts"
 import * as Telemetry from "../Telemetry.ts"
 import * as Support from "./support.ts"
 
@@ -43,12 +43,11 @@ export const recordReleased = (
     const audit = yield* AuditLog
     for (const t of released) {
       if (t.state === "failed") {
-        yield* audit.record({
-          code: auditCodes.failed,
+        yield* audit.record(AuditEvents.taskFailed({
           actor: options.actor,
-          subject: `task:${t.id}`,
-          details: { name: t.name, attempt: t.attempt, tag: options.tag, exhausted: true }
-        })
+          subject: t.id,
+          details: { name: t.name, attempt: t.attempt, tag: options.tag, message: t.message, code: null, exhausted: true }
+        }))
       }
     }
     const counts = { available: 0, failed: 0, cancelled: 0 }
@@ -76,7 +75,7 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
           { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
           Effect.gen(function*() {
             const released = yield* MaintenanceSql.rescueExpiredLeases(sql, ctx.fence, { limit: o.batchSize })
-            const counts = yield* recordReleased(released, { actor: `lane:${name}`, tag: "LeaseExpired" })
+            const counts = yield* recordReleased(released, { actor: AuditEvents.actors.lane(name), tag: "LeaseExpired" })
             totals.rescued += counts.available
             totals.failed += counts.failed
             totals.cancelled += counts.cancelled

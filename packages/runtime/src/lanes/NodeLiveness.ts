@@ -14,6 +14,7 @@
  */
 import { Duration, Effect, Metric } from "effect"
 import { SqlClient } from "effect/sql"
+import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
 import * as MaintenanceSql from "../internal/sql/maintenance.ts"
 import * as Lane from "../Lane.ts"
@@ -22,11 +23,6 @@ import { recordReleased } from "./LeaseRescuer.ts"
 import * as Support from "./support.ts"
 
 export const name = "node_liveness"
-
-/** Audit codes this lane records. */
-export const auditCodes = {
-  nodeDeclaredDead: "node.declared_dead"
-} as const
 
 export const defaults: {
   readonly interval: Duration.Input
@@ -61,7 +57,7 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
   const staleMs = Support.millis(o.heartbeatInterval) * o.missedHeartbeats
   const retentionMs = Support.millis(o.retention)
   const batches = { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass }
-  const actor = `lane:${name}`
+  const actor = AuditEvents.actors.lane(name)
   return Lane.make({
     name,
     interval: o.interval,
@@ -74,12 +70,11 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
           const nodes = yield* MaintenanceSql.declareDeadNodes(sql, ctx.fence, { staleMs, limit: o.batchSize })
           for (const n of nodes) {
             yield* Effect.logWarning(`node ${n.name} (${n.id}, ${n.host} pid ${n.pid}) declared dead: last heartbeat ${n.heartbeat_at.toISOString()}`)
-            yield* audit.record({
-              code: auditCodes.nodeDeclaredDead,
+            yield* audit.record(AuditEvents.nodeDeclaredDead({
               actor,
-              subject: `node:${n.id}`,
+              subject: n.id,
               details: { name: n.name, mode: n.mode, host: n.host, pid: n.pid, heartbeatAt: n.heartbeat_at.toISOString() }
-            })
+            }))
           }
           if (nodes.length > 0) yield* Metric.update(Telemetry.metrics.nodesDeclaredDead, nodes.length)
           return nodes.length

@@ -250,7 +250,7 @@ describe("lease rescue", () => {
       code: "task.failed",
       actor: "lane:lease_rescue",
       subject: `task:${ids["exhausted"]}`,
-      details: { name: "test.exhausted", attempt: 3, tag: "LeaseExpired", exhausted: true }
+      details: { name: "test.exhausted", attempt: 3, tag: "LeaseExpired", message: expect.stringContaining("lease expired"), code: null, exhausted: true }
     }])
 
     // The crashed worker comes back with its result: refused, the row stays as the rescue left it.
@@ -323,7 +323,7 @@ describe("callback rescue", () => {
       code: "task.failed",
       actor: "lane:callback_rescue",
       subject: `task:${ids["exhausted"]}`,
-      details: { name: "test.hook", attempt: 3, tag: "CallbackTimeout", exhausted: true }
+      details: { name: "test.hook", attempt: 3, tag: "CallbackTimeout", message: expect.stringMatching(/^no callback before /), code: null, exhausted: true }
     }])
   })
 })
@@ -524,7 +524,7 @@ describe("node liveness", () => {
     const audit = await laneAudit()
     expect(audit.map((a) => [a.code, a.subject])).toEqual([["node.declared_dead", `node:${silent}`], ["task.failed", `task:${ids["exhausted"]}`]])
     expect(audit[0]!.details).toMatchObject({ name: "node-running", host: "test-host", pid: 1234, mode: "primary" })
-    expect(audit[1]!.details).toEqual({ name: "test.last", attempt: 2, tag: "NodeDead", exhausted: true })
+    expect(audit[1]!.details).toEqual({ name: "test.last", attempt: 2, tag: "NodeDead", message: expect.stringContaining("was declared dead"), code: null, exhausted: true })
 
     // Nothing left to do on the next pass.
     expect(await pass(NodeLiveness.make({ heartbeatInterval: "5 seconds" }))).toEqual({ dead: 0, released: 0, removed: 0 })

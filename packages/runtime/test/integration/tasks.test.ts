@@ -68,13 +68,13 @@ describe("enqueue", () => {
   it("an invalid payload or unknown task is a typed error and inserts nothing", async () => {
     const before = (await query<{ n: number }>(db.url, "SELECT count(*)::int AS n FROM tasks"))[0]!.n
     const invalid = await queue((q) => q.enqueue(T.Record, { key: 42 } as never).pipe(Effect.flip))
-    expect(invalid._tag).toBe("TaskPayloadInvalid")
+    expect(invalid.reason._tag).toBe("TaskPayloadInvalid")
     expect(invalid.message).toMatch(/invalid payload for task "test.record": key: Expected string/)
-    expect(invalid.retryable).toBe(false)
+    expect(invalid.isRetryable).toBe(false)
     const unknown = await queue((q) => q.enqueueByName("no.such.task", {}).pipe(Effect.flip))
-    expect(unknown._tag).toBe("TaskUnknown")
+    expect(unknown.reason._tag).toBe("TaskUnknown")
     const badOptions = await queue((q) => q.enqueue(T.Record, { key: "x" }, { maxAttempts: 0 }).pipe(Effect.flip))
-    expect(badOptions._tag).toBe("TaskOptionsInvalid")
+    expect(badOptions.reason._tag).toBe("TaskOptionsInvalid")
     expect((await query<{ n: number }>(db.url, "SELECT count(*)::int AS n FROM tasks"))[0]!.n).toBe(before)
   })
 
@@ -270,7 +270,7 @@ describe("admin operations", () => {
     const scheduled = await queue((q) => q.enqueue(T.Record, { key: "never" }, { delay: "1 hour" }))
     expect(await queue((q) => q.cancel(scheduled.id, "user:alice"))).toEqual({ id: scheduled.id, state: "cancelled" })
     const again = await queue((q) => q.cancel(scheduled.id).pipe(Effect.flip))
-    expect(again._tag).toBe("TaskStateConflict")
+    expect(again.reason._tag).toBe("TaskStateConflict")
 
     const { id } = await queue((q) => q.enqueue(T.Refuse, {}))
     await finished(id)
@@ -282,7 +282,7 @@ describe("admin operations", () => {
     expect((await auditFor(id)).map((a) => a.code)).toEqual(["task.failed", "task.retried", "task.failed"])
     expect((await auditFor(scheduled.id)).map((a) => a.code)).toEqual(["task.cancelled"])
     const missing = await queue((q) => q.get("999999999").pipe(Effect.flip))
-    expect(missing._tag).toBe("TaskNotFound")
+    expect(missing.reason._tag).toBe("TaskNotFound")
   })
 
   it("cancel interrupts a handler running on this node", async () => {

@@ -75,6 +75,8 @@ export interface Released {
   readonly queue: string
   readonly state: "available" | "failed" | "cancelled"
   readonly attempt: number
+  /** The message of the `errors` entry the release appended. */
+  readonly message: string
 }
 
 /**
@@ -105,13 +107,13 @@ const releaseRunning = (sql: Sql, fence: Fence, options: {
         lease_expires_at = NULL
       FROM picked
       WHERE t.id = picked.id AND t.state = 'running' AND ${fence}
-      RETURNING t.id, t.name, t.queue, t.state, t.attempt
+      RETURNING t.id, t.name, t.queue, t.state, t.attempt, t.errors->-1->>'message' AS message
     ),
     notified AS (
       SELECT count(pg_notify('asterforge_tasks', q.queue)) AS n
       FROM (SELECT DISTINCT queue FROM released WHERE state = 'available') q
     )
-    SELECT r.id::text AS id, r.name, r.queue, r.state, r.attempt FROM released r CROSS JOIN notified
+    SELECT r.id::text AS id, r.name, r.queue, r.state, r.attempt, r.message FROM released r CROSS JOIN notified
     ORDER BY r.id`
 
 /**
@@ -193,7 +195,7 @@ export const removeOldNodes = (sql: Sql, fence: Fence, options: { readonly reten
  * token is cleared, so a late callback answers 404.
  */
 export const failPastDeadline = (sql: Sql, fence: Fence, options: { readonly limit: number }) =>
-  sql<{ id: string; name: string; attempt: number; previous: string; deadline: Date }>`
+  sql<{ id: string; name: string; attempt: number; previous: string; deadline: Date; message: string }>`
     WITH picked AS (
       SELECT id, state FROM tasks
       WHERE deadline < now() AND state IN ('scheduled', 'available', 'retryable', 'waiting_callback')
@@ -210,7 +212,7 @@ export const failPastDeadline = (sql: Sql, fence: Fence, options: { readonly lim
         || CASE WHEN t.state = 'waiting_callback' THEN ' passed while waiting for a callback' ELSE ' passed before the task could run' END`)}
     FROM picked
     WHERE t.id = picked.id AND t.state IN ('scheduled', 'available', 'retryable', 'waiting_callback') AND ${fence}
-    RETURNING t.id::text AS id, t.name, t.attempt, picked.state AS previous, t.deadline`
+    RETURNING t.id::text AS id, t.name, t.attempt, picked.state AS previous, t.deadline, t.errors->-1->>'message' AS message`
 
 /**
  * Parked tasks whose callback timed out, through `tasks_callback_expiry`:
@@ -219,7 +221,7 @@ export const failPastDeadline = (sql: Sql, fence: Fence, options: { readonly lim
  * callback racing this waits for the row lock and then finds no token (404).
  */
 export const expireCallbacks = (sql: Sql, fence: Fence, options: { readonly limit: number }) =>
-  sql<{ id: string; name: string; queue: string; state: "retryable" | "failed"; attempt: number }>`
+  sql<{ id: string; name: string; queue: string; state: "retryable" | "failed"; attempt: number; message: string }>`
     WITH picked AS (
       SELECT id FROM tasks
       WHERE state = 'waiting_callback' AND callback_expires_at < now()
@@ -237,13 +239,13 @@ export const expireCallbacks = (sql: Sql, fence: Fence, options: { readonly limi
         errors = t.errors || ${errorEntry(sql, "CallbackTimeout", sql`'no callback before ' || ${sql.literal(iso("t.callback_expires_at"))}`)}
       FROM picked
       WHERE t.id = picked.id AND t.state = 'waiting_callback' AND ${fence}
-      RETURNING t.id, t.name, t.queue, t.state, t.attempt
+      RETURNING t.id, t.name, t.queue, t.state, t.attempt, t.errors->-1->>'message' AS message
     ),
     notified AS (
       SELECT count(pg_notify('asterforge_tasks', q.queue)) AS n
       FROM (SELECT DISTINCT queue FROM expired WHERE state = 'retryable') q
     )
-    SELECT e.id::text AS id, e.name, e.queue, e.state, e.attempt FROM expired e CROSS JOIN notified
+    SELECT e.id::text AS id, e.name, e.queue, e.state, e.attempt, e.message FROM expired e CROSS JOIN notified
     ORDER BY e.id`
 
 // ---------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 /** SQL for `tasks`: enqueue, lookups and admin transitions (claims and leases are in leases.ts). */
 import type { SqlClient } from "effect/sql"
+import type { TaskState } from "../../TaskState.ts"
 
-export type State = "scheduled" | "available" | "running" | "retryable" | "waiting_callback" | "succeeded" | "failed" | "cancelled"
-export const finishedStates: ReadonlyArray<State> = ["succeeded", "failed", "cancelled"]
+export type State = TaskState
 
 export interface Row {
   readonly id: string
