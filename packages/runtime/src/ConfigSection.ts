@@ -1,0 +1,207 @@
+/**
+ * ConfigSection: one table of configuration keys, declared by the service that
+ * reads it.
+ *
+ * A section is a name (`worker`, `maintenance.promotion`: the TOML table) and
+ * its keys, each a value Schema from `ConfigSchema` with a default and a line
+ * of documentation. Everything else is derived from that one declaration: the
+ * TOML key names (snake_case of the field), the environment variable names
+ * (`ASTERFORGE_<SECTION>_<KEY>`), decoding with every problem listed, the
+ * typed value the service receives, the defaults it exports, and the
+ * `config check` / README reference. `RuntimeConfig` assembles the sections of
+ * the runtime's services (and lanes) and reads the sources once.
+ *
+ * ```ts
+ * export const Config = ConfigSection.make("worker", {
+ *   concurrency: ConfigSection.key(ConfigSchema.Int(1, 64), { default: 4, doc: "handlers run at once per queue" })
+ * })
+ * export type Config = ConfigSection.TypeOf<typeof Config>   // { readonly concurrency: number }
+ * ```
+ *
+ * @since 0.2.0
+ */
+import { Duration, Option, Redacted, Result, Schema } from "effect"
+import * as ConfigSchema from "./ConfigSchema.ts"
+import type { Problem } from "./RuntimeError.ts"
+
+/** Another environment variable users already know for a key (`DATABASE_URL`), and how its text maps onto the key. */
+export interface EnvAlias {
+  readonly name: string
+  /** The value for the key, or undefined when this text does not set it (`DISABLE_INLINE_WORKER=0`). */
+  readonly map: (text: string) => unknown
+}
+
+/** One key: its value Schema, default (as a source would write it) and documentation. */
+export interface Key<A> {
+  readonly schema: ConfigSchema.Value<any>
+  /** The default as TOML would hold it; `undefined`: the key is optional and unset by default. */
+  readonly default: unknown
+  readonly optional: boolean
+  readonly doc: string
+  /** Never printed or logged; a decode failure never shows the value. */
+  readonly secret: boolean
+  /** Applied while the node runs when the config file changes. */
+  readonly reloadable: boolean
+  readonly aliases: ReadonlyArray<EnvAlias>
+  /** Phantom: the decoded type. */
+  readonly _A?: A
+}
+
+interface KeyOptions {
+  readonly doc: string
+  readonly secret?: boolean
+  readonly reloadable?: boolean
+  readonly aliases?: ReadonlyArray<EnvAlias>
+}
+
+/**
+ * A key with a default: its decoded type is the Schema's.
+ *
+ * @category constructors
+ */
+export const key = <A>(schema: ConfigSchema.Value<A>, options: KeyOptions & { readonly default: unknown }): Key<A> => ({
+  schema,
+  default: options.default,
+  optional: false,
+  doc: options.doc,
+  secret: options.secret ?? false,
+  reloadable: options.reloadable ?? false,
+  aliases: options.aliases ?? []
+})
+
+/**
+ * A key that may stay unset: its decoded type is `Option` of the Schema's.
+ *
+ * @category constructors
+ */
+export const optionalKey = <A>(schema: ConfigSchema.Value<A>, options: KeyOptions): Key<Option.Option<A>> => ({
+  schema,
+  default: undefined,
+  optional: true,
+  doc: options.doc,
+  secret: options.secret ?? false,
+  reloadable: options.reloadable ?? false,
+  aliases: options.aliases ?? []
+})
+
+export type Fields = Readonly<Record<string, Key<any>>>
+
+/** The typed value of a section. */
+export type TypeOf<S> = S extends Section<infer F> ? { readonly [K in keyof F]: F[K] extends Key<infer A> ? A : never } : never
+
+/** What a caller may pass for a section in code (`Lane.make({ batchSize: 500 })`): any key, as a source would write it. */
+export type Input<S> = S extends Section<infer F> ? { readonly [K in keyof F]?: unknown } : never
+
+export interface Section<F extends Fields> {
+  /** The TOML table: `worker`, `maintenance.promotion`. */
+  readonly name: string
+  readonly doc: string
+  readonly fields: F
+  /** Rules across this section's keys, run on the decoded value. */
+  readonly check: (value: { readonly [K in keyof F]: F[K] extends Key<infer A> ? A : never }) => ReadonlyArray<Problem>
+}
+
+const sectionPattern = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/
+
+/**
+ * Declares a section. `check` relates keys of the section (the heartbeat
+ * shorter than half the lease); rules across sections live in `RuntimeConfig`.
+ *
+ * @category constructors
+ */
+export const make = <F extends Fields>(
+  name: string,
+  fields: F,
+  options: { readonly doc?: string; readonly check?: Section<F>["check"] } = {}
+): Section<F> => {
+  if (!sectionPattern.test(name)) throw new Error(`config section ${JSON.stringify(name)} must be dotted lower-case words`)
+  return { name, doc: options.doc ?? "", fields, check: options.check ?? (() => []) }
+}
+
+/** `batchSize` -> `batch_size`: the key's name in TOML and (upper-cased) in the environment. */
+export const snakeCase = (field: string): string => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+
+/** `worker.batch_size` style name of a field. */
+export const keyName = (section: Section<any>, field: string): string => `${section.name}.${snakeCase(field)}`
+
+/** `ASTERFORGE_WORKER_BATCH_SIZE`: the environment variable of a dotted key. */
+export const envName = (dottedKey: string): string => `ASTERFORGE_${dottedKey.replace(/\./g, "_").toUpperCase()}`
+
+const issueMessage = (error: Schema.SchemaError): string => ConfigSchema.messageOf(error)
+
+/** A raw value for one field, and how to name it in a problem (`server.port`, `ASTERFORGE_SERVER_PORT`, `--port`). */
+export interface Raw {
+  readonly value: unknown
+  readonly label: string
+}
+
+/**
+ * Decodes one section from raw values by field (missing fields take their
+ * default), listing every problem: each with the key as the user wrote it,
+ * and the offending value unless the key is secret.
+ */
+export const decode = <F extends Fields>(
+  section: Section<F>,
+  raw: { readonly [K in keyof F]?: Raw | undefined }
+): Result.Result<TypeOf<Section<F>>, ReadonlyArray<Problem>> => {
+  const problems: Array<Problem> = []
+  const out: Record<string, unknown> = {}
+  for (const [field, spec] of Object.entries(section.fields) as Array<[string, Key<unknown>]>) {
+    const dotted = keyName(section, field)
+    const given = raw[field as keyof F]
+    const input = given ?? (spec.default === undefined ? undefined : { value: spec.default, label: dotted })
+    if (input === undefined) {
+      out[field] = Option.none()
+      continue
+    }
+    const decoded = Schema.decodeUnknownResult(spec.schema)(input.value)
+    if (Result.isFailure(decoded)) {
+      const shown = spec.secret ? "" : `, got ${show(input.value)}`
+      const where = input.label === dotted ? dotted : `${input.label} (${dotted})`
+      problems.push({ key: where, message: `${issueMessage(decoded.failure)}${shown}` })
+      continue
+    }
+    out[field] = spec.optional ? Option.some(decoded.success) : decoded.success
+  }
+  if (problems.length > 0) return Result.fail(problems)
+  const value = out as TypeOf<Section<F>>
+  const crossProblems = section.check(value as never)
+  return crossProblems.length > 0 ? Result.fail(crossProblems) : Result.succeed(value)
+}
+
+/**
+ * Decodes values given in code (`Promoter.make({ batchSize: 500 })`) and throws
+ * one Error naming every bad or unknown option: a misconfigured part is a
+ * programming error, found when the node is composed.
+ */
+export const decodeOrThrow = <F extends Fields>(section: Section<F>, given: Input<Section<F>> | undefined): TypeOf<Section<F>> => {
+  const raw: Record<string, Raw> = {}
+  const unknown: Array<string> = []
+  for (const [field, value] of Object.entries(given ?? {})) {
+    if (!Object.hasOwn(section.fields, field)) unknown.push(field)
+    else if (value !== undefined) raw[field] = { value: toInput(value), label: field }
+  }
+  const decoded = decode(section, raw as never)
+  const problems = [
+    ...unknown.map((f) => `unknown option ${f} (known: ${Object.keys(section.fields).join(", ")})`),
+    ...(Result.isFailure(decoded) ? decoded.failure.map((p) => `${p.key}: ${p.message}`) : [])
+  ]
+  if (problems.length > 0 || Result.isFailure(decoded)) throw new Error(`invalid options for ${section.name}: ${problems.join("; ")}`)
+  return decoded.success
+}
+
+/** Values given in code may already be typed: a Duration becomes its milliseconds, so the key's Schema decodes it. */
+const toInput = (value: unknown): unknown => (Duration.isDuration(value) ? Duration.toMillis(value) : value)
+
+/** The section's defaults, decoded (optional keys are `Option.none()`). */
+export const defaults = <F extends Fields>(section: Section<F>): TypeOf<Section<F>> => decodeOrThrow(section, {} as never)
+
+/** A decoded value as `config check` prints it; secrets are `<redacted>`. */
+export const show = (u: unknown): string => {
+  if (Option.isOption(u)) return Option.isSome(u) ? show(u.value) : "(unset)"
+  if (Redacted.isRedacted(u)) return "<redacted>"
+  if (Duration.isDuration(u)) return Duration.format(u)
+  if (u instanceof Map) return [...u].map(([k, v]) => `${k}=${show(v)}`).join(",") || "(none)"
+  if (Array.isArray(u)) return u.map(show).join(",") || "(none)"
+  return typeof u === "string" ? u : JSON.stringify(u) ?? String(u)
+}
