@@ -15,8 +15,25 @@ import { Cause, Context, Duration, Effect, Fiber, Layer, Metric, Option, Queue, 
 import { SqlClient } from "effect/sql"
 import * as AuditSql from "./internal/sql/audit.ts"
 import { NodeIdentity } from "./NodeIdentity.ts"
-import { RuntimeConfig } from "./RuntimeConfig.ts"
+import * as ConfigSchema from "./ConfigSchema.ts"
+import * as ConfigSection from "./ConfigSection.ts"
+import * as Shutdown from "./Shutdown.ts"
 import * as Telemetry from "./Telemetry.ts"
+
+/**
+ * `[audit]`: the in-memory buffer between `record()` and the table.
+ *
+ * @category config
+ */
+export const Config = ConfigSection.make("audit", {
+  bufferSize: ConfigSection.key(ConfigSchema.Int(1, 1_000_000), { default: 10_000, doc: "events held in memory before the overflow policy applies" }),
+  batchSize: ConfigSection.key(ConfigSchema.Int(1, 10_000), { default: 500, doc: "events per insert statement" }),
+  overflow: ConfigSection.key(ConfigSchema.Literals(["backpressure", "drop"]), {
+    default: "backpressure",
+    doc: "full buffer: make record() wait, or drop and count"
+  })
+})
+export type Config = ConfigSection.TypeOf<typeof Config>
 
 /** One audit event. Build the runtime's own with the `AuditEvents` catalogue, which fixes each code's details. */
 export const AuditEvent = Schema.Struct({
@@ -73,13 +90,17 @@ const isRejectedData = (cause: Cause.Cause<unknown>): boolean =>
 const finalFlushBudget = (timeout: Duration.Duration) => Duration.max(Duration.seconds(1), Duration.times(timeout, 0.8))
 
 /** Buffered writer: bounded queue, batch inserts, drained by the finalizer. */
-export const layerBuffered: Layer.Layer<AuditLog, never, SqlClient.SqlClient | RuntimeConfig | NodeIdentity> = Layer.effect(
+export const layerBuffered: Layer.Layer<
+  AuditLog,
+  never,
+  SqlClient.SqlClient | NodeIdentity | ConfigSection.Tag<"audit"> | ConfigSection.Tag<"shutdown">
+> = Layer.effect(
   AuditLog,
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const config = yield* RuntimeConfig
+    const shutdown = yield* Shutdown.Config
     const { id: nodeId } = yield* NodeIdentity
-    const { bufferSize, batchSize, overflow } = config.audit
+    const { bufferSize, batchSize, overflow } = yield* Config
     const row = toRow(nodeId)
 
     type Item = { readonly _tag: "Event"; readonly row: AuditSql.Row } | { readonly _tag: "Barrier"; readonly done: () => void }
@@ -148,7 +169,7 @@ export const layerBuffered: Layer.Layer<AuditLog, never, SqlClient.SqlClient | R
       Effect.gen(function*() {
         const pending = yield* Queue.size(queue)
         yield* Queue.end(queue)
-        const joined = yield* Fiber.join(fiber).pipe(Effect.timeoutOption(finalFlushBudget(config.shutdown.timeout)))
+        const joined = yield* Fiber.join(fiber).pipe(Effect.timeoutOption(finalFlushBudget(shutdown.timeout)))
         if (Option.isNone(joined)) {
           const lost = yield* Queue.size(queue)
           yield* Effect.logError(`audit flush did not finish in time: ${lost} event(s) not written`)

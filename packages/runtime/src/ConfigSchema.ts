@@ -49,9 +49,8 @@ const numberFrom = (u: unknown): number | undefined => {
 export const Int = (minimum: number, maximum: number): Value<number> =>
   parsed(Schema.Number, (u) => {
     const n = numberFrom(u)
-    return n !== undefined && Number.isInteger(n) && n >= minimum && n <= maximum
-      ? n
-      : problem(`Expected an integer between ${minimum} and ${maximum}`)
+    if (n === undefined || !Number.isInteger(n)) return problem(`Expected an integer between ${minimum} and ${maximum}`)
+    return n >= minimum && n <= maximum ? n : problem(`Expected a value between ${minimum} and ${maximum}`)
   }, (n) => n)
 
 const truthy = ["1", "true", "yes", "on"]
@@ -69,6 +68,10 @@ export const Boolean: Value<boolean> = parsed(Schema.Boolean, (u) => {
 /** A non-empty string. */
 export const NonEmptyString: Value<string> = parsed(Schema.String, (u) =>
   typeof u === "string" && u.length > 0 ? u : problem("Expected a non-empty string"), (s) => s)
+
+/** An `http://` or `https://` URL with a host (a collector, a webhook target). */
+export const HttpUrl: Value<string> = parsed(Schema.String, (u) =>
+  typeof u === "string" && /^https?:\/\/[^\s/]+/.test(u) ? u : problem("Expected an http(s) URL such as http://127.0.0.1:4318"), (s) => s)
 
 /** One of the given strings. */
 export const Literals = <const L extends ReadonlyArray<string>>(values: L): Value<L[number]> =>

@@ -16,11 +16,14 @@
  *   concurrency: ConfigSection.key(ConfigSchema.Int(1, 64), { default: 4, doc: "handlers run at once per queue" })
  * })
  * export type Config = ConfigSection.TypeOf<typeof Config>   // { readonly concurrency: number }
+ *
+ * // in the service's layer:
+ * const { concurrency } = yield* Config
  * ```
  *
  * @since 0.2.0
  */
-import { Duration, Option, Redacted, Result, Schema } from "effect"
+import { Context, Duration, Option, Redacted, Result, Schema } from "effect"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import type { Problem } from "./RuntimeError.ts"
 
@@ -86,43 +89,67 @@ export const optionalKey = <A>(schema: ConfigSchema.Value<A>, options: KeyOption
 
 export type Fields = Readonly<Record<string, Key<any>>>
 
+/** The typed value of a set of fields. */
+export type ValueOf<F extends Fields> = { readonly [K in keyof F]: F[K] extends Key<infer A> ? A : never }
+
 /** The typed value of a section. */
-export type TypeOf<S> = S extends Section<infer F> ? { readonly [K in keyof F]: F[K] extends Key<infer A> ? A : never } : never
+export type TypeOf<S> = S extends Section<any, infer F> ? ValueOf<F> : never
 
 /** What a caller may pass for a section in code (`Lane.make({ batchSize: 500 })`): any key, as a source would write it. */
-export type Input<S> = S extends Section<infer F> ? { readonly [K in keyof F]?: unknown } : never
+export type Input<S> = S extends Section<any, infer F> ? { readonly [K in keyof F]?: unknown } : never
 
-export interface Section<F extends Fields> {
+/** The identity of a section in an Effect's requirements: `ConfigSection.Tag<"worker">`. */
+export interface Tag<Id extends string> {
+  readonly _configSection: Id
+}
+
+/**
+ * A section is also the Context key of its decoded value: a service reads its
+ * own configuration with `yield* Dispatcher.Config` and depends on nothing else
+ * of the configuration. `RuntimeConfig.layer` provides every section.
+ */
+export interface Section<Id extends string, F extends Fields> extends Context.Service<Tag<Id>, ValueOf<F>> {
+  /** Unique per declaration: the table name, or `table#owner` when several owners share a table. */
+  readonly id: Id
   /** The TOML table: `worker`, `maintenance.promotion`. */
-  readonly name: string
+  readonly section: string
   readonly doc: string
   readonly fields: F
   /** Rules across this section's keys, run on the decoded value. */
-  readonly check: (value: { readonly [K in keyof F]: F[K] extends Key<infer A> ? A : never }) => ReadonlyArray<Problem>
+  readonly check: (value: ValueOf<F>) => ReadonlyArray<Problem>
 }
+
+export type Any = Section<any, any>
+
+/** The requirement a section satisfies: `TagOf<typeof Dispatcher.Config>` is `Tag<"worker">`. */
+export type TagOf<S> = S extends Section<infer Id, any> ? Tag<Id> : never
 
 const sectionPattern = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/
 
 /**
- * Declares a section. `check` relates keys of the section (the heartbeat
+ * Declares a section. Several owners may declare keys of one table (`[server]`
+ * holds the HTTP server's host and port and the node's name and mode): each
+ * gives its own `id`. `check` relates keys of the section (the heartbeat
  * shorter than half the lease); rules across sections live in `RuntimeConfig`.
  *
  * @category constructors
  */
-export const make = <F extends Fields>(
-  name: string,
+export const make = <const Name extends string, F extends Fields, const Id extends string = Name>(
+  name: Name,
   fields: F,
-  options: { readonly doc?: string; readonly check?: Section<F>["check"] } = {}
-): Section<F> => {
+  options: { readonly id?: Id; readonly doc?: string; readonly check?: (value: ValueOf<F>) => ReadonlyArray<Problem> } = {}
+): Section<Id, F> => {
   if (!sectionPattern.test(name)) throw new Error(`config section ${JSON.stringify(name)} must be dotted lower-case words`)
-  return { name, doc: options.doc ?? "", fields, check: options.check ?? (() => []) }
+  const id = (options.id ?? name) as Id
+  const tag = Context.Service<Tag<Id>, ValueOf<F>>(`@asterforge/runtime/Config/${id}`)
+  return Object.assign(tag, { id, section: name, doc: options.doc ?? "", fields, check: options.check ?? (() => []) })
 }
 
 /** `batchSize` -> `batch_size`: the key's name in TOML and (upper-cased) in the environment. */
 export const snakeCase = (field: string): string => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
 /** `worker.batch_size` style name of a field. */
-export const keyName = (section: Section<any>, field: string): string => `${section.name}.${snakeCase(field)}`
+export const keyName = (section: Any, field: string): string => `${section.section}.${snakeCase(field)}`
 
 /** `ASTERFORGE_WORKER_BATCH_SIZE`: the environment variable of a dotted key. */
 export const envName = (dottedKey: string): string => `ASTERFORGE_${dottedKey.replace(/\./g, "_").toUpperCase()}`
@@ -141,13 +168,13 @@ export interface Raw {
  * and the offending value unless the key is secret.
  */
 export const decode = <F extends Fields>(
-  section: Section<F>,
+  section: Section<any, F>,
   raw: { readonly [K in keyof F]?: Raw | undefined }
-): Result.Result<TypeOf<Section<F>>, ReadonlyArray<Problem>> => {
+): Result.Result<ValueOf<F>, ReadonlyArray<Problem>> => {
   const problems: Array<Problem> = []
   const out: Record<string, unknown> = {}
   for (const [field, spec] of Object.entries(section.fields) as Array<[string, Key<unknown>]>) {
-    const dotted = keyName(section, field)
+    const dotted = keyName(section as Any, field)
     const given = raw[field as keyof F]
     const input = given ?? (spec.default === undefined ? undefined : { value: spec.default, label: dotted })
     if (input === undefined) {
@@ -156,7 +183,7 @@ export const decode = <F extends Fields>(
     }
     const decoded = Schema.decodeUnknownResult(spec.schema)(input.value)
     if (Result.isFailure(decoded)) {
-      const shown = spec.secret ? "" : `, got ${show(input.value)}`
+      const shown = spec.secret ? "" : `, got ${showRaw(input.value)}`
       const where = input.label === dotted ? dotted : `${input.label} (${dotted})`
       problems.push({ key: where, message: `${issueMessage(decoded.failure)}${shown}` })
       continue
@@ -164,8 +191,8 @@ export const decode = <F extends Fields>(
     out[field] = spec.optional ? Option.some(decoded.success) : decoded.success
   }
   if (problems.length > 0) return Result.fail(problems)
-  const value = out as TypeOf<Section<F>>
-  const crossProblems = section.check(value as never)
+  const value = out as ValueOf<F>
+  const crossProblems = section.check(value)
   return crossProblems.length > 0 ? Result.fail(crossProblems) : Result.succeed(value)
 }
 
@@ -174,7 +201,7 @@ export const decode = <F extends Fields>(
  * one Error naming every bad or unknown option: a misconfigured part is a
  * programming error, found when the node is composed.
  */
-export const decodeOrThrow = <F extends Fields>(section: Section<F>, given: Input<Section<F>> | undefined): TypeOf<Section<F>> => {
+export const decodeOrThrow = <F extends Fields>(section: Section<any, F>, given: { readonly [K in keyof F]?: unknown } | undefined): ValueOf<F> => {
   const raw: Record<string, Raw> = {}
   const unknown: Array<string> = []
   for (const [field, value] of Object.entries(given ?? {})) {
@@ -186,7 +213,7 @@ export const decodeOrThrow = <F extends Fields>(section: Section<F>, given: Inpu
     ...unknown.map((f) => `unknown option ${f} (known: ${Object.keys(section.fields).join(", ")})`),
     ...(Result.isFailure(decoded) ? decoded.failure.map((p) => `${p.key}: ${p.message}`) : [])
   ]
-  if (problems.length > 0 || Result.isFailure(decoded)) throw new Error(`invalid options for ${section.name}: ${problems.join("; ")}`)
+  if (problems.length > 0 || Result.isFailure(decoded)) throw new Error(`invalid options for ${section.section}: ${problems.join("; ")}`)
   return decoded.success
 }
 
@@ -194,7 +221,17 @@ export const decodeOrThrow = <F extends Fields>(section: Section<F>, given: Inpu
 const toInput = (value: unknown): unknown => (Duration.isDuration(value) ? Duration.toMillis(value) : value)
 
 /** The section's defaults, decoded (optional keys are `Option.none()`). */
-export const defaults = <F extends Fields>(section: Section<F>): TypeOf<Section<F>> => decodeOrThrow(section, {} as never)
+export const defaults = <F extends Fields>(section: Section<any, F>): ValueOf<F> => decodeOrThrow(section, {})
+
+/** A value as a source gave it, for an error message (never for a secret); numeric text reads as the number it meant. */
+const showRaw = (u: unknown): string => {
+  if (typeof u === "string" && u.trim() !== "" && Number.isFinite(Number(u))) return u.trim()
+  try {
+    return JSON.stringify(u) ?? String(u)
+  } catch {
+    return String(u)
+  }
+}
 
 /** A decoded value as `config check` prints it; secrets are `<redacted>`. */
 export const show = (u: unknown): string => {

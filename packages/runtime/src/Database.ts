@@ -14,9 +14,42 @@ import { PgClient, PgConnection } from "@effect/sql-pg"
 import * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
 import * as Migrations from "./migrations/index.ts"
 import * as MigrationSql from "./internal/sql/migrations.ts"
-import { RuntimeConfig } from "./RuntimeConfig.ts"
+import * as ConfigSchema from "./ConfigSchema.ts"
+import * as ConfigSection from "./ConfigSection.ts"
+import * as NodeIdentity from "./NodeIdentity.ts"
 import * as RuntimeError from "./RuntimeError.ts"
 import * as Telemetry from "./Telemetry.ts"
+
+/**
+ * `[database]`: which server, how many connections, how hard to try.
+ *
+ * @category config
+ */
+export const Config = ConfigSection.make("database", {
+  url: ConfigSection.optionalKey(ConfigSchema.Secret, {
+    doc: "postgres:// URL; unset = embedded PostgreSQL under data_dir",
+    secret: true,
+    aliases: [{ name: "DATABASE_URL", map: (s) => s }]
+  }),
+  poolMax: ConfigSection.key(ConfigSchema.Int(1, 1000), { default: 10, doc: "maximum pooled connections" }),
+  migrate: ConfigSection.key(ConfigSchema.Boolean, {
+    default: true,
+    doc: "run migrations at start-up",
+    aliases: [{ name: "SKIP_MIGRATIONS", map: (s) => (s.trim() === "1" ? false : undefined) }]
+  }),
+  connectAttempts: ConfigSection.key(ConfigSchema.Int(1, 1000), { default: 10, doc: "connection attempts before giving up" }),
+  connectBackoff: ConfigSection.key(ConfigSchema.Duration({ minimum: "1 millis", maximum: "1 minute" }), {
+    default: "200 millis",
+    doc: "first retry delay, doubled per attempt (capped at 5 s)"
+  }),
+  connectTimeout: ConfigSection.key(ConfigSchema.Duration({ minimum: "100 millis", maximum: "10 minutes" }), {
+    default: "5 seconds",
+    doc: "timeout of one connection attempt"
+  })
+})
+export type Config = ConfigSection.TypeOf<typeof Config>
+
+type Requires = ConfigSection.Tag<"database"> | ConfigSection.Tag<"server#node">
 
 export interface DatabaseUrlShape {
   readonly url: Redacted.Redacted<string>
@@ -37,18 +70,22 @@ export const displayUrl = (url: Redacted.Redacted<string>): string => {
 }
 
 /** `database.url` when set, otherwise the embedded server under `server.data_dir`. */
-export const layerUrl: Layer.Layer<DatabaseUrl, RuntimeError.RuntimeError, RuntimeConfig> = Layer.unwrap(
+export const layerUrl: Layer.Layer<DatabaseUrl, RuntimeError.RuntimeError, Requires> = Layer.unwrap(
   Effect.gen(function*() {
-    const config = yield* RuntimeConfig
-    if (Option.isSome(config.database.url)) {
-      return Layer.succeed(DatabaseUrl, { url: config.database.url.value, embedded: false })
+    const config = yield* Config
+    const server = yield* NodeIdentity.Config
+    if (Option.isSome(config.url)) {
+      return Layer.succeed(DatabaseUrl, { url: config.url.value, embedded: false })
     }
     return Layer.effect(DatabaseUrl, Effect.map(EmbeddedPostgres.EmbeddedPostgres, (pg) => ({ url: pg.url, embedded: true })))
-      .pipe(Layer.provide(EmbeddedPostgres.layer({ dataDir: config.server.dataDir })))
+      .pipe(Layer.provide(EmbeddedPostgres.layer({ dataDir: server.dataDir })))
   })
 )
 
 const reasonOf = RuntimeError.messageOf
+
+/** `asterforge:<node name>`: per node, so operators (and the embedded server's last-one-out check) tell pools apart. */
+export const poolApplicationName = (nodeName: string): string => `${EmbeddedPostgres.applicationName}:${nodeName}`.slice(0, 63)
 
 /**
  * One probe connection per attempt, retried with doubling delay (capped at
@@ -88,24 +125,24 @@ export const awaitReachable = (options: {
   }).pipe(Effect.withSpan(Telemetry.spans.connect), Telemetry.component("db"))
 
 /** The pooled client (`PgClient` and `SqlClient`), available once the server answers. */
-export const layerClient: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, RuntimeError.RuntimeError, RuntimeConfig | DatabaseUrl> =
+export const layerClient: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, RuntimeError.RuntimeError, Requires | DatabaseUrl> =
   Layer.unwrap(
     Effect.gen(function*() {
-      const config = yield* RuntimeConfig
+      const config = yield* Config
+      const server = yield* NodeIdentity.Config
       const { url } = yield* DatabaseUrl
       yield* awaitReachable({
         url,
-        attempts: config.database.connectAttempts,
-        backoff: config.database.connectBackoff,
-        connectTimeout: config.database.connectTimeout
+        attempts: config.connectAttempts,
+        backoff: config.connectBackoff,
+        connectTimeout: config.connectTimeout
       })
       return PgClient.layerFrom(
         PgClient.make({
           url,
-          maxConnections: config.database.poolMax,
-          connectTimeout: config.database.connectTimeout,
-          // Per node, so operators can tell nodes apart in pg_stat_activity.
-          applicationName: `${EmbeddedPostgres.applicationName}:${config.server.nodeName}`.slice(0, 63)
+          maxConnections: config.poolMax,
+          connectTimeout: config.connectTimeout,
+          applicationName: poolApplicationName(server.nodeName)
         }).pipe(Effect.mapError((e) =>
           RuntimeError.make(new RuntimeError.DatabaseUnavailable({ message: `cannot open the pool: ${reasonOf(e)}`, cause: e }))
         ))
@@ -149,10 +186,10 @@ export const migrationsApplied: Effect.Effect<boolean, unknown, SqlClient.SqlCli
 })
 
 /** Runs migrations at start-up unless `database.migrate = false` (`SKIP_MIGRATIONS=1`). */
-export const layerMigrateOnStart: Layer.Layer<never, RuntimeError.RuntimeError, RuntimeConfig | SqlClient.SqlClient | DatabaseUrl> =
+export const layerMigrateOnStart: Layer.Layer<never, RuntimeError.RuntimeError, ConfigSection.Tag<"database"> | SqlClient.SqlClient | DatabaseUrl> =
   Layer.effectDiscard(Effect.gen(function*() {
-    const config = yield* RuntimeConfig
-    if (config.database.migrate) return yield* migrate
+    const config = yield* Config
+    if (config.migrate) return yield* migrate
     yield* Effect.logInfo("migrations skipped (database.migrate = false)").pipe(Telemetry.component("db"))
     // Starting against an older schema would fail later, in some query, with a less useful error.
     const current = yield* migrationsApplied.pipe(Effect.mapError((e) =>
@@ -166,7 +203,7 @@ export const layerMigrateOnStart: Layer.Layer<never, RuntimeError.RuntimeError, 
   }))
 
 /** Server choice, pool and start-up migrations, in that order. */
-export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient | DatabaseUrl, RuntimeError.RuntimeError, RuntimeConfig> =
+export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient | DatabaseUrl, RuntimeError.RuntimeError, Requires> =
   layerMigrateOnStart.pipe(
     Layer.provideMerge(layerClient),
     Layer.provideMerge(layerUrl)
@@ -176,12 +213,12 @@ export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient | Databa
  * Pool usage, as the server sees it: this node's pooled connections by state,
  * sampled every 5 s (the pool client exposes no counters of its own).
  */
-export const layerPoolMetrics: Layer.Layer<never, never, SqlClient.SqlClient | RuntimeConfig> = Layer.effectDiscard(
+export const layerPoolMetrics: Layer.Layer<never, never, SqlClient.SqlClient | Requires> = Layer.effectDiscard(
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const config = yield* RuntimeConfig
-    const name = `${EmbeddedPostgres.applicationName}:${config.server.nodeName}`.slice(0, 63)
-    yield* Metric.update(Telemetry.metrics.dbPoolMax, config.database.poolMax)
+    const config = yield* Config
+    const name = poolApplicationName((yield* NodeIdentity.Config).nodeName)
+    yield* Metric.update(Telemetry.metrics.dbPoolMax, config.poolMax)
     const states = ["active", "idle", "idle in transaction"] as const
     const sample = sql<{ state: string | null; n: number }>`
       SELECT state, count(*)::int AS n FROM pg_stat_activity WHERE application_name = ${name} AND pid <> pg_backend_pid() GROUP BY state`.pipe(

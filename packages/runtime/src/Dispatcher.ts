@@ -31,7 +31,10 @@ import { type AuditEvent, AuditLog } from "./AuditLog.ts"
 import { HealthRegistry, fail as healthFail, pass as healthPass } from "./Health.ts"
 import * as LeaseSql from "./internal/sql/leases.ts"
 import { NodeIdentity } from "./NodeIdentity.ts"
-import { RuntimeConfig } from "./RuntimeConfig.ts"
+import * as ConfigSchema from "./ConfigSchema.ts"
+import * as ConfigSection from "./ConfigSection.ts"
+import type { Problem } from "./RuntimeError.ts"
+import * as Shutdown from "./Shutdown.ts"
 import { ConfigInvalid, RuntimeError } from "./RuntimeError.ts"
 import * as Task from "./Task.ts"
 import { TaskRegistry } from "./TaskRegistry.ts"
@@ -39,6 +42,75 @@ import * as Telemetry from "./Telemetry.ts"
 
 /** The most handlers one process runs at once, over all its queues. */
 export const maxConcurrencyPerProcess = 64
+
+const queueName = { pattern: /^[a-z0-9_.-]{1,64}$/i, describe: "1-64 characters of [a-z0-9_.-]" }
+
+/**
+ * `[worker]`: how a dispatching node claims and runs tasks.
+ *
+ * @category config
+ */
+export const Config = ConfigSection.make("worker", {
+  inline: ConfigSection.key(ConfigSchema.Boolean, {
+    default: true,
+    doc: "primary nodes also run the task dispatcher",
+    aliases: [{ name: "DISABLE_INLINE_WORKER", map: (s) => (s.trim() === "1" ? false : undefined) }]
+  }),
+  concurrency: ConfigSection.key(ConfigSchema.Int(1, maxConcurrencyPerProcess), {
+    default: 4,
+    doc: "handlers run at once per queue, unless worker.queues says otherwise"
+  }),
+  prefetch: ConfigSection.key(ConfigSchema.Int(0, 256), {
+    default: 0,
+    doc: "tasks per queue claimed ahead of a free slot (helps many short tasks; idle until a slot frees, so keep 0 for long ones)"
+  }),
+  queues: ConfigSection.key(ConfigSchema.NamedValues(ConfigSchema.Int(1, maxConcurrencyPerProcess), queueName), {
+    default: "",
+    doc: "per-queue concurrency overrides, e.g. \"default=8,mail=2\"; listed queues are served even with no registered task"
+  }),
+  pollInterval: ConfigSection.key(ConfigSchema.Duration({ minimum: "10 millis", maximum: "1 hour" }), {
+    default: "1 second",
+    doc: "claim attempt when no NOTIFY arrived (the backstop)"
+  }),
+  leaseDuration: ConfigSection.key(ConfigSchema.Duration({ minimum: "1 second", maximum: "1 day" }), {
+    default: "15 seconds",
+    doc: "a claimed task is rescued if its lease is not extended in this time"
+  }),
+  heartbeatInterval: ConfigSection.key(ConfigSchema.Duration({ minimum: "100 millis", maximum: "12 hours" }), {
+    default: "5 seconds",
+    doc: "how often one statement extends every lease this node holds"
+  })
+}, {
+  check: (c) => [
+    ...(Duration.isLessThan(Duration.times(c.heartbeatInterval, 2), c.leaseDuration)
+      ? []
+      : [{ key: "worker.heartbeat_interval", message: "must be less than half of worker.lease_duration, or healthy leases expire between heartbeats" }]),
+    ...queuePlan(c, []).problems
+  ]
+})
+export type Config = ConfigSection.TypeOf<typeof Config>
+
+/**
+ * The pools a dispatcher runs: one per queue that registered tasks use or
+ * `worker.queues` lists, each with its concurrency. The total is bounded per
+ * process; the check runs before anything starts (`Runtime` calls this with
+ * the modules' queues), not after connecting.
+ */
+export const queuePlan = (
+  worker: { readonly concurrency: number; readonly queues: ReadonlyMap<string, number> },
+  registeredQueues: ReadonlyArray<string>
+): { readonly pools: ReadonlyArray<{ readonly queue: string; readonly concurrency: number }>; readonly problems: ReadonlyArray<Problem> } => {
+  const pools = [...new Set([...registeredQueues, ...worker.queues.keys()])]
+    .map((queue) => ({ queue, concurrency: worker.queues.get(queue) ?? worker.concurrency }))
+  const total = pools.reduce((n, p) => n + p.concurrency, 0)
+  return {
+    pools,
+    problems: total <= maxConcurrencyPerProcess ? [] : [{
+      key: "worker.concurrency",
+      message: `concurrency over all queues is ${total} (${pools.map((p) => `${p.queue}=${p.concurrency}`).join(", ")}); at most ${maxConcurrencyPerProcess} per process: lower worker.concurrency / worker.queues or run more worker processes`
+    }]
+  }
+}
 
 export interface QueueStatus {
   readonly queue: string
@@ -217,11 +289,11 @@ export const newCallbackToken = (): string => Crypto.randomBytes(tokenBytes).toS
 export const layer: Layer.Layer<
   Dispatcher,
   RuntimeError,
-  RuntimeServices | TaskRegistry
+  RuntimeServices | TaskRegistry | ConfigSection.Tag<"worker"> | ConfigSection.Tag<"shutdown"> | ConfigSection.Tag<"telemetry">
 > = Layer.effect(
   Dispatcher,
   Effect.gen(function*() {
-    const config = yield* RuntimeConfig
+    const config = { worker: yield* Config, shutdown: yield* Shutdown.Config, telemetry: yield* Telemetry.Config }
     const sql = yield* SqlClient.SqlClient
     const pg = yield* PgClient.PgClient
     const node = yield* NodeIdentity
@@ -237,12 +309,13 @@ export const layer: Layer.Layer<
     const layerScope = yield* Effect.scope
 
     // ---- pools ------------------------------------------------------------
-    const queueNames = [...new Set([...registry.queues, ...config.worker.queues.keys()])]
+    const plan = queuePlan(config.worker, registry.queues)
+    if (plan.problems.length > 0) return yield* new RuntimeError({ reason: new ConfigInvalid({ problems: plan.problems }) })
     const pools = new Map<string, Pool>()
-    for (const queue of queueNames) {
+    for (const { queue, concurrency } of plan.pools) {
       pools.set(queue, {
         queue,
-        concurrency: config.worker.queues.get(queue) ?? config.worker.concurrency,
+        concurrency,
         prefetch: config.worker.prefetch,
         // Any registered task may be enqueued on any queue (the `queue` option), so every pool knows every name.
         names: registry.names,
@@ -260,17 +333,6 @@ export const layer: Layer.Layer<
         },
         restarts: 0,
         lastError: null
-      })
-    }
-    const total = [...pools.values()].reduce((n, p) => n + p.concurrency, 0)
-    if (total > maxConcurrencyPerProcess) {
-      return yield* new RuntimeError({
-        reason: new ConfigInvalid({
-          problems: [{
-            key: "worker.concurrency",
-            message: `concurrency over all queues is ${total} (${[...pools.values()].map((p) => `${p.queue}=${p.concurrency}`).join(", ")}); at most ${maxConcurrencyPerProcess} per process: lower worker.concurrency / worker.queues or run more worker processes`
-          }]
-        })
       })
     }
     let stopping = false

@@ -22,8 +22,22 @@ import * as Crypto from "node:crypto"
 import { DatabaseUrl } from "./Database.ts"
 import * as LaneSql from "./internal/sql/lanes.ts"
 import { NodeIdentity } from "./NodeIdentity.ts"
-import { RuntimeConfig } from "./RuntimeConfig.ts"
+import * as ConfigSchema from "./ConfigSchema.ts"
+import * as ConfigSection from "./ConfigSection.ts"
 import * as Telemetry from "./Telemetry.ts"
+
+/**
+ * `[maintenance]`, the leadership part: how often a node bids for lanes it does not lead.
+ *
+ * @category config
+ */
+export const Config = ConfigSection.make("maintenance", {
+  electionInterval: ConfigSection.key(ConfigSchema.Duration({ minimum: "50 millis", maximum: "10 minutes" }), {
+    default: "1 second",
+    doc: "how often a node retries to win lanes it does not lead"
+  })
+}, { id: "maintenance#leadership" })
+export type Config = ConfigSection.TypeOf<typeof Config>
 
 export interface LaneLeadership {
   readonly lane: string
@@ -104,16 +118,16 @@ interface Session {
 export const layerAdvisoryLock: Layer.Layer<
   Leadership,
   never,
-  SqlClient.SqlClient | PgClient.PgClient | NodeIdentity | RuntimeConfig | DatabaseUrl
+  SqlClient.SqlClient | PgClient.PgClient | NodeIdentity | DatabaseUrl | ConfigSection.Tag<"maintenance#leadership">
 > = Layer.effect(
   Leadership,
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const pg = yield* PgClient.PgClient
     const node = yield* NodeIdentity
-    const config = yield* RuntimeConfig
+    const config = yield* Config
     const { url } = yield* DatabaseUrl
-    const interval = config.maintenance.electionInterval
+    const interval = config.electionInterval
     const tracker = yield* statusTracker
     const layerScope = yield* Effect.scope
 

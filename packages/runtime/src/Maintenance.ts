@@ -14,8 +14,23 @@ import type { RuntimeServices } from "./ApplicationModule.ts"
 import { HealthRegistry, pass as healthPass } from "./Health.ts"
 import * as Lane from "./Lane.ts"
 import { Leadership } from "./Leadership.ts"
-import { RuntimeConfig } from "./RuntimeConfig.ts"
+import * as ConfigSchema from "./ConfigSchema.ts"
+import * as ConfigSection from "./ConfigSection.ts"
 import * as Telemetry from "./Telemetry.ts"
+
+/**
+ * `[maintenance]`, the lanes part: which lanes this node never runs. (Each
+ * built-in lane's own options are `[maintenance.<lane>]`.)
+ *
+ * @category config
+ */
+export const Config = ConfigSection.make("maintenance", {
+  disabledLanes: ConfigSection.key(ConfigSchema.List(ConfigSchema.NonEmptyString), {
+    default: [],
+    doc: "lane names this node never runs, e.g. \"pruning,audit_retention\""
+  })
+}, { id: "maintenance#lanes" })
+export type Config = ConfigSection.TypeOf<typeof Config>
 
 export interface LaneStatus {
   readonly lane: string
@@ -50,15 +65,15 @@ interface Tracked {
 export const failureBackoff = (lane: Lane.Lane, failures: number): Duration.Duration =>
   Duration.millis(Math.min(60_000, Duration.toMillis(lane.interval) * 2 ** Math.min(failures, 16)))
 
-export const layer = (lanes: ReadonlyArray<Lane.Lane>): Layer.Layer<Maintenance, never, Leadership | RuntimeServices> =>
+export const layer = (lanes: ReadonlyArray<Lane.Lane>): Layer.Layer<Maintenance, never, Leadership | RuntimeServices | ConfigSection.Tag<"maintenance#lanes">> =>
   Layer.effect(
     Maintenance,
     Effect.gen(function*() {
       const leadership = yield* Leadership
-      const config = yield* RuntimeConfig
+      const config = yield* Config
       const sql = yield* SqlClient.SqlClient
       const health = yield* HealthRegistry
-      const disabled = new Set(config.maintenance.disabledLanes)
+      const disabled = new Set(config.disabledLanes)
       const names = new Set<string>()
       for (const lane of lanes) {
         if (names.has(lane.name)) return yield* Effect.die(new Error(`two lanes are named "${lane.name}"`))

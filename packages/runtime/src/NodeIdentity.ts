@@ -6,8 +6,33 @@
 import { Context, Layer } from "effect"
 import * as Crypto from "node:crypto"
 import * as Os from "node:os"
+import * as ConfigSchema from "./ConfigSchema.ts"
+import * as ConfigSection from "./ConfigSection.ts"
 import * as NodeMode from "./NodeMode.ts"
 import pkg from "../package.json" with { type: "json" }
+
+/**
+ * `[server]`, the node's part: which role this process plays, what it is
+ * called, where it keeps local state. (The HTTP server declares `host` and
+ * `port` of the same table.)
+ *
+ * @category config
+ */
+export const Config = ConfigSection.make("server", {
+  startMode: ConfigSection.key(ConfigSchema.Literals(NodeMode.names), {
+    default: "primary",
+    doc: "node mode: what this process runs",
+    aliases: [{ name: "ASTERFORGE_MODE", map: (s) => s }]
+  }),
+  environment: ConfigSection.key(ConfigSchema.Literals(["development", "production"]), {
+    default: "development",
+    doc: "production enables strict secret rules",
+    aliases: [{ name: "NODE_ENV", map: (s) => (s.trim() === "production" ? "production" : undefined) }]
+  }),
+  nodeName: ConfigSection.key(ConfigSchema.NonEmptyString, { default: Os.hostname(), doc: "name shown for this node in status views" }),
+  dataDir: ConfigSection.key(ConfigSchema.NonEmptyString, { default: ".asterforge", doc: "local state directory (embedded Postgres, pid files)" })
+}, { id: "server#node" })
+export type Config = ConfigSection.TypeOf<typeof Config>
 
 export interface NodeIdentityShape {
   readonly id: string

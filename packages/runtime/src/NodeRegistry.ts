@@ -13,19 +13,33 @@ import { AuditLog } from "./AuditLog.ts"
 import { HealthRegistry, fail, pass } from "./Health.ts"
 import * as NodesSql from "./internal/sql/nodes.ts"
 import { NodeIdentity } from "./NodeIdentity.ts"
-import { RuntimeConfig } from "./RuntimeConfig.ts"
+import * as ConfigSchema from "./ConfigSchema.ts"
+import * as ConfigSection from "./ConfigSection.ts"
 import * as Telemetry from "./Telemetry.ts"
 
-export const layer: Layer.Layer<never, never, SqlClient.SqlClient | NodeIdentity | AuditLog | RuntimeConfig | HealthRegistry> =
+/**
+ * `[node]`: the liveness row's heartbeat.
+ *
+ * @category config
+ */
+export const Config = ConfigSection.make("node", {
+  heartbeatInterval: ConfigSection.key(ConfigSchema.Duration({ minimum: "100 millis", maximum: "1 hour" }), {
+    default: "5 seconds",
+    doc: "how often the node row's heartbeat is refreshed (three missed ones and the node is declared dead)"
+  })
+})
+export type Config = ConfigSection.TypeOf<typeof Config>
+
+export const layer: Layer.Layer<never, never, SqlClient.SqlClient | NodeIdentity | AuditLog | HealthRegistry | ConfigSection.Tag<"node">> =
   Layer.effectDiscard(
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const node = yield* NodeIdentity
       const audit = yield* AuditLog
-      const config = yield* RuntimeConfig
+      const config = yield* Config
       const health = yield* HealthRegistry
       const actor = AuditEvents.actors.node(node.id)
-      const interval = config.node.heartbeatInterval
+      const interval = config.heartbeatInterval
 
       yield* Effect.acquireRelease(
         NodesSql.insert(sql, node).pipe(Effect.orDie),

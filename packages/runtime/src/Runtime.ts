@@ -35,6 +35,7 @@ import * as NodeRegistry from "./NodeRegistry.ts"
 import * as RuntimeConfig from "./RuntimeConfig.ts"
 import * as RuntimeError from "./RuntimeError.ts"
 import * as Shutdown from "./Shutdown.ts"
+import type * as Task from "./Task.ts"
 import * as TaskQueue from "./TaskQueue.ts"
 import * as TaskRegistry from "./TaskRegistry.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -55,7 +56,9 @@ export const coreLayer = (
   modules: ReadonlyArray<ApplicationModule.ApplicationModule> = []
 ) => {
   const role = NodeMode.roleFor(mode, { inlineWorker: config.worker.inline })
+  const handlers = modules.flatMap((m) => m.tasks ?? [])
   const foundation = Layer.mergeAll(
+    preflight(config, role, handlers),
     RuntimeConfig.layer(config),
     NodeIdentity.layer({ mode, role, name: config.server.nodeName }),
     Telemetry.loggerLayer({ format: config.telemetry.logFormat, level: config.telemetry.logLevel }),
@@ -64,7 +67,7 @@ export const coreLayer = (
       serviceVersion: NodeIdentity.version,
       attributes: { "asterforge.node.mode": mode, "asterforge.node.name": config.server.nodeName }
     }),
-    TaskRegistry.layer(modules.flatMap((m) => m.tasks ?? []))
+    TaskRegistry.layer(handlers)
   )
   return Layer.mergeAll(NodeRegistry.layer, Health.layerDatabaseChecks, Database.layerPoolMetrics).pipe(
     Layer.provideMerge(TaskQueue.layer),
@@ -75,6 +78,17 @@ export const coreLayer = (
     Layer.provideMerge(foundation)
   )
 }
+
+/**
+ * Rules that need the modules as well as the configuration (the dispatcher's
+ * queues come from the registered tasks): checked first, so a node that cannot
+ * run fails before it connects to anything.
+ */
+const preflight = (config: RuntimeConfig.RuntimeConfigShape, role: NodeMode.Role, handlers: ReadonlyArray<Task.Handler>) =>
+  Layer.effectDiscard(Effect.suspend(() => {
+    const problems = role.dispatches ? Dispatcher.queuePlan(config.worker, handlers.map((h) => h.definition.queue)).problems : []
+    return problems.length === 0 ? Effect.void : RuntimeError.fail(new RuntimeError.ConfigInvalid({ problems }))
+  }))
 
 const runsHere = (role: NodeMode.Role) => (b: ApplicationModule.Background): boolean =>
   b.runsOn === "every-node" || role[b.runsOn]

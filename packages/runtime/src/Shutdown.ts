@@ -12,18 +12,45 @@
  * own, so a hanging finalizer would otherwise keep the process alive forever.
  */
 import { Duration, Effect, Layer } from "effect"
+import * as ConfigSchema from "./ConfigSchema.ts"
+import * as ConfigSection from "./ConfigSection.ts"
 import { HealthRegistry } from "./Health.ts"
-import { RuntimeConfig } from "./RuntimeConfig.ts"
 import * as Telemetry from "./Telemetry.ts"
 
-export const layer: Layer.Layer<never, never, HealthRegistry | RuntimeConfig> = Layer.effectDiscard(
+/**
+ * `[shutdown]`: how long a stopping node may take, read by every layer that drains.
+ *
+ * @category config
+ */
+export const Config = ConfigSection.make("shutdown", {
+  grace: ConfigSection.key(ConfigSchema.DurationOrZero(), {
+    default: "10 seconds",
+    doc: "how long running work may finish after a stop signal"
+  }),
+  timeout: ConfigSection.key(ConfigSchema.Duration({ minimum: "1 second" }), {
+    default: "30 seconds",
+    doc: "watchdog: exit non-zero if shutdown takes longer"
+  }),
+  drainDelay: ConfigSection.key(ConfigSchema.DurationOrZero(), {
+    default: "0 millis",
+    doc: "keep serving (readiness 503) this long before closing HTTP"
+  })
+}, {
+  check: (c) =>
+    Duration.isGreaterThan(c.grace, c.timeout)
+      ? [{ key: "shutdown.grace", message: "must not exceed shutdown.timeout, or the watchdog fires before running work may finish" }]
+      : []
+})
+export type Config = ConfigSection.TypeOf<typeof Config>
+
+export const layer: Layer.Layer<never, never, HealthRegistry | ConfigSection.Tag<"shutdown">> = Layer.effectDiscard(
   Effect.gen(function*() {
     const health = yield* HealthRegistry
-    const config = yield* RuntimeConfig
+    const config = yield* Config
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         yield* health.startDraining
-        const delay = config.shutdown.drainDelay
+        const delay = config.drainDelay
         yield* Effect.logInfo(`shutting down: readiness now 503${Duration.isZero(delay) ? "" : `, closing HTTP in ${Duration.format(delay)}`}`)
         if (!Duration.isZero(delay)) yield* Effect.sleep(delay)
       }).pipe(Telemetry.component("runtime"))

@@ -7,7 +7,37 @@
  * pretty form for humans) and its level can be changed while the node runs.
  */
 import { Cause, Context, Effect, Layer, Logger, LogLevel, Metric, Option, References, Tracer } from "effect"
-import type * as RuntimeConfig from "./RuntimeConfig.ts"
+import * as ConfigSchema from "./ConfigSchema.ts"
+import * as ConfigSection from "./ConfigSection.ts"
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+/** Log levels, lowest first; `none` turns logging off. */
+export const levelNames = ["trace", "debug", "info", "warn", "error", "fatal", "none"] as const
+
+/**
+ * `[telemetry]`: logs and traces.
+ *
+ * @category config
+ */
+export const Config = ConfigSection.make("telemetry", {
+  logLevel: ConfigSection.key(ConfigSchema.Literals(levelNames), {
+    default: "info",
+    doc: "minimum log level",
+    reloadable: true,
+    aliases: [{ name: "LOG_LEVEL", map: (s) => s.toLowerCase() }]
+  }),
+  otlpEndpoint: ConfigSection.optionalKey(ConfigSchema.HttpUrl, {
+    doc: "OTLP/HTTP collector base URL (traces go to <url>/v1/traces); unset = tracing off",
+    aliases: [{ name: "OTEL_EXPORTER_OTLP_ENDPOINT", map: (s) => s }]
+  }),
+  logFormat: ConfigSection.key(ConfigSchema.Literals(["json", "pretty"]), {
+    default: "json",
+    doc: "json lines (default) or human-readable"
+  })
+})
+export type Config = ConfigSection.TypeOf<typeof Config>
 
 // ---------------------------------------------------------------------------
 // Metrics
@@ -166,7 +196,7 @@ export const spans = {
 // ---------------------------------------------------------------------------
 // Logging
 
-export type LevelName = RuntimeConfig.RuntimeConfigShape["telemetry"]["logLevel"]
+export type LevelName = (typeof levelNames)[number]
 
 const toLogLevel: Record<LevelName, LogLevel.LogLevel> = {
   trace: "Trace",

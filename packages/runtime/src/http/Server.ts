@@ -8,9 +8,22 @@ import { HttpRouter, HttpServer, HttpServerRequest } from "effect/http"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { NetAddress } from "effect/net"
 import { createServer } from "node:http"
-import { RuntimeConfig } from "../RuntimeConfig.ts"
+import * as ConfigSchema from "../ConfigSchema.ts"
+import * as ConfigSection from "../ConfigSection.ts"
 import { RuntimeError, ServerListenFailed } from "../RuntimeError.ts"
+import * as Shutdown from "../Shutdown.ts"
 import * as Telemetry from "../Telemetry.ts"
+
+/**
+ * `[server]`, the HTTP part: where the node listens.
+ *
+ * @category config
+ */
+export const Config = ConfigSection.make("server", {
+  host: ConfigSection.key(ConfigSchema.NonEmptyString, { default: "127.0.0.1", doc: "HTTP listen address" }),
+  port: ConfigSection.key(ConfigSchema.Int(0, 65535), { default: 3000, doc: "HTTP listen port (0 = any free port)" })
+}, { id: "server#http" })
+export type Config = ConfigSection.TypeOf<typeof Config>
 
 /** Paths with a fixed shape are their own label; anything unmatched shares one, to bound cardinality. */
 const routeLabel = (path: string, status: number): string => (status === 404 ? "unmatched" : path)
@@ -55,8 +68,8 @@ const listenFailure = (error: unknown): string => {
  */
 export const layer = <E, R>(routes: Layer.Layer<never, E, R>) =>
   Layer.unwrap(Effect.gen(function*() {
-    const config = yield* RuntimeConfig
-    const { host, port } = config.server
+    const { host, port } = yield* Config
+    const shutdown = yield* Shutdown.Config
     const listening = Layer.effectDiscard(Effect.gen(function*() {
       const server = yield* HttpServer.HttpServer
       const address = server.address
@@ -66,7 +79,7 @@ export const layer = <E, R>(routes: Layer.Layer<never, E, R>) =>
     const app = Layer.mergeAll(routes, requestMetrics)
     return Layer.mergeAll(HttpRouter.serve(app, { disableLogger: true, disableListenLog: true }), listening).pipe(
       Layer.provide(
-        NodeHttpServer.layer(createServer, { host, port, gracefulShutdownTimeout: config.shutdown.grace }).pipe(
+        NodeHttpServer.layer(createServer, { host, port, gracefulShutdownTimeout: shutdown.grace }).pipe(
           Layer.catchCause((cause) =>
             Layer.fromBuild(() =>
               Effect.fail(new RuntimeError({
