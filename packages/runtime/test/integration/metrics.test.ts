@@ -48,6 +48,19 @@ const allFinished = (n: number) =>
   eventually(async () =>
     (await count("SELECT count(*)::int AS n FROM tasks WHERE state IN ('succeeded', 'failed')")) === n ? true : undefined, `${n} tasks to finish`, 30_000)
 
+/**
+ * The path of `prometheus` or `promtool`. Both come with Debian's `prometheus` package, which
+ * `pnpm test` never installs (.ci/run does on CI): without it these tests fail, never skip,
+ * because they are the proof that a real Prometheus accepts our output.
+ */
+const requireTool = (name: "prometheus" | "promtool"): string => {
+  const found = ChildProcess.spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" })
+  if (found.status !== 0 || found.stdout.trim() === "") {
+    throw new Error(`\`${name}\` is not installed: install the \`prometheus\` package (Debian/Ubuntu: \`apt-get install prometheus\`), which ships prometheus and promtool`)
+  }
+  return found.stdout.trim()
+}
+
 /** Sample value of one series in Prometheus text format, or 0 when the series is absent (counters start absent). */
 const sample = (body: string, name: string, labels: Record<string, string>): number => {
   for (const line of body.split("\n")) {
@@ -131,8 +144,8 @@ describe("task metrics under a workload", () => {
     // The worker enqueued nothing itself: the client process did.
     expect(enqueued(after, "test.record")).toBe(0)
 
-    const promtool = ChildProcess.spawnSync("promtool", ["check", "metrics"], { input: after, encoding: "utf8" })
-    expect(promtool.error, "promtool must be installed (apt-get install prometheus; `pnpm test` does it)").toBeUndefined()
+    const promtool = ChildProcess.spawnSync(requireTool("promtool"), ["check", "metrics"], { input: after, encoding: "utf8" })
+    expect(promtool.error).toBeUndefined()
     expect(promtool.status, promtool.stdout + promtool.stderr).toBe(0)
     expect(after).toMatch(/^asterforge_task_duration_seconds_count\{queue="default"\} 9$/m)
   })
@@ -154,9 +167,7 @@ const startPrometheus = async (target: string) => {
     ""
   ].join("\n"))
   const port = await freePort()
-  const binary = "/usr/bin/prometheus"
-  // Fail, never skip: this test is the proof that a real scraper accepts our output.
-  expect(Fs.existsSync(binary), "prometheus must be installed (apt-get install prometheus; `pnpm test` does it)").toBe(true)
+  const binary = requireTool("prometheus")
   const proc = new Spawned(ChildProcess.spawn(binary, [
     `--config.file=${Path.join(dir, "prometheus.yml")}`,
     `--web.listen-address=127.0.0.1:${port}`,
