@@ -34,7 +34,8 @@ describe("README", () => {
 
   it("states the two set-up commands, and .ci/run calls the test one", () => {
     expect(readme).toContain("npm i -g pnpm@10 && pnpm install && pnpm start")
-    expect(readme).toContain("npm i -g pnpm@10 && pnpm install && pnpm test")
-    expect(Fs.readFileSync(Path.join(repoRoot, ".ci/run"), "utf8")).toContain("npm i -g pnpm@10 && pnpm install && pnpm test")
+    const testCommand = "./scripts/install-test-tools.sh && npm i -g pnpm@10 && pnpm install && pnpm test"
+    expect(readme).toContain(testCommand)
+    expect(Fs.readFileSync(Path.join(repoRoot, ".ci/run"), "utf8")).toContain(testCommand)
   })
 })
