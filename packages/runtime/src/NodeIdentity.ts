@@ -9,7 +9,7 @@ import * as Os from "node:os"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import * as ConfigSection from "./ConfigSection.ts"
 import * as NodeMode from "./NodeMode.ts"
-import pkg from "../package.json" with { type: "json" }
+import * as Module from "node:module"
 
 /**
  * `[server]`, the node's part: which role this process plays, what it is
@@ -48,7 +48,8 @@ export interface NodeIdentityShape {
 
 export class NodeIdentity extends Context.Service<NodeIdentity, NodeIdentityShape>()("@asterforge/runtime/NodeIdentity") {}
 
-export const version: string = pkg.version
+/** This build's version, from the package manifest (one level above `src/` and `dist/` alike). */
+export const version: string = (Module.createRequire(import.meta.url)("../package.json") as { version: string }).version
 
 export interface Options {
   readonly mode: NodeMode.Name
