@@ -5,7 +5,8 @@
  *   always through `RuntimeConfig.resolve` and the documented variable names;
  * - a fresh database: `database(label)` as a Layer (created when built, dropped
  *   when released), `freshDatabase(label)` for promise-style tests, and
- *   `queryDb` / `query` to set up and assert outside the code under test;
+ *   `setUp(statements)`, `queryDb` / `query` to set up and assert outside the
+ *   code under test;
  * - in-process nodes: `node(...)` (the whole `Runtime.layer` the CLI runs) and
  *   `core(...)` (the services every node has, nothing that runs by itself) as
  *   Layers on the current `TestDatabase`, and `startNode(...)` for
@@ -73,6 +74,10 @@ export const existingDatabase = (url: string): Layer.Layer<TestDatabase> =>
 export const queryDb = <Row = Record<string, unknown>>(text: string, params: ReadonlyArray<unknown> = []): Effect.Effect<ReadonlyArray<Row>, never, TestDatabase> =>
   Effect.flatMap(TestDatabase, (db) => Effect.promise(() => query<Row>(db.url, text, params)))
 
+/** Runs set-up statements (test tables, fixtures) on the test database once, when the layer is built. */
+export const setUp = (statements: ReadonlyArray<string>): Layer.Layer<never, never, TestDatabase> =>
+  Layer.effectDiscard(Effect.forEach(statements, (statement) => queryDb(statement), { discard: true }))
+
 /** The test configuration pointed at the test database. */
 export const databaseConfig = (env: Env = {}): Effect.Effect<RuntimeConfig.RuntimeConfigShape, never, TestDatabase> =>
   Effect.map(TestDatabase, (db) => testConfig({ DATABASE_URL: db.url, ...env }))
@@ -96,6 +101,18 @@ export interface NodeOptions {
 export class NodeAddress extends Context.Service<NodeAddress, { readonly baseUrl: string }>()("asterforge/test/NodeAddress") {}
 
 /**
+ * Builds `layer` with a memo map of its own. A node is a whole process in
+ * miniature: a second node built inside a test (whose context carries the
+ * shared layer's memo map) must get its own dispatcher, pool and lanes, not
+ * the first node's memoized ones.
+ */
+const isolated = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+  Layer.effectContext(Effect.gen(function*() {
+    const memoMap = yield* Layer.makeMemoMap
+    return yield* Layer.buildWithMemoMap(layer, memoMap, yield* Effect.scope)
+  }))
+
+/**
  * A whole node (`Runtime.layer`, as the CLI runs it) on the test database and
  * a free loopback port; releasing the layer runs the real shutdown sequence.
  */
@@ -103,7 +120,7 @@ export const node = (options: NodeOptions = {}) =>
   Layer.unwrap(Effect.gen(function*() {
     const port = yield* Effect.promise(freePort)
     const config = yield* databaseConfig({ ...nodeDefaults, ASTERFORGE_SERVER_PORT: String(port), ...options.env })
-    return Runtime.layer({ config, mode: options.mode ?? "primary", modules: options.modules ?? [] }).pipe(
+    return isolated(Runtime.layer({ config, mode: options.mode ?? "primary", modules: options.modules ?? [] })).pipe(
       Layer.merge(Layer.succeed(NodeAddress, NodeAddress.of({ baseUrl: `http://127.0.0.1:${port}` })))
     )
   }))
@@ -116,7 +133,7 @@ export const node = (options: NodeOptions = {}) =>
 export const core = (options: NodeOptions = {}) =>
   Layer.unwrap(Effect.map(
     databaseConfig({ ...nodeDefaults, ...options.env }),
-    (config) => Runtime.coreLayer(config, options.mode ?? "primary", options.modules ?? [])
+    (config) => isolated(Runtime.coreLayer(config, options.mode ?? "primary", options.modules ?? []))
   ))
 
 /** An in-process node for promise-style tests: `run` effects against it, `close` it (the real shutdown). */
