@@ -8,10 +8,10 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { freshDatabase, query, type TestDatabase } from "../../../runtime/test/support/database.ts"
+import { freshDatabase, query, type FreshDatabase } from "../../../runtime/test/support/kit.ts"
 import { pollHttp, spawnCli, type Spawned } from "../../../runtime/test/support/process.ts"
 
-let db: TestDatabase
+let db: FreshDatabase
 const running: Array<Spawned> = []
 const track = (p: Spawned) => (running.push(p), p)
 

@@ -2,58 +2,43 @@
  * Database layer against a real Postgres: idempotent migrations, concurrent
  * migrators in separate processes, and connection retry against a closed port.
  */
-import { Effect, Layer, Result } from "effect"
-import * as Net from "node:net"
-import { afterAll, describe, expect, it } from "vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
 import * as Database from "../../src/Database.ts"
 import * as Migrations from "../../src/migrations/index.ts"
-import * as RuntimeConfig from "../../src/RuntimeConfig.ts"
-import { freshDatabase, query, type TestDatabase } from "../support/database.ts"
+import * as Kit from "../support/kit.ts"
 import { pollHttp, spawnCli } from "../support/process.ts"
 
-const dbs: Array<TestDatabase> = []
+const dbs: Array<Kit.FreshDatabase> = []
 afterAll(async () => {
   await Promise.all(dbs.map((d) => d.drop()))
 })
 const newDb = async (label: string) => {
-  const d = await freshDatabase(label)
+  const d = await Kit.freshDatabase(label)
   dbs.push(d)
   return d
 }
 
-const configFor = (url: string) =>
-  Result.getOrThrow(RuntimeConfig.resolve({ file: "/nonexistent.toml", fileRequired: false, env: { DATABASE_URL: url } }))
+/** A pool on the test database, without the migrations a node runs at start. */
+const client = Database.layerClient.pipe(Layer.provideMerge(Database.layerUrl), Layer.provide(Kit.configLayer()))
 
-const clientFor = (url: string) =>
-  Database.layerClient.pipe(Layer.provideMerge(Database.layerUrl), Layer.provide(RuntimeConfig.layer(configFor(url))))
-
-/** A loopback port with nothing listening: bind, read the port, close. */
-const closedPort = () =>
-  new Promise<number>((resolve) => {
-    const s = Net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as Net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
+/** A loopback port with nothing listening: free a moment ago, and nobody here binds it. */
+const closedPort = Kit.freePort
 
 describe("migrations", () => {
-  it("apply once, then are a no-op; readiness sees the schema as current", async () => {
-    const db = await newDb("migrate_idem")
-    const program = Effect.gen(function*() {
+  it.live("apply once, then are a no-op; readiness sees the schema as current", () =>
+    Effect.gen(function*() {
       const before = yield* Database.migrationsApplied
       const first = yield* Database.migrate
       const second = yield* Database.migrate
       const after = yield* Database.migrationsApplied
-      return { before, first, second, after }
-    }).pipe(Effect.provide(clientFor(db.url)))
-    const r = await Effect.runPromise(program)
-    expect(r.before).toBe(false)
-    expect(r.first.map(([id]) => id)).toEqual(Object.keys(Migrations.all).map((k) => Number(k.split("_")[0])))
-    expect(r.second).toEqual([])
-    expect(r.after).toBe(true)
-    const tables = await query<{ t: string }>(db.url, "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-    expect(tables.map((t) => t.t)).toEqual(["asterforge_migrations", "audit_events", "lane_leaders", "nodes", "queue_stats", "task_artifacts", "tasks"])
-  })
+      expect(before).toBe(false)
+      expect(first.map(([id]) => id)).toEqual(Object.keys(Migrations.all).map((k) => Number(k.split("_")[0])))
+      expect(second).toEqual([])
+      expect(after).toBe(true)
+      const tables = yield* Kit.queryDb<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+      expect(tables.map((t) => t.t)).toEqual(["asterforge_migrations", "audit_events", "lane_leaders", "nodes", "queue_stats", "task_artifacts", "tasks"])
+    }).pipe(Effect.provide(client.pipe(Layer.provideMerge(Kit.database("migrate_idem"))))))
 
   it("two migrator processes started together: one applies, the other waits and finds nothing to do", async () => {
     const db = await newDb("migrate_race")
@@ -65,7 +50,7 @@ describe("migrations", () => {
     const outputs = [a.stdout.join("\n"), b.stdout.join("\n")].sort()
     expect(outputs[0]).toMatch(new RegExp(`^applied ${Object.keys(Migrations.all).length} migration\\(s\\):`))
     expect(outputs[1]).toBe("database schema is up to date")
-    const rows = await query<{ migration_id: number }>(db.url, `SELECT migration_id FROM ${Migrations.table} ORDER BY 1`)
+    const rows = await Kit.query<{ migration_id: number }>(db.url, `SELECT migration_id FROM ${Migrations.table} ORDER BY 1`)
     expect(rows.map((r) => r.migration_id)).toEqual(Object.keys(Migrations.all).map((k) => Number(k.split("_")[0])))
   })
 

@@ -4,11 +4,11 @@
  */
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { freshDatabase, query, type TestDatabase } from "../support/database.ts"
+import { eventually, freshDatabase, query, type FreshDatabase } from "../support/kit.ts"
 import { pollHttp, repoRoot, spawnNode } from "../support/process.ts"
 
 const example = Path.join(repoRoot, "packages/runtime/examples/downstream-app.ts")
-let db: TestDatabase
+let db: FreshDatabase
 beforeAll(async () => {
   db = await freshDatabase("example")
 })
@@ -83,12 +83,8 @@ describe("tasks example app", () => {
   })
 })
 
-const pollTask = async (id: string, state: string) => {
-  const deadline = Date.now() + 20_000
-  while (Date.now() < deadline) {
+const pollTask = (id: string, state: string) =>
+  eventually(async () => {
     const [row] = await query<{ state: string; errors: Array<Record<string, unknown>> }>(db.url, "SELECT state, errors FROM tasks WHERE id = $1", [id])
-    if (row?.state === state) return row
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`task ${id} did not reach ${state}`)
-}
+    return row?.state === state ? row : undefined
+  }, `task ${id} to reach ${state}`)

@@ -1,86 +1,61 @@
 /**
  * The built-in maintenance lanes against a real Postgres: each lane's
  * `runOnce` does exactly its job (rows changed as specified, others untouched,
- * counts, audit rows, notifications, bounded batches), and a stale epoch makes
- * every writing lane change nothing.
+ * counts, audit rows, notifications, bounded batches), a stale epoch makes
+ * every writing lane change nothing, and the maintenance loop retries a failing
+ * lane with its backoff (on the TestClock).
  *
- * Services come from a follower core (no dispatcher, no lanes), so nothing but
- * the lane under test touches the rows; tests take leadership themselves.
+ * Services come from a follower core (no dispatcher, no lanes), shared by the
+ * whole file, so nothing but the lane under test touches the rows; tests take
+ * leadership themselves.
  */
-import { Context, Effect, Exit, Layer, Metric, Queue, Result, Scope } from "effect"
+import { describe, expect, layer } from "@effect/vitest"
+import { Clock, Context, Effect, Layer, Metric, Queue, type Scope } from "effect"
 import { SqlClient } from "effect/sql"
+import { TestClock } from "effect/testing"
 import { PgClient } from "@effect/sql-pg"
 import * as Crypto from "node:crypto"
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import * as AuditLog from "../../src/AuditLog.ts"
-import * as Database from "../../src/Database.ts"
 import * as LaneSql from "../../src/internal/sql/lanes.ts"
 import * as LeaseSql from "../../src/internal/sql/leases.ts"
 import * as Lane from "../../src/Lane.ts"
 import * as Lanes from "../../src/lanes/index.ts"
 import { ArtifactCleaner, AuditRetention, CallbackRescuer, DeadlineRescuer, LeaseRescuer, NodeLiveness, Promoter, Pruner, QueueStats, SessionCleaner, SystemHealth } from "../../src/lanes/index.ts"
-import * as Runtime from "../../src/Runtime.ts"
-import * as RuntimeConfig from "../../src/RuntimeConfig.ts"
+import * as Leadership from "../../src/Leadership.ts"
+import * as Maintenance from "../../src/Maintenance.ts"
 import * as Telemetry from "../../src/Telemetry.ts"
-import { freshDatabase, query, type TestDatabase } from "../support/database.ts"
+import * as Kit from "../support/kit.ts"
 
-let db: TestDatabase
-let config: RuntimeConfig.RuntimeConfigShape
-let scope: Scope.Closeable
-let services: Context.Context<any>
-
-const run = <A, E>(effect: Effect.Effect<A, E, any>): Promise<A> =>
-  Effect.runPromise(Effect.provideContext(effect, services) as Effect.Effect<A, E, never>)
-
-beforeAll(async () => {
-  db = await freshDatabase("lanes")
-  config = Result.getOrThrow(RuntimeConfig.resolve({
-    file: "/nonexistent/asterforge.toml",
-    fileRequired: false,
-    env: { DATABASE_URL: db.url, ASTERFORGE_TELEMETRY_LOG_LEVEL: "none" }
-  }))
-  const client = Database.layerClient.pipe(Layer.provideMerge(Database.layerUrl), Layer.provide(RuntimeConfig.layer(config)))
-  await Effect.runPromise(Database.migrate.pipe(Effect.provide(Layer.merge(client, Telemetry.loggerLayer({ format: "json", level: "none" })))))
-  scope = Effect.runSync(Scope.make())
-  services = await Effect.runPromise(Layer.buildWithScope(Runtime.coreLayer(config, "follower", []), scope))
-})
-
-afterAll(async () => {
-  if (scope) await Effect.runPromise(Scope.close(scope, Exit.void))
-  await db?.drop()
-})
-
-const flushAudit = () => run(Effect.flatMap(AuditLog.AuditLog, (a) => a.flush))
-
-beforeEach(async () => {
-  await flushAudit()
-  // The follower's own node row (mode 'follower') stays; everything a test made goes.
-  await query(db.url, `DO $$ BEGIN
-    TRUNCATE tasks, task_artifacts, queue_stats, audit_events, lane_leaders RESTART IDENTITY;
-    DELETE FROM nodes WHERE mode <> 'follower';
-    DROP TABLE IF EXISTS test_sessions, admin_sessions, login_flows;
-  END $$`)
-})
+const Services = Kit.core({ mode: "follower", env: { ASTERFORGE_TELEMETRY_LOG_LEVEL: "none" } }).pipe(Layer.provideMerge(Kit.database("lanes")))
 
 // ---------------------------------------------------------------------------
 // helpers
 
+const flushAudit = Effect.flatMap(AuditLog.AuditLog, (a) => a.flush)
+
+/** Empty tables: the previous test's buffered audit events are flushed first; the follower's own node row (mode 'follower') stays. */
+const reset = flushAudit.pipe(Effect.andThen(Kit.queryDb(`DO $$ BEGIN
+    TRUNCATE tasks, task_artifacts, queue_stats, audit_events, lane_leaders RESTART IDENTITY;
+    DELETE FROM nodes WHERE mode <> 'follower';
+    DROP TABLE IF EXISTS test_sessions, admin_sessions, login_flows;
+  END $$`)))
+
 /** Becomes the lane's leader (a new epoch) and returns the context a leader passes to runOnce. */
 const lead = (lane: string) =>
-  run(Effect.gen(function*() {
+  Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const [row] = yield* LaneSql.takeOver(sql, lane, Crypto.randomUUID())
     return Lane.context(sql, lane, Number(row!.epoch))
-  }))
+  })
 
-const runLane = (lane: Lane.Lane, ctx: Lane.Context) => run(lane.runOnce(ctx))
+const runLane = (lane: Lane.Lane, ctx: Lane.Context) => lane.runOnce(ctx)
 
 /** Leads the lane and runs one pass. */
-const pass = async (lane: Lane.Lane) => runLane(lane, await lead(lane.name))
+const pass = (lane: Lane.Lane) => Effect.flatMap(lead(lane.name), (ctx) => runLane(lane, ctx))
 
 /** Runs `effect`, then returns the payloads NOTIFYed on asterforge_tasks meanwhile (up to a marker sent after it). */
-const withNotifications = <A, E>(effect: Effect.Effect<A, E, any>) =>
-  run(Effect.scoped(Effect.gen(function*() {
+const withNotifications = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.scoped(Effect.gen(function*() {
     const pg = yield* PgClient.PgClient
     const notifications = yield* pg.listen("asterforge_tasks")
     const result = yield* effect
@@ -93,7 +68,7 @@ const withNotifications = <A, E>(effect: Effect.Effect<A, E, any>) =>
       payloads.push(n.payload)
     }
     return { result, notified: payloads.sort() }
-  })))
+  }))
 
 /** Times are offsets from the database's now(), as intervals: "-1 hour". */
 interface TaskSpec {
@@ -116,8 +91,8 @@ interface TaskSpec {
 }
 
 /** Inserts tasks in one statement; returns label -> id. The label is kept in metadata. */
-const insertTasks = async (specs: ReadonlyArray<TaskSpec>): Promise<Record<string, string>> => {
-  const rows = await query<{ label: string; id: string }>(db.url, `
+const insertTasks = (specs: ReadonlyArray<TaskSpec>) =>
+  Kit.queryDb<{ label: string; id: string }>(`
     INSERT INTO tasks (name, queue, state, run_at, attempt, max_attempts, payload, metadata, lease_owner, lease_expires_at,
                        lease_epoch, deadline, callback_token, callback_expires_at, cancel_requested_at, finished_at, created_at)
     SELECT coalesce(name, 'test.task'), coalesce(queue, 'default'), state, now() + coalesce(run_at, '0'), coalesce(attempt, 0),
@@ -127,9 +102,9 @@ const insertTasks = async (specs: ReadonlyArray<TaskSpec>): Promise<Record<strin
     FROM jsonb_to_recordset($1::jsonb) AS r(label text, state text, queue text, name text, run_at interval, attempt int,
       max_attempts int, lease_owner uuid, lease_expires_at interval, lease_epoch int, deadline interval, callback_token text,
       callback_expires_at interval, cancel_requested_at interval, finished_at interval, created_at interval)
-    RETURNING metadata->>'label' AS label, id::text AS id`, [JSON.stringify(specs)])
-  return Object.fromEntries(rows.map((r) => [r.label, r.id]))
-}
+    RETURNING metadata->>'label' AS label, id::text AS id`, [JSON.stringify(specs)]).pipe(
+    Effect.map((rows): Record<string, string> => Object.fromEntries(rows.map((r) => [r.label, r.id])))
+  )
 
 interface ErrorEntry { tag: string; message: string; code: null; attempt: number; at: string }
 interface TaskState {
@@ -147,29 +122,23 @@ interface TaskState {
 }
 
 /** Every task by label: the columns lanes change, and the whole row (to prove a row untouched). */
-const tasks = async () => {
-  const rows = await query<TaskState & { label: string; row: unknown }>(db.url, `
+const tasks = Kit.queryDb<TaskState & { label: string; row: unknown }>(`
     SELECT metadata->>'label' AS label, state, attempt, lease_owner::text AS lease_owner, lease_expires_at::text AS lease_expires_at,
            lease_epoch, callback_token, callback_expires_at::text AS callback_expires_at, finished_at IS NOT NULL AS finished,
            run_at > now() - interval '10 minutes' AS run_at_recent, errors, to_jsonb(t) AS row
-    FROM tasks t ORDER BY id`)
-  return {
-    byLabel: Object.fromEntries(rows.map((r) => [r.label, r])) as Record<string, TaskState & { row: unknown }>,
-    rows: Object.fromEntries(rows.map((r) => [r.label, r.row])) as Record<string, unknown>
-  }
-}
+    FROM tasks t ORDER BY id`).pipe(Effect.map((rows) => ({
+  byLabel: Object.fromEntries(rows.map((r) => [r.label, r])) as Record<string, TaskState & { row: unknown }>,
+  rows: Object.fromEntries(rows.map((r) => [r.label, r.row])) as Record<string, unknown>
+})))
 
-const laneAudit = async () => {
-  await flushAudit()
-  return query<{ code: string; actor: string; subject: string; details: Record<string, unknown> }>(db.url,
-    "SELECT code, actor, subject, details FROM audit_events WHERE actor LIKE 'lane:%' ORDER BY id")
-}
+const laneAudit = flushAudit.pipe(Effect.andThen(Kit.queryDb<{ code: string; actor: string; subject: string; details: Record<string, unknown> }>(
+  "SELECT code, actor, subject, details FROM audit_events WHERE actor LIKE 'lane:%' ORDER BY id")))
 
 const counterValue = (metric: Metric.Metric<number, Metric.CounterState<number>>, attributes?: Record<string, string>) =>
-  run(Metric.value(attributes ? Metric.withAttributes(metric, attributes) : metric)).then((s) => Number(s.count))
+  Effect.map(Metric.value(attributes ? Metric.withAttributes(metric, attributes) : metric), (s) => Number(s.count))
 
 const gaugeValue = (metric: Metric.Metric<number, Metric.GaugeState<number>>, attributes?: Record<string, string>) =>
-  run(Metric.value(attributes ? Metric.withAttributes(metric, attributes) : metric)).then((s) => Number(s.value))
+  Effect.map(Metric.value(attributes ? Metric.withAttributes(metric, attributes) : metric), (s) => Number(s.value))
 
 const expectErrorEntry = (entry: ErrorEntry | undefined, tag: string, attempt: number) => {
   expect(entry).toMatchObject({ tag, code: null, attempt })
@@ -177,455 +146,488 @@ const expectErrorEntry = (entry: ErrorEntry | undefined, tag: string, attempt: n
   expect(new Date(entry!.at).toISOString()).toBe(entry!.at)
 }
 
-// ---------------------------------------------------------------------------
+layer(Services, { excludeTestServices: true })("lanes", (it) => {
+  /** `it.effect` on empty tables (see `reset`). */
+  const test = (name: string, body: () => Effect.Effect<unknown, unknown, Layer.Success<typeof Services> | Scope.Scope>) =>
+    it.effect(name, () => Effect.andThen(reset, body()))
 
-describe("promotion", () => {
-  it("moves due scheduled/retryable tasks to available, notifies each affected queue once, leaves the rest", async () => {
-    await insertTasks([
-      { label: "due-a1", state: "scheduled", queue: "a", run_at: "-1 minute" },
-      { label: "due-a2", state: "scheduled", queue: "a", run_at: "-2 seconds" },
-      { label: "due-b", state: "retryable", queue: "b", run_at: "-1 hour", attempt: 1 },
-      { label: "future", state: "scheduled", queue: "c", run_at: "1 hour" },
-      { label: "future-retry", state: "retryable", queue: "c", run_at: "10 minutes", attempt: 1 },
-      { label: "running", state: "running", queue: "c", run_at: "-1 hour", attempt: 1, lease_expires_at: "1 minute" },
-      { label: "waiting", state: "waiting_callback", queue: "c", run_at: "-1 hour", callback_token: "t1", callback_expires_at: "1 hour" },
-      { label: "done", state: "succeeded", queue: "c", run_at: "-1 hour", finished_at: "-1 minute" }
-    ])
-    const before = await tasks()
-    const { result, notified } = await withNotifications(Effect.promise(() => pass(Promoter.make())))
-    expect(result).toEqual({ promoted: 3 })
-    expect(notified).toEqual(["a", "b"])
-    const after = await tasks()
-    for (const label of ["due-a1", "due-a2", "due-b"]) expect(after.byLabel[label]!.state, label).toBe("available")
-    expect(after.byLabel["due-b"]!.attempt).toBe(1)
-    for (const label of ["future", "future-retry", "running", "waiting", "done"]) expect(after.rows[label], label).toEqual(before.rows[label])
+  describe("promotion", () => {
+    test("moves due scheduled/retryable tasks to available, notifies each affected queue once, leaves the rest", () => Effect.gen(function*() {
+      yield* insertTasks([
+        { label: "due-a1", state: "scheduled", queue: "a", run_at: "-1 minute" },
+        { label: "due-a2", state: "scheduled", queue: "a", run_at: "-2 seconds" },
+        { label: "due-b", state: "retryable", queue: "b", run_at: "-1 hour", attempt: 1 },
+        { label: "future", state: "scheduled", queue: "c", run_at: "1 hour" },
+        { label: "future-retry", state: "retryable", queue: "c", run_at: "10 minutes", attempt: 1 },
+        { label: "running", state: "running", queue: "c", run_at: "-1 hour", attempt: 1, lease_expires_at: "1 minute" },
+        { label: "waiting", state: "waiting_callback", queue: "c", run_at: "-1 hour", callback_token: "t1", callback_expires_at: "1 hour" },
+        { label: "done", state: "succeeded", queue: "c", run_at: "-1 hour", finished_at: "-1 minute" }
+      ])
+      const before = yield* tasks
+      const { result, notified } = yield* withNotifications(pass(Promoter.make()))
+      expect(result).toEqual({ promoted: 3 })
+      expect(notified).toEqual(["a", "b"])
+      const after = yield* tasks
+      for (const label of ["due-a1", "due-a2", "due-b"]) expect(after.byLabel[label]!.state, label).toBe("available")
+      expect(after.byLabel["due-b"]!.attempt).toBe(1)
+      for (const label of ["future", "future-retry", "running", "waiting", "done"]) expect(after.rows[label], label).toEqual(before.rows[label])
+    }))
+
+    test("works in bounded batches: batchSize rows per statement, at most maxBatchesPerPass statements", () => Effect.gen(function*() {
+      yield* insertTasks(Array.from({ length: 5 }, (_, i) => ({ label: `due-${i}`, state: "scheduled", run_at: `-${i + 1} minutes` })))
+      expect(yield* pass(Promoter.make({ batchSize: 2, maxBatchesPerPass: 2 }))).toEqual({ promoted: 4 })
+      const after = yield* tasks
+      // Oldest due first: the most recently due one is left for the next pass.
+      expect(Object.entries(after.byLabel).filter(([, t]) => t.state === "scheduled").map(([l]) => l)).toEqual(["due-0"])
+      expect(yield* pass(Promoter.make({ batchSize: 2, maxBatchesPerPass: 2 }))).toEqual({ promoted: 1 })
+      expect(yield* pass(Promoter.make({ batchSize: 2, maxBatchesPerPass: 2 }))).toEqual({ promoted: 0 })
+    }))
   })
 
-  it("works in bounded batches: batchSize rows per statement, at most maxBatchesPerPass statements", async () => {
-    await insertTasks(Array.from({ length: 5 }, (_, i) => ({ label: `due-${i}`, state: "scheduled", run_at: `-${i + 1} minutes` })))
-    expect(await pass(Promoter.make({ batchSize: 2, maxBatchesPerPass: 2 }))).toEqual({ promoted: 4 })
-    const after = await tasks()
-    // Oldest due first: the most recently due one is left for the next pass.
-    expect(Object.entries(after.byLabel).filter(([, t]) => t.state === "scheduled").map(([l]) => l)).toEqual(["due-0"])
-    expect(await pass(Promoter.make({ batchSize: 2, maxBatchesPerPass: 2 }))).toEqual({ promoted: 1 })
-    expect(await pass(Promoter.make({ batchSize: 2, maxBatchesPerPass: 2 }))).toEqual({ promoted: 0 })
-  })
-})
+  describe("lease rescue", () => {
+    test("expired leases: available again, failed when out of attempts, cancelled when requested; late results refused", () => Effect.gen(function*() {
+      const owner = Crypto.randomUUID()
+      const ids = yield* insertTasks([
+        { label: "retry", state: "running", queue: "q1", attempt: 1, max_attempts: 3, lease_owner: owner, lease_expires_at: "-5 seconds", lease_epoch: 4, run_at: "-1 hour" },
+        { label: "exhausted", state: "running", queue: "q2", name: "test.exhausted", attempt: 3, max_attempts: 3, lease_owner: owner, lease_expires_at: "-1 minute", lease_epoch: 7 },
+        { label: "cancel", state: "running", queue: "q3", attempt: 1, lease_owner: owner, lease_expires_at: "-1 second", cancel_requested_at: "-2 seconds", lease_epoch: 2 },
+        { label: "healthy", state: "running", queue: "q1", attempt: 1, lease_owner: owner, lease_expires_at: "1 minute", lease_epoch: 1 },
+        { label: "not-running", state: "available", queue: "q1", lease_expires_at: "-1 hour" }
+      ])
+      const before = yield* tasks
+      const rescuesBefore = yield* counterValue(Telemetry.metrics.leaseRescues, { outcome: "available" })
+      const { result, notified } = yield* withNotifications(pass(LeaseRescuer.make()))
+      expect(result).toEqual({ rescued: 1, failed: 1, cancelled: 1 })
+      expect(notified).toEqual(["q1"])
+      expect(yield* counterValue(Telemetry.metrics.leaseRescues, { outcome: "available" })).toBe(rescuesBefore + 1)
 
-describe("lease rescue", () => {
-  it("expired leases: available again, failed when out of attempts, cancelled when requested; late results refused", async () => {
-    const owner = Crypto.randomUUID()
-    const ids = await insertTasks([
-      { label: "retry", state: "running", queue: "q1", attempt: 1, max_attempts: 3, lease_owner: owner, lease_expires_at: "-5 seconds", lease_epoch: 4, run_at: "-1 hour" },
-      { label: "exhausted", state: "running", queue: "q2", name: "test.exhausted", attempt: 3, max_attempts: 3, lease_owner: owner, lease_expires_at: "-1 minute", lease_epoch: 7 },
-      { label: "cancel", state: "running", queue: "q3", attempt: 1, lease_owner: owner, lease_expires_at: "-1 second", cancel_requested_at: "-2 seconds", lease_epoch: 2 },
-      { label: "healthy", state: "running", queue: "q1", attempt: 1, lease_owner: owner, lease_expires_at: "1 minute", lease_epoch: 1 },
-      { label: "not-running", state: "available", queue: "q1", lease_expires_at: "-1 hour" }
-    ])
-    const before = await tasks()
-    const rescuesBefore = await counterValue(Telemetry.metrics.leaseRescues, { outcome: "available" })
-    const { result, notified } = await withNotifications(Effect.promise(() => pass(LeaseRescuer.make())))
-    expect(result).toEqual({ rescued: 1, failed: 1, cancelled: 1 })
-    expect(notified).toEqual(["q1"])
-    expect(await counterValue(Telemetry.metrics.leaseRescues, { outcome: "available" })).toBe(rescuesBefore + 1)
+      const after = yield* tasks
+      const retry = after.byLabel["retry"]!
+      expect(retry).toMatchObject({ state: "available", attempt: 1, lease_owner: null, lease_expires_at: null, lease_epoch: 4, finished: false, run_at_recent: true })
+      expect(retry.errors).toHaveLength(1)
+      expectErrorEntry(retry.errors[0], "LeaseExpired", 1)
+      expect(retry.errors[0]!.message).toContain(owner)
 
-    const after = await tasks()
-    const retry = after.byLabel["retry"]!
-    expect(retry).toMatchObject({ state: "available", attempt: 1, lease_owner: null, lease_expires_at: null, lease_epoch: 4, finished: false, run_at_recent: true })
-    expect(retry.errors).toHaveLength(1)
-    expectErrorEntry(retry.errors[0], "LeaseExpired", 1)
-    expect(retry.errors[0]!.message).toContain(owner)
+      const exhausted = after.byLabel["exhausted"]!
+      expect(exhausted).toMatchObject({ state: "failed", attempt: 3, lease_owner: null, lease_expires_at: null, lease_epoch: 7, finished: true })
+      expectErrorEntry(exhausted.errors[0], "LeaseExpired", 3)
 
-    const exhausted = after.byLabel["exhausted"]!
-    expect(exhausted).toMatchObject({ state: "failed", attempt: 3, lease_owner: null, lease_expires_at: null, lease_epoch: 7, finished: true })
-    expectErrorEntry(exhausted.errors[0], "LeaseExpired", 3)
+      const cancel = after.byLabel["cancel"]!
+      expect(cancel).toMatchObject({ state: "cancelled", attempt: 1, lease_owner: null, finished: true })
+      expectErrorEntry(cancel.errors[0], "LeaseExpired", 1)
 
-    const cancel = after.byLabel["cancel"]!
-    expect(cancel).toMatchObject({ state: "cancelled", attempt: 1, lease_owner: null, finished: true })
-    expectErrorEntry(cancel.errors[0], "LeaseExpired", 1)
+      for (const label of ["healthy", "not-running"]) expect(after.rows[label], label).toEqual(before.rows[label])
 
-    for (const label of ["healthy", "not-running"]) expect(after.rows[label], label).toEqual(before.rows[label])
+      expect(yield* laneAudit).toEqual([{
+        code: "task.failed",
+        actor: "lane:lease_rescue",
+        subject: `task:${ids["exhausted"]}`,
+        details: { name: "test.exhausted", attempt: 3, tag: "LeaseExpired", message: expect.stringContaining("lease expired"), code: null, exhausted: true }
+      }])
 
-    expect(await laneAudit()).toEqual([{
-      code: "task.failed",
-      actor: "lane:lease_rescue",
-      subject: `task:${ids["exhausted"]}`,
-      details: { name: "test.exhausted", attempt: 3, tag: "LeaseExpired", message: expect.stringContaining("lease expired"), code: null, exhausted: true }
-    }])
+      // The crashed worker comes back with its result: refused, the row stays as the rescue left it.
+      const sql = yield* SqlClient.SqlClient
+      const accepted = yield* LeaseSql.finish(sql, [{ id: ids["retry"]!, epoch: 4, state: "succeeded", result: null, error: null, delay_ms: null, attempt_delta: 0, callback_token: null, callback_timeout_ms: null }])
+      expect(accepted).toEqual([])
+      expect((yield* tasks).rows["retry"]).toEqual(after.rows["retry"])
+    }))
 
-    // The crashed worker comes back with its result: refused, the row stays as the rescue left it.
-    const accepted = await run(Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      LeaseSql.finish(sql, [{ id: ids["retry"]!, epoch: 4, state: "succeeded", result: null, error: null, delay_ms: null, attempt_delta: 0, callback_token: null, callback_timeout_ms: null }])))
-    expect(accepted).toEqual([])
-    expect((await tasks()).rows["retry"]).toEqual(after.rows["retry"])
-  })
-
-  it("rescues at most batchSize x maxBatchesPerPass per pass", async () => {
-    await insertTasks(Array.from({ length: 5 }, (_, i) => ({ label: `r${i}`, state: "running", attempt: 1, lease_owner: Crypto.randomUUID(), lease_expires_at: `-${i + 1} seconds` })))
-    expect(await pass(LeaseRescuer.make({ batchSize: 2, maxBatchesPerPass: 1 }))).toEqual({ rescued: 2, failed: 0, cancelled: 0 })
-    const after = await tasks()
-    // Longest expired first.
-    expect(["r3", "r4"].map((l) => after.byLabel[l]!.state)).toEqual(["available", "available"])
-    expect(["r0", "r1", "r2"].map((l) => after.byLabel[l]!.state)).toEqual(["running", "running", "running"])
-  })
-})
-
-describe("deadline rescue", () => {
-  it("fails unfinished, not running tasks past their deadline; clears callback tokens; audits each", async () => {
-    const ids = await insertTasks([
-      { label: "scheduled", state: "scheduled", run_at: "1 hour", deadline: "-1 second" },
-      { label: "available", state: "available", deadline: "-1 minute" },
-      { label: "retryable", state: "retryable", attempt: 2, deadline: "-1 hour" },
-      { label: "waiting", state: "waiting_callback", attempt: 1, deadline: "-1 second", callback_token: "tok-deadline", callback_expires_at: "1 hour" },
-      { label: "running", state: "running", attempt: 1, deadline: "-1 hour", lease_owner: Crypto.randomUUID(), lease_expires_at: "1 minute" },
-      { label: "future", state: "available", deadline: "1 hour" },
-      { label: "no-deadline", state: "available" },
-      { label: "finished", state: "succeeded", deadline: "-1 hour", finished_at: "-2 hours" }
-    ])
-    const before = await tasks()
-    expect(await pass(DeadlineRescuer.make())).toEqual({ failed: 4 })
-    const after = await tasks()
-    for (const label of ["scheduled", "available", "retryable", "waiting"]) {
-      const t = after.byLabel[label]!
-      expect(t, label).toMatchObject({ state: "failed", finished: true, callback_token: null, callback_expires_at: null })
-      expect(t.errors, label).toHaveLength(1)
-      expectErrorEntry(t.errors[0], "DeadlineExceeded", before.byLabel[label]!.attempt)
-    }
-    expect(after.byLabel["waiting"]!.errors[0]!.message).toContain("waiting for a callback")
-    for (const label of ["running", "future", "no-deadline", "finished"]) expect(after.rows[label], label).toEqual(before.rows[label])
-
-    const audit = await laneAudit()
-    expect(audit.map((a) => [a.code, a.actor, a.subject]).sort()).toEqual(
-      ["scheduled", "available", "retryable", "waiting"].map((l) => ["task.failed", "lane:deadline_rescue", `task:${ids[l]}`]).sort()
-    )
-    expect(audit.find((a) => a.subject === `task:${ids["retryable"]}`)!.details).toMatchObject({ name: "test.task", attempt: 2, tag: "DeadlineExceeded" })
-  })
-})
-
-describe("callback rescue", () => {
-  it("timed-out callbacks: retryable now while attempts remain, else failed; tokens cleared; queues notified", async () => {
-    const ids = await insertTasks([
-      { label: "retry", state: "waiting_callback", queue: "hooks", attempt: 1, max_attempts: 3, run_at: "-1 hour", callback_token: "tok-1", callback_expires_at: "-1 second" },
-      { label: "exhausted", state: "waiting_callback", queue: "other", name: "test.hook", attempt: 3, max_attempts: 3, callback_token: "tok-2", callback_expires_at: "-1 minute" },
-      { label: "waiting", state: "waiting_callback", queue: "hooks", attempt: 1, callback_token: "tok-3", callback_expires_at: "1 hour" }
-    ])
-    const before = await tasks()
-    const { result, notified } = await withNotifications(Effect.promise(() => pass(CallbackRescuer.make())))
-    expect(result).toEqual({ retried: 1, failed: 1 })
-    expect(notified).toEqual(["hooks"])
-    const after = await tasks()
-    expect(after.byLabel["retry"]).toMatchObject({ state: "retryable", attempt: 1, callback_token: null, callback_expires_at: null, finished: false, run_at_recent: true })
-    expectErrorEntry(after.byLabel["retry"]!.errors[0], "CallbackTimeout", 1)
-    expect(after.byLabel["exhausted"]).toMatchObject({ state: "failed", attempt: 3, callback_token: null, callback_expires_at: null, finished: true })
-    expectErrorEntry(after.byLabel["exhausted"]!.errors[0], "CallbackTimeout", 3)
-    expect(after.rows["waiting"]).toEqual(before.rows["waiting"])
-    expect(await laneAudit()).toEqual([{
-      code: "task.failed",
-      actor: "lane:callback_rescue",
-      subject: `task:${ids["exhausted"]}`,
-      details: { name: "test.hook", attempt: 3, tag: "CallbackTimeout", message: expect.stringMatching(/^no callback before /), code: null, exhausted: true }
-    }])
-  })
-})
-
-describe("pruning", () => {
-  it("deletes finished tasks past their state's retention, oldest first, in bounded batches", async () => {
-    await insertTasks([
-      { label: "succeeded-old", state: "succeeded", finished_at: "-25 hours" },
-      { label: "succeeded-recent", state: "succeeded", finished_at: "-23 hours" },
-      { label: "failed-old", state: "failed", finished_at: "-8 days" },
-      { label: "failed-recent", state: "failed", finished_at: "-6 days" },
-      { label: "cancelled-old", state: "cancelled", finished_at: "-9 days" },
-      { label: "cancelled-recent", state: "cancelled", finished_at: "-2 days" },
-      { label: "available-old", state: "available", created_at: "-30 days", run_at: "-30 days" },
-      { label: "scheduled-old", state: "scheduled", created_at: "-30 days", run_at: "1 day" }
-    ])
-    expect(await pass(Pruner.make({ batchSize: 2, maxBatchesPerPass: 1 }))).toEqual({ deleted: 2 })
-    expect(Object.keys((await tasks()).byLabel)).not.toContain("cancelled-old")
-    expect(Object.keys((await tasks()).byLabel)).not.toContain("failed-old")
-    expect(await pass(Pruner.make())).toEqual({ deleted: 1 })
-    expect(Object.keys((await tasks()).byLabel).sort()).toEqual(
-      ["available-old", "cancelled-recent", "failed-recent", "scheduled-old", "succeeded-recent"]
-    )
-    expect(await pass(Pruner.make())).toEqual({ deleted: 0 })
-  })
-})
-
-describe("audit retention", () => {
-  it("deletes audit events older than the retention, in bounded batches", async () => {
-    await query(db.url, `INSERT INTO audit_events (code, actor, subject, at) VALUES
-      ('test.old', 'test', 'old-1', now() - interval '91 days'), ('test.old', 'test', 'old-2', now() - interval '100 days'),
-      ('test.old', 'test', 'old-3', now() - interval '365 days'), ('test.kept', 'test', 'kept-1', now() - interval '89 days'),
-      ('test.kept', 'test', 'kept-2', now())`)
-    expect(await pass(AuditRetention.make({ batchSize: 2, maxBatchesPerPass: 1 }))).toEqual({ deleted: 2 })
-    expect(await pass(AuditRetention.make())).toEqual({ deleted: 1 })
-    const left = await query<{ subject: string }>(db.url, "SELECT subject FROM audit_events WHERE actor = 'test' ORDER BY subject")
-    expect(left.map((r) => r.subject)).toEqual(["kept-1", "kept-2"])
-  })
-})
-
-describe("artifact cleanup", () => {
-  it("deletes artifacts whose task is gone, in bounded batches; keeps the others", async () => {
-    const ids = await insertTasks([{ label: "live", state: "succeeded", finished_at: "-1 minute" }])
-    await query(db.url, `INSERT INTO task_artifacts (task_id, name, content) VALUES
-      ($1, 'report', '\\x01'), ($1, 'log', '\\x02'), (999001, 'orphan-1', '\\x03'), (999002, 'orphan-2', '\\x04'), (999003, 'orphan-3', '\\x05')`,
-      [ids["live"]])
-    expect(await pass(ArtifactCleaner.make({ batchSize: 2, maxBatchesPerPass: 1 }))).toEqual({ deleted: 2 })
-    expect(await pass(ArtifactCleaner.make({ batchSize: 2 }))).toEqual({ deleted: 1 })
-    const left = await query<{ name: string }>(db.url, "SELECT name FROM task_artifacts ORDER BY name")
-    expect(left.map((r) => r.name)).toEqual(["log", "report"])
-  })
-})
-
-describe("session cleanup", () => {
-  it("a missing table is a quiet no-op; once it exists, expired rows go in bounded batches", async () => {
-    const [sessions, loginFlows] = SessionCleaner.controlPlane
-    expect([sessions!.name, loginFlows!.name]).toEqual(["session_cleanup", "login_flow_cleanup"])
-    expect(await pass(sessions!)).toEqual({ deleted: 0 })
-    expect(await pass(loginFlows!)).toEqual({ deleted: 0 })
-
-    await query(db.url, "CREATE TABLE admin_sessions (token text PRIMARY KEY, expires_at timestamptz NOT NULL)")
-    await query(db.url, `INSERT INTO admin_sessions VALUES ('a', now() - interval '1 minute'), ('b', now() - interval '1 day'),
-      ('c', now() - interval '1 second'), ('d', now() + interval '1 hour')`)
-    const lane = SessionCleaner.make({ name: "session_cleanup", table: "admin_sessions", expiresColumn: "expires_at", batchSize: 2 })
-    expect(await pass(lane)).toEqual({ deleted: 3 })
-    expect((await query<{ token: string }>(db.url, "SELECT token FROM admin_sessions")).map((r) => r.token)).toEqual(["d"])
-
-    await query(db.url, "CREATE TABLE test_sessions (id int, valid_until timestamptz)")
-    await query(db.url, "INSERT INTO test_sessions SELECT g, now() - interval '1 minute' FROM generate_series(1, 5) g")
-    const bounded = SessionCleaner.make({ name: "test_session_cleanup", table: "test_sessions", expiresColumn: "valid_until", batchSize: 2, maxBatchesPerPass: 2 })
-    expect(await pass(bounded)).toEqual({ deleted: 4 })
-    expect(await pass(bounded)).toEqual({ deleted: 1 })
+    test("rescues at most batchSize x maxBatchesPerPass per pass", () => Effect.gen(function*() {
+      yield* insertTasks(Array.from({ length: 5 }, (_, i) => ({ label: `r${i}`, state: "running", attempt: 1, lease_owner: Crypto.randomUUID(), lease_expires_at: `-${i + 1} seconds` })))
+      expect(yield* pass(LeaseRescuer.make({ batchSize: 2, maxBatchesPerPass: 1 }))).toEqual({ rescued: 2, failed: 0, cancelled: 0 })
+      const after = yield* tasks
+      // Longest expired first.
+      expect(["r3", "r4"].map((l) => after.byLabel[l]!.state)).toEqual(["available", "available"])
+      expect(["r0", "r1", "r2"].map((l) => after.byLabel[l]!.state)).toEqual(["running", "running", "running"])
+    }))
   })
 
-  it("rejects identifiers it would have to trust", () => {
-    expect(() => SessionCleaner.make({ name: "x_cleanup", table: "admin_sessions; DROP TABLE tasks", expiresColumn: "expires_at" })).toThrow(/table must be/)
-    expect(() => SessionCleaner.make({ name: "x_cleanup", table: "admin_sessions", expiresColumn: "Expires" })).toThrow(/expiresColumn must be/)
-  })
-})
+  describe("deadline rescue", () => {
+    test("fails unfinished, not running tasks past their deadline; clears callback tokens; audits each", () => Effect.gen(function*() {
+      const ids = yield* insertTasks([
+        { label: "scheduled", state: "scheduled", run_at: "1 hour", deadline: "-1 second" },
+        { label: "available", state: "available", deadline: "-1 minute" },
+        { label: "retryable", state: "retryable", attempt: 2, deadline: "-1 hour" },
+        { label: "waiting", state: "waiting_callback", attempt: 1, deadline: "-1 second", callback_token: "tok-deadline", callback_expires_at: "1 hour" },
+        { label: "running", state: "running", attempt: 1, deadline: "-1 hour", lease_owner: Crypto.randomUUID(), lease_expires_at: "1 minute" },
+        { label: "future", state: "available", deadline: "1 hour" },
+        { label: "no-deadline", state: "available" },
+        { label: "finished", state: "succeeded", deadline: "-1 hour", finished_at: "-2 hours" }
+      ])
+      const before = yield* tasks
+      expect(yield* pass(DeadlineRescuer.make())).toEqual({ failed: 4 })
+      const after = yield* tasks
+      for (const label of ["scheduled", "available", "retryable", "waiting"]) {
+        const t = after.byLabel[label]!
+        expect(t, label).toMatchObject({ state: "failed", finished: true, callback_token: null, callback_expires_at: null })
+        expect(t.errors, label).toHaveLength(1)
+        expectErrorEntry(t.errors[0], "DeadlineExceeded", before.byLabel[label]!.attempt)
+      }
+      expect(after.byLabel["waiting"]!.errors[0]!.message).toContain("waiting for a callback")
+      for (const label of ["running", "future", "no-deadline", "finished"]) expect(after.rows[label], label).toEqual(before.rows[label])
 
-describe("queue stats", () => {
-  it("recomputes counts per queue and state, deletes vanished groups, sets the depth gauge", async () => {
-    await insertTasks([
-      { label: "a-avail-1", state: "available", queue: "a", created_at: "-2 hours" },
-      { label: "a-avail-2", state: "available", queue: "a", created_at: "-1 minute" },
-      { label: "a-running", state: "running", queue: "a", attempt: 1, lease_expires_at: "1 minute" },
-      { label: "b-scheduled", state: "scheduled", queue: "b", run_at: "1 hour" },
-      { label: "b-retryable", state: "retryable", queue: "b", attempt: 1 },
-      { label: "b-waiting", state: "waiting_callback", queue: "b", callback_token: "tok-qs", callback_expires_at: "1 hour" },
-      { label: "a-done-1", state: "succeeded", queue: "a", finished_at: "-1 hour" },
-      { label: "a-done-2", state: "succeeded", queue: "a", finished_at: "-23 hours" },
-      { label: "b-failed-old", state: "failed", queue: "b", finished_at: "-30 hours" }
-    ])
-    await query(db.url, "INSERT INTO queue_stats (queue, state, count) VALUES ('gone', 'available', 7), ('a', 'available', 99)")
-    await run(Metric.update(Metric.withAttributes(Telemetry.metrics.queueDepth, { queue: "gone", state: "available" }), 7))
-
-    expect(await pass(QueueStats.make())).toEqual({ groups: 6 })
-    const stats = await query<{ queue: string; state: string; count: string; oldest: boolean | null; has_oldest: boolean }>(db.url, `
-      SELECT queue, state, count::text AS count, oldest_at IS NOT NULL AS has_oldest,
-             (SELECT oldest_at = min(created_at) FROM tasks t WHERE t.queue = s.queue AND t.state = s.state) AS oldest
-      FROM queue_stats s ORDER BY queue, state`)
-    expect(stats.map((s) => [s.queue, s.state, s.count, s.has_oldest])).toEqual([
-      ["a", "available", "2", true],
-      ["a", "running", "1", true],
-      ["a", "succeeded", "2", false],
-      ["b", "retryable", "1", true],
-      ["b", "scheduled", "1", true],
-      ["b", "waiting_callback", "1", true]
-    ])
-    expect(stats.filter((s) => s.has_oldest).every((s) => s.oldest === true)).toBe(true)
-    expect(await gaugeValue(Telemetry.metrics.queueDepth, { queue: "a", state: "available" })).toBe(2)
-    expect(await gaugeValue(Telemetry.metrics.queueDepth, { queue: "b", state: "waiting_callback" })).toBe(1)
-    expect(await gaugeValue(Telemetry.metrics.queueDepth, { queue: "gone", state: "available" })).toBe(0)
-
-    // Another pass after the work moved on: the emptied group goes, the gauge follows.
-    await query(db.url, "DELETE FROM tasks WHERE queue = 'b' AND state = 'retryable'")
-    expect(await pass(QueueStats.make())).toEqual({ groups: 5 })
-    const again = await query<{ queue: string; state: string; count: string }>(db.url, "SELECT queue, state, count::text AS count FROM queue_stats WHERE queue = 'b' ORDER BY state")
-    expect(again.map((s) => [s.state, s.count])).toEqual([["scheduled", "1"], ["waiting_callback", "1"]])
-    expect(await gaugeValue(Telemetry.metrics.queueDepth, { queue: "b", state: "retryable" })).toBe(0)
+      const audit = yield* laneAudit
+      expect(audit.map((a) => [a.code, a.actor, a.subject]).sort()).toEqual(
+        ["scheduled", "available", "retryable", "waiting"].map((l) => ["task.failed", "lane:deadline_rescue", `task:${ids[l]}`]).sort()
+      )
+      expect(audit.find((a) => a.subject === `task:${ids["retryable"]}`)!.details).toMatchObject({ name: "test.task", attempt: 2, tag: "DeadlineExceeded" })
+    }))
   })
 
-  it("recounts finished groups at most once per finishedRefresh, and at once under a new epoch", async () => {
-    await insertTasks([
-      { label: "avail", state: "available", queue: "a" },
-      { label: "done", state: "succeeded", queue: "a", finished_at: "-1 minute" }
-    ])
-    const lane = QueueStats.make({ finishedRefresh: "1 hour" })
-    const ctx = await lead(lane.name)
-    const counts = async () => Object.fromEntries((await query<{ state: string; count: string }>(db.url,
-      "SELECT state, count::text AS count FROM queue_stats WHERE queue = 'a'")).map((r) => [r.state, r.count]))
-    expect(await runLane(lane, ctx)).toEqual({ groups: 2 })
-    expect(await counts()).toEqual({ available: "1", succeeded: "1" })
-
-    await insertTasks([
-      { label: "avail-2", state: "available", queue: "a" },
-      { label: "done-2", state: "failed", queue: "a", finished_at: "-1 minute" }
-    ])
-    // Same leadership, within the refresh: unfinished groups move, finished ones are kept as they were.
-    expect(await runLane(lane, ctx)).toEqual({ groups: 1 })
-    expect(await counts()).toEqual({ available: "2", succeeded: "1" })
-    // A new epoch recounts everything.
-    expect(await runLane(lane, await lead(lane.name))).toEqual({ groups: 3 })
-    expect(await counts()).toEqual({ available: "2", failed: "1", succeeded: "1" })
+  describe("callback rescue", () => {
+    test("timed-out callbacks: retryable now while attempts remain, else failed; tokens cleared; queues notified", () => Effect.gen(function*() {
+      const ids = yield* insertTasks([
+        { label: "retry", state: "waiting_callback", queue: "hooks", attempt: 1, max_attempts: 3, run_at: "-1 hour", callback_token: "tok-1", callback_expires_at: "-1 second" },
+        { label: "exhausted", state: "waiting_callback", queue: "other", name: "test.hook", attempt: 3, max_attempts: 3, callback_token: "tok-2", callback_expires_at: "-1 minute" },
+        { label: "waiting", state: "waiting_callback", queue: "hooks", attempt: 1, callback_token: "tok-3", callback_expires_at: "1 hour" }
+      ])
+      const before = yield* tasks
+      const { result, notified } = yield* withNotifications(pass(CallbackRescuer.make()))
+      expect(result).toEqual({ retried: 1, failed: 1 })
+      expect(notified).toEqual(["hooks"])
+      const after = yield* tasks
+      expect(after.byLabel["retry"]).toMatchObject({ state: "retryable", attempt: 1, callback_token: null, callback_expires_at: null, finished: false, run_at_recent: true })
+      expectErrorEntry(after.byLabel["retry"]!.errors[0], "CallbackTimeout", 1)
+      expect(after.byLabel["exhausted"]).toMatchObject({ state: "failed", attempt: 3, callback_token: null, callback_expires_at: null, finished: true })
+      expectErrorEntry(after.byLabel["exhausted"]!.errors[0], "CallbackTimeout", 3)
+      expect(after.rows["waiting"]).toEqual(before.rows["waiting"])
+      expect(yield* laneAudit).toEqual([{
+        code: "task.failed",
+        actor: "lane:callback_rescue",
+        subject: `task:${ids["exhausted"]}`,
+        details: { name: "test.hook", attempt: 3, tag: "CallbackTimeout", message: expect.stringMatching(/^no callback before /), code: null, exhausted: true }
+      }])
+    }))
   })
-})
 
-describe("node liveness", () => {
-  const insertNode = (id: string, status: string, heartbeat: string, stopped: string | null) =>
-    query(db.url, `INSERT INTO nodes (id, name, mode, host, pid, version, status, started_at, heartbeat_at, stopped_at)
-      VALUES ($1, $2, 'primary', 'test-host', 1234, '0.0.0', $3, now() - interval '30 days', now() + $4::interval, now() + $5::interval)`,
-      [id, `node-${status}`, status, heartbeat, stopped])
+  describe("pruning", () => {
+    test("deletes finished tasks past their state's retention, oldest first, in bounded batches", () => Effect.gen(function*() {
+      yield* insertTasks([
+        { label: "succeeded-old", state: "succeeded", finished_at: "-25 hours" },
+        { label: "succeeded-recent", state: "succeeded", finished_at: "-23 hours" },
+        { label: "failed-old", state: "failed", finished_at: "-8 days" },
+        { label: "failed-recent", state: "failed", finished_at: "-6 days" },
+        { label: "cancelled-old", state: "cancelled", finished_at: "-9 days" },
+        { label: "cancelled-recent", state: "cancelled", finished_at: "-2 days" },
+        { label: "available-old", state: "available", created_at: "-30 days", run_at: "-30 days" },
+        { label: "scheduled-old", state: "scheduled", created_at: "-30 days", run_at: "1 day" }
+      ])
+      expect(yield* pass(Pruner.make({ batchSize: 2, maxBatchesPerPass: 1 }))).toEqual({ deleted: 2 })
+      expect(Object.keys((yield* tasks).byLabel)).not.toContain("cancelled-old")
+      expect(Object.keys((yield* tasks).byLabel)).not.toContain("failed-old")
+      expect(yield* pass(Pruner.make())).toEqual({ deleted: 1 })
+      expect(Object.keys((yield* tasks).byLabel).sort()).toEqual(
+        ["available-old", "cancelled-recent", "failed-recent", "scheduled-old", "succeeded-recent"]
+      )
+      expect(yield* pass(Pruner.make())).toEqual({ deleted: 0 })
+    }))
+  })
 
-  it("declares silent nodes dead, releases their running tasks at once, removes long-gone rows", async () => {
-    const silent = Crypto.randomUUID()
-    const alive = Crypto.randomUUID()
-    const stoppedOld = Crypto.randomUUID()
-    const deadOld = Crypto.randomUUID()
-    const stoppedRecent = Crypto.randomUUID()
-    await insertNode(silent, "running", "-20 seconds", null)
-    await insertNode(alive, "running", "-2 seconds", null)
-    await insertNode(stoppedOld, "stopped", "-8 days", "-8 days")
-    await insertNode(deadOld, "dead", "-9 days", "-8 days")
-    await insertNode(stoppedRecent, "stopped", "-1 day", "-1 day")
-    const ids = await insertTasks([
-      // Leases still valid for a minute: released without waiting for them to expire.
-      { label: "retry", state: "running", queue: "n1", attempt: 1, max_attempts: 3, lease_owner: silent, lease_expires_at: "1 minute", lease_epoch: 3 },
-      { label: "exhausted", state: "running", queue: "n2", name: "test.last", attempt: 2, max_attempts: 2, lease_owner: silent, lease_expires_at: "1 minute" },
-      { label: "cancel", state: "running", queue: "n3", attempt: 1, lease_owner: silent, lease_expires_at: "1 minute", cancel_requested_at: "-1 second" },
-      { label: "alive-task", state: "running", queue: "n1", attempt: 1, lease_owner: alive, lease_expires_at: "1 minute" },
-      { label: "waiting", state: "available", queue: "n1" }
-    ])
-    const before = await tasks()
-    const deadBefore = await counterValue(Telemetry.metrics.nodesDeclaredDead)
+  describe("audit retention", () => {
+    test("deletes audit events older than the retention, in bounded batches", () => Effect.gen(function*() {
+      yield* Kit.queryDb(`INSERT INTO audit_events (code, actor, subject, at) VALUES
+        ('test.old', 'test', 'old-1', now() - interval '91 days'), ('test.old', 'test', 'old-2', now() - interval '100 days'),
+        ('test.old', 'test', 'old-3', now() - interval '365 days'), ('test.kept', 'test', 'kept-1', now() - interval '89 days'),
+        ('test.kept', 'test', 'kept-2', now())`)
+      expect(yield* pass(AuditRetention.make({ batchSize: 2, maxBatchesPerPass: 1 }))).toEqual({ deleted: 2 })
+      expect(yield* pass(AuditRetention.make())).toEqual({ deleted: 1 })
+      const left = yield* Kit.queryDb<{ subject: string }>("SELECT subject FROM audit_events WHERE actor = 'test' ORDER BY subject")
+      expect(left.map((r) => r.subject)).toEqual(["kept-1", "kept-2"])
+    }))
+  })
 
-    const { result, notified } = await withNotifications(Effect.promise(() => pass(NodeLiveness.make({ heartbeatInterval: "5 seconds" }))))
-    expect(result).toEqual({ dead: 1, released: 3, removed: 2 })
-    expect(notified).toEqual(["n1"])
-    expect(await counterValue(Telemetry.metrics.nodesDeclaredDead)).toBe(deadBefore + 1)
+  describe("artifact cleanup", () => {
+    test("deletes artifacts whose task is gone, in bounded batches; keeps the others", () => Effect.gen(function*() {
+      const ids = yield* insertTasks([{ label: "live", state: "succeeded", finished_at: "-1 minute" }])
+      yield* Kit.queryDb(`INSERT INTO task_artifacts (task_id, name, content) VALUES
+        ($1, 'report', '\\x01'), ($1, 'log', '\\x02'), (999001, 'orphan-1', '\\x03'), (999002, 'orphan-2', '\\x04'), (999003, 'orphan-3', '\\x05')`,
+        [ids["live"]])
+      expect(yield* pass(ArtifactCleaner.make({ batchSize: 2, maxBatchesPerPass: 1 }))).toEqual({ deleted: 2 })
+      expect(yield* pass(ArtifactCleaner.make({ batchSize: 2 }))).toEqual({ deleted: 1 })
+      const left = yield* Kit.queryDb<{ name: string }>("SELECT name FROM task_artifacts ORDER BY name")
+      expect(left.map((r) => r.name)).toEqual(["log", "report"])
+    }))
+  })
 
-    const nodes = await query<{ id: string; status: string; stopped: boolean }>(db.url,
-      "SELECT id::text AS id, status, stopped_at IS NOT NULL AS stopped FROM nodes WHERE mode <> 'follower'")
-    expect(Object.fromEntries(nodes.map((n) => [n.id, [n.status, n.stopped]]))).toEqual({
-      [silent]: ["dead", true],
-      [alive]: ["running", false],
-      [stoppedRecent]: ["stopped", true]
+  describe("session cleanup", () => {
+    test("a missing table is a quiet no-op; once it exists, expired rows go in bounded batches", () => Effect.gen(function*() {
+      const [sessions, loginFlows] = SessionCleaner.controlPlane
+      expect([sessions!.name, loginFlows!.name]).toEqual(["session_cleanup", "login_flow_cleanup"])
+      expect(yield* pass(sessions!)).toEqual({ deleted: 0 })
+      expect(yield* pass(loginFlows!)).toEqual({ deleted: 0 })
+
+      yield* Kit.queryDb("CREATE TABLE admin_sessions (token text PRIMARY KEY, expires_at timestamptz NOT NULL)")
+      yield* Kit.queryDb(`INSERT INTO admin_sessions VALUES ('a', now() - interval '1 minute'), ('b', now() - interval '1 day'),
+        ('c', now() - interval '1 second'), ('d', now() + interval '1 hour')`)
+      const lane = SessionCleaner.make({ name: "session_cleanup", table: "admin_sessions", expiresColumn: "expires_at", batchSize: 2 })
+      expect(yield* pass(lane)).toEqual({ deleted: 3 })
+      expect((yield* Kit.queryDb<{ token: string }>("SELECT token FROM admin_sessions")).map((r) => r.token)).toEqual(["d"])
+
+      yield* Kit.queryDb("CREATE TABLE test_sessions (id int, valid_until timestamptz)")
+      yield* Kit.queryDb("INSERT INTO test_sessions SELECT g, now() - interval '1 minute' FROM generate_series(1, 5) g")
+      const bounded = SessionCleaner.make({ name: "test_session_cleanup", table: "test_sessions", expiresColumn: "valid_until", batchSize: 2, maxBatchesPerPass: 2 })
+      expect(yield* pass(bounded)).toEqual({ deleted: 4 })
+      expect(yield* pass(bounded)).toEqual({ deleted: 1 })
+    }))
+
+    it("rejects identifiers it would have to trust", () => {
+      expect(() => SessionCleaner.make({ name: "x_cleanup", table: "admin_sessions; DROP TABLE tasks", expiresColumn: "expires_at" })).toThrow(/table must be/)
+      expect(() => SessionCleaner.make({ name: "x_cleanup", table: "admin_sessions", expiresColumn: "Expires" })).toThrow(/expiresColumn must be/)
     })
-    // This process's own row is fresh and untouched.
-    expect((await query<{ status: string }>(db.url, "SELECT status FROM nodes WHERE mode = 'follower'")).map((n) => n.status)).toEqual(["running"])
-
-    const after = await tasks()
-    expect(after.byLabel["retry"]).toMatchObject({ state: "available", attempt: 1, lease_owner: null, lease_expires_at: null, lease_epoch: 3, finished: false })
-    expectErrorEntry(after.byLabel["retry"]!.errors[0], "NodeDead", 1)
-    expect(after.byLabel["exhausted"]).toMatchObject({ state: "failed", attempt: 2, lease_owner: null, finished: true })
-    expect(after.byLabel["cancel"]).toMatchObject({ state: "cancelled", lease_owner: null, finished: true })
-    for (const label of ["alive-task", "waiting"]) expect(after.rows[label], label).toEqual(before.rows[label])
-
-    const audit = await laneAudit()
-    expect(audit.map((a) => [a.code, a.subject])).toEqual([["node.declared_dead", `node:${silent}`], ["task.failed", `task:${ids["exhausted"]}`]])
-    expect(audit[0]!.details).toMatchObject({ name: "node-running", host: "test-host", pid: 1234, mode: "primary" })
-    expect(audit[1]!.details).toEqual({ name: "test.last", attempt: 2, tag: "NodeDead", message: expect.stringContaining("was declared dead"), code: null, exhausted: true })
-
-    // Nothing left to do on the next pass.
-    expect(await pass(NodeLiveness.make({ heartbeatInterval: "5 seconds" }))).toEqual({ dead: 0, released: 0, removed: 0 })
   })
 
-  it("judges silence by the heartbeat interval it is given", async () => {
-    const node = Crypto.randomUUID()
-    await insertNode(node, "running", "-20 seconds", null)
-    expect(await pass(NodeLiveness.make({ heartbeatInterval: "10 seconds" }))).toEqual({ dead: 0, released: 0, removed: 0 })
-    expect(await pass(NodeLiveness.make({ heartbeatInterval: "5 seconds" }))).toEqual({ dead: 1, released: 0, removed: 0 })
+  describe("queue stats", () => {
+    test("recomputes counts per queue and state, deletes vanished groups, sets the depth gauge", () => Effect.gen(function*() {
+      yield* insertTasks([
+        { label: "a-avail-1", state: "available", queue: "a", created_at: "-2 hours" },
+        { label: "a-avail-2", state: "available", queue: "a", created_at: "-1 minute" },
+        { label: "a-running", state: "running", queue: "a", attempt: 1, lease_expires_at: "1 minute" },
+        { label: "b-scheduled", state: "scheduled", queue: "b", run_at: "1 hour" },
+        { label: "b-retryable", state: "retryable", queue: "b", attempt: 1 },
+        { label: "b-waiting", state: "waiting_callback", queue: "b", callback_token: "tok-qs", callback_expires_at: "1 hour" },
+        { label: "a-done-1", state: "succeeded", queue: "a", finished_at: "-1 hour" },
+        { label: "a-done-2", state: "succeeded", queue: "a", finished_at: "-23 hours" },
+        { label: "b-failed-old", state: "failed", queue: "b", finished_at: "-30 hours" }
+      ])
+      yield* Kit.queryDb("INSERT INTO queue_stats (queue, state, count) VALUES ('gone', 'available', 7), ('a', 'available', 99)")
+      yield* Metric.update(Metric.withAttributes(Telemetry.metrics.queueDepth, { queue: "gone", state: "available" }), 7)
+
+      expect(yield* pass(QueueStats.make())).toEqual({ groups: 6 })
+      const stats = yield* Kit.queryDb<{ queue: string; state: string; count: string; oldest: boolean | null; has_oldest: boolean }>(`
+        SELECT queue, state, count::text AS count, oldest_at IS NOT NULL AS has_oldest,
+               (SELECT oldest_at = min(created_at) FROM tasks t WHERE t.queue = s.queue AND t.state = s.state) AS oldest
+        FROM queue_stats s ORDER BY queue, state`)
+      expect(stats.map((s) => [s.queue, s.state, s.count, s.has_oldest])).toEqual([
+        ["a", "available", "2", true],
+        ["a", "running", "1", true],
+        ["a", "succeeded", "2", false],
+        ["b", "retryable", "1", true],
+        ["b", "scheduled", "1", true],
+        ["b", "waiting_callback", "1", true]
+      ])
+      expect(stats.filter((s) => s.has_oldest).every((s) => s.oldest === true)).toBe(true)
+      expect(yield* gaugeValue(Telemetry.metrics.queueDepth, { queue: "a", state: "available" })).toBe(2)
+      expect(yield* gaugeValue(Telemetry.metrics.queueDepth, { queue: "b", state: "waiting_callback" })).toBe(1)
+      expect(yield* gaugeValue(Telemetry.metrics.queueDepth, { queue: "gone", state: "available" })).toBe(0)
+
+      // Another pass after the work moved on: the emptied group goes, the gauge follows.
+      yield* Kit.queryDb("DELETE FROM tasks WHERE queue = 'b' AND state = 'retryable'")
+      expect(yield* pass(QueueStats.make())).toEqual({ groups: 5 })
+      const again = yield* Kit.queryDb<{ queue: string; state: string; count: string }>("SELECT queue, state, count::text AS count FROM queue_stats WHERE queue = 'b' ORDER BY state")
+      expect(again.map((s) => [s.state, s.count])).toEqual([["scheduled", "1"], ["waiting_callback", "1"]])
+      expect(yield* gaugeValue(Telemetry.metrics.queueDepth, { queue: "b", state: "retryable" })).toBe(0)
+    }))
+
+    test("recounts finished groups at most once per finishedRefresh, and at once under a new epoch", () => Effect.gen(function*() {
+      yield* insertTasks([
+        { label: "avail", state: "available", queue: "a" },
+        { label: "done", state: "succeeded", queue: "a", finished_at: "-1 minute" }
+      ])
+      const lane = QueueStats.make({ finishedRefresh: "1 hour" })
+      const ctx = yield* lead(lane.name)
+      const counts = Effect.map(Kit.queryDb<{ state: string; count: string }>("SELECT state, count::text AS count FROM queue_stats WHERE queue = 'a'"),
+        (rows) => Object.fromEntries(rows.map((r) => [r.state, r.count])))
+      expect(yield* runLane(lane, ctx)).toEqual({ groups: 2 })
+      expect(yield* counts).toEqual({ available: "1", succeeded: "1" })
+
+      yield* insertTasks([
+        { label: "avail-2", state: "available", queue: "a" },
+        { label: "done-2", state: "failed", queue: "a", finished_at: "-1 minute" }
+      ])
+      // Same leadership, within the refresh: unfinished groups move, finished ones are kept as they were.
+      expect(yield* runLane(lane, ctx)).toEqual({ groups: 1 })
+      expect(yield* counts).toEqual({ available: "2", succeeded: "1" })
+      // A new epoch recounts everything.
+      expect(yield* runLane(lane, yield* lead(lane.name))).toEqual({ groups: 3 })
+      expect(yield* counts).toEqual({ available: "2", failed: "1", succeeded: "1" })
+    }))
   })
-})
 
-describe("system health", () => {
-  it("measures the database round trip and reads the unfinished depth from queue_stats, writing nothing", async () => {
-    await query(db.url, `INSERT INTO queue_stats (queue, state, count) VALUES
-      ('a', 'available', 3), ('a', 'running', 2), ('b', 'waiting_callback', 1), ('a', 'succeeded', 40), ('b', 'failed', 5)`)
-    const before = await query(db.url, "SELECT * FROM queue_stats ORDER BY queue, state")
-    expect(await pass(SystemHealth.make())).toEqual({ checked: 1 })
-    const snapshot = SystemHealth.lastSnapshot()
-    expect(snapshot?.queueDepth).toBe(6)
-    expect(snapshot?.dbLatencyMs).toBeGreaterThanOrEqual(0)
-    expect(snapshot?.at).toBeInstanceOf(Date)
-    expect(await gaugeValue(Telemetry.metrics.dbLatency)).toBeCloseTo(snapshot!.dbLatencyMs / 1000, 6)
-    expect(await query(db.url, "SELECT * FROM queue_stats ORDER BY queue, state")).toEqual(before)
+  describe("node liveness", () => {
+    const insertNode = (id: string, status: string, heartbeat: string, stopped: string | null) =>
+      Kit.queryDb(`INSERT INTO nodes (id, name, mode, host, pid, version, status, started_at, heartbeat_at, stopped_at)
+        VALUES ($1, $2, 'primary', 'test-host', 1234, '0.0.0', $3, now() - interval '30 days', now() + $4::interval, now() + $5::interval)`,
+        [id, `node-${status}`, status, heartbeat, stopped])
+
+    test("declares silent nodes dead, releases their running tasks at once, removes long-gone rows", () => Effect.gen(function*() {
+      const silent = Crypto.randomUUID()
+      const alive = Crypto.randomUUID()
+      const stoppedOld = Crypto.randomUUID()
+      const deadOld = Crypto.randomUUID()
+      const stoppedRecent = Crypto.randomUUID()
+      yield* insertNode(silent, "running", "-20 seconds", null)
+      yield* insertNode(alive, "running", "-2 seconds", null)
+      yield* insertNode(stoppedOld, "stopped", "-8 days", "-8 days")
+      yield* insertNode(deadOld, "dead", "-9 days", "-8 days")
+      yield* insertNode(stoppedRecent, "stopped", "-1 day", "-1 day")
+      const ids = yield* insertTasks([
+        // Leases still valid for a minute: released without waiting for them to expire.
+        { label: "retry", state: "running", queue: "n1", attempt: 1, max_attempts: 3, lease_owner: silent, lease_expires_at: "1 minute", lease_epoch: 3 },
+        { label: "exhausted", state: "running", queue: "n2", name: "test.last", attempt: 2, max_attempts: 2, lease_owner: silent, lease_expires_at: "1 minute" },
+        { label: "cancel", state: "running", queue: "n3", attempt: 1, lease_owner: silent, lease_expires_at: "1 minute", cancel_requested_at: "-1 second" },
+        { label: "alive-task", state: "running", queue: "n1", attempt: 1, lease_owner: alive, lease_expires_at: "1 minute" },
+        { label: "waiting", state: "available", queue: "n1" }
+      ])
+      const before = yield* tasks
+      const deadBefore = yield* counterValue(Telemetry.metrics.nodesDeclaredDead)
+
+      const { result, notified } = yield* withNotifications(pass(NodeLiveness.make({ heartbeatInterval: "5 seconds" })))
+      expect(result).toEqual({ dead: 1, released: 3, removed: 2 })
+      expect(notified).toEqual(["n1"])
+      expect(yield* counterValue(Telemetry.metrics.nodesDeclaredDead)).toBe(deadBefore + 1)
+
+      const nodes = yield* Kit.queryDb<{ id: string; status: string; stopped: boolean }>(
+        "SELECT id::text AS id, status, stopped_at IS NOT NULL AS stopped FROM nodes WHERE mode <> 'follower'")
+      expect(Object.fromEntries(nodes.map((n) => [n.id, [n.status, n.stopped]]))).toEqual({
+        [silent]: ["dead", true],
+        [alive]: ["running", false],
+        [stoppedRecent]: ["stopped", true]
+      })
+      // This process's own row is fresh and untouched.
+      expect((yield* Kit.queryDb<{ status: string }>("SELECT status FROM nodes WHERE mode = 'follower'")).map((n) => n.status)).toEqual(["running"])
+
+      const after = yield* tasks
+      expect(after.byLabel["retry"]).toMatchObject({ state: "available", attempt: 1, lease_owner: null, lease_expires_at: null, lease_epoch: 3, finished: false })
+      expectErrorEntry(after.byLabel["retry"]!.errors[0], "NodeDead", 1)
+      expect(after.byLabel["exhausted"]).toMatchObject({ state: "failed", attempt: 2, lease_owner: null, finished: true })
+      expect(after.byLabel["cancel"]).toMatchObject({ state: "cancelled", lease_owner: null, finished: true })
+      for (const label of ["alive-task", "waiting"]) expect(after.rows[label], label).toEqual(before.rows[label])
+
+      const audit = yield* laneAudit
+      expect(audit.map((a) => [a.code, a.subject])).toEqual([["node.declared_dead", `node:${silent}`], ["task.failed", `task:${ids["exhausted"]}`]])
+      expect(audit[0]!.details).toMatchObject({ name: "node-running", host: "test-host", pid: 1234, mode: "primary" })
+      expect(audit[1]!.details).toEqual({ name: "test.last", attempt: 2, tag: "NodeDead", message: expect.stringContaining("was declared dead"), code: null, exhausted: true })
+
+      // Nothing left to do on the next pass.
+      expect(yield* pass(NodeLiveness.make({ heartbeatInterval: "5 seconds" }))).toEqual({ dead: 0, released: 0, removed: 0 })
+    }))
+
+    test("judges silence by the heartbeat interval it is given", () => Effect.gen(function*() {
+      const node = Crypto.randomUUID()
+      yield* insertNode(node, "running", "-20 seconds", null)
+      expect(yield* pass(NodeLiveness.make({ heartbeatInterval: "10 seconds" }))).toEqual({ dead: 0, released: 0, removed: 0 })
+      expect(yield* pass(NodeLiveness.make({ heartbeatInterval: "5 seconds" }))).toEqual({ dead: 1, released: 0, removed: 0 })
+    }))
   })
-})
 
-describe("lane definitions", () => {
-  it("builtIn lists every lane once, with its interval; options are validated by name", () => {
-    const lanes = Lanes.builtIn(config)
-    expect(lanes.map((l) => l.name)).toEqual([
-      "promotion", "lease_rescue", "deadline_rescue", "callback_rescue", "pruning", "audit_retention",
-      "artifact_cleanup", "session_cleanup", "login_flow_cleanup", "queue_stats", "node_liveness", "system_health"
-    ])
-    expect(() => Promoter.make({ batchSize: 0 })).toThrow(/lane "promotion".*batchSize must be an integer/)
-    expect(() => Pruner.make({ succeededRetention: "soon" as never })).toThrow(/succeededRetention must be a finite positive duration/)
-    expect(() => NodeLiveness.make({ heartbeatInterval: -5 })).toThrow(/heartbeatInterval/)
-    expect(() => QueueStats.make({ intervall: "1 second" } as never)).toThrow(/unknown option intervall/)
+  describe("system health", () => {
+    test("measures the database round trip and reads the unfinished depth from queue_stats, writing nothing", () => Effect.gen(function*() {
+      yield* Kit.queryDb(`INSERT INTO queue_stats (queue, state, count) VALUES
+        ('a', 'available', 3), ('a', 'running', 2), ('b', 'waiting_callback', 1), ('a', 'succeeded', 40), ('b', 'failed', 5)`)
+      const before = yield* Kit.queryDb("SELECT * FROM queue_stats ORDER BY queue, state")
+      expect(yield* pass(SystemHealth.make())).toEqual({ checked: 1 })
+      const snapshot = SystemHealth.lastSnapshot()
+      expect(snapshot?.queueDepth).toBe(6)
+      expect(snapshot?.dbLatencyMs).toBeGreaterThanOrEqual(0)
+      expect(snapshot?.at).toBeInstanceOf(Date)
+      expect(yield* gaugeValue(Telemetry.metrics.dbLatency)).toBeCloseTo(snapshot!.dbLatencyMs / 1000, 6)
+      expect(yield* Kit.queryDb("SELECT * FROM queue_stats ORDER BY queue, state")).toEqual(before)
+    }))
   })
-})
 
-// ---------------------------------------------------------------------------
+  describe("lane definitions", () => {
+    it("builtIn lists every lane once, with its interval; options are validated by name", () => {
+      const lanes = Lanes.builtIn(Kit.testConfig())
+      expect(lanes.map((l) => l.name)).toEqual([
+        "promotion", "lease_rescue", "deadline_rescue", "callback_rescue", "pruning", "audit_retention",
+        "artifact_cleanup", "session_cleanup", "login_flow_cleanup", "queue_stats", "node_liveness", "system_health"
+      ])
+      expect(() => Promoter.make({ batchSize: 0 })).toThrow(/lane "promotion".*batchSize must be an integer/)
+      expect(() => Pruner.make({ succeededRetention: "soon" as never })).toThrow(/succeededRetention must be a finite positive duration/)
+      expect(() => NodeLiveness.make({ heartbeatInterval: -5 })).toThrow(/heartbeatInterval/)
+      expect(() => QueueStats.make({ intervall: "1 second" } as never)).toThrow(/unknown option intervall/)
+    })
+  })
 
-describe("fencing", () => {
-  it("with a stale epoch, every writing lane changes nothing; with the current one, each acts", async () => {
-    const silent = Crypto.randomUUID()
-    await query(db.url, `INSERT INTO nodes (id, name, mode, host, pid, version, status, heartbeat_at)
-      VALUES ($1, 'silent', 'primary', 'h', 1, '0', 'running', now() - interval '1 hour'),
-             ($2, 'long-gone', 'primary', 'h', 2, '0', 'stopped', now() - interval '30 days')`, [silent, Crypto.randomUUID()])
-    await insertTasks([
-      { label: "due", state: "scheduled", run_at: "-1 minute" },
-      { label: "expired-lease", state: "running", attempt: 3, max_attempts: 3, lease_owner: Crypto.randomUUID(), lease_expires_at: "-1 minute" },
-      { label: "past-deadline", state: "available", deadline: "-1 minute" },
-      { label: "callback-timeout", state: "waiting_callback", attempt: 3, max_attempts: 3, callback_token: "tok-fence", callback_expires_at: "-1 minute" },
-      { label: "old-success", state: "succeeded", finished_at: "-2 days" },
-      { label: "dead-node-task", state: "running", attempt: 3, max_attempts: 3, lease_owner: silent, lease_expires_at: "1 hour" }
-    ])
-    await query(db.url, "INSERT INTO task_artifacts (task_id, name, content) VALUES (424242, 'orphan', '\\x00')")
-    await query(db.url, "INSERT INTO audit_events (code, actor, at) VALUES ('test.ancient', 'test', now() - interval '1 year')")
-    await query(db.url, "INSERT INTO queue_stats (queue, state, count) VALUES ('vanished', 'available', 1)")
-    await query(db.url, "CREATE TABLE test_sessions (id int, expires_at timestamptz)")
-    await query(db.url, "INSERT INTO test_sessions VALUES (1, now() - interval '1 minute')")
+  describe("maintenance loop", () => {
+    // On the TestClock: the backoff is waited out in virtual time, and each pass records the virtual time it ran at.
+    test("a failing pass never stops its lane: it runs again after the failure backoff, doubling, until it succeeds", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const passesAt: Array<number> = []
+        const lane = Lane.make({
+          name: "test_flaky_lane",
+          interval: "1 second",
+          jitter: 0,
+          runOnce: () =>
+            Effect.gen(function*() {
+              passesAt.push(yield* Clock.currentTimeMillis)
+              if (passesAt.length <= 3) return yield* Effect.fail(new Error(`pass ${passesAt.length} failed`))
+              return { done: 1 }
+            })
+        })
+        const maintenance = Context.get(yield* Layer.build(Maintenance.layer([lane]).pipe(Layer.provide(Leadership.layerAlways))), Maintenance.Maintenance)
+        const status = Effect.map(maintenance.status, (all) => all.find((s) => s.lane === lane.name)!)
+        // Leadership is a real row in lane_leaders; once taken, the lane waits out its start stagger (virtual time).
+        yield* Kit.eventually(Effect.map(status, (s) => (s.leader ? true : undefined)), "the lane to be led")
 
-    const writing: ReadonlyArray<Lane.Lane> = [
-      Promoter.make(),
-      LeaseRescuer.make(),
-      DeadlineRescuer.make(),
-      CallbackRescuer.make(),
-      Pruner.make(),
-      AuditRetention.make(),
-      ArtifactCleaner.make(),
-      SessionCleaner.make({ name: "test_session_cleanup", table: "test_sessions", expiresColumn: "expires_at" }),
-      QueueStats.make(),
-      NodeLiveness.make({ heartbeatInterval: "5 seconds" })
-    ]
-    const everything = async () => {
-      await flushAudit()
-      return Promise.all([
+        yield* TestClock.adjust("1 second") // the stagger is at most one interval: pass 1 fails
+        yield* TestClock.adjust("6 seconds") // backoff 2 s, pass 2 fails; backoff 4 s, pass 3 fails; next in 8 s
+        expect(passesAt).toHaveLength(3)
+        expect(yield* status).toMatchObject({ leader: true, consecutive_failures: 3, last_error: "Error: pass 3 failed" })
+
+        yield* TestClock.adjust("8 seconds") // pass 4 succeeds
+        const recovered = yield* Kit.eventually(Effect.map(status, (s) => (s.consecutive_failures === 0 ? s : undefined)), "the lane to recover")
+        expect(recovered).toMatchObject({ leader: true, last_error: null, last_counts: { done: 1 } })
+        // Failure backoff doubles from the interval: 2 s, 4 s, 8 s.
+        expect(passesAt.slice(1, 4).map((t, i) => t - passesAt[i]!)).toEqual([2000, 4000, 8000])
+      })).pipe(Effect.provide(TestClock.layer())))
+  })
+
+  describe("fencing", () => {
+    test("with a stale epoch, every writing lane changes nothing; with the current one, each acts", () => Effect.gen(function*() {
+      const silent = Crypto.randomUUID()
+      yield* Kit.queryDb(`INSERT INTO nodes (id, name, mode, host, pid, version, status, heartbeat_at)
+        VALUES ($1, 'silent', 'primary', 'h', 1, '0', 'running', now() - interval '1 hour'),
+               ($2, 'long-gone', 'primary', 'h', 2, '0', 'stopped', now() - interval '30 days')`, [silent, Crypto.randomUUID()])
+      yield* insertTasks([
+        { label: "due", state: "scheduled", run_at: "-1 minute" },
+        { label: "expired-lease", state: "running", attempt: 3, max_attempts: 3, lease_owner: Crypto.randomUUID(), lease_expires_at: "-1 minute" },
+        { label: "past-deadline", state: "available", deadline: "-1 minute" },
+        { label: "callback-timeout", state: "waiting_callback", attempt: 3, max_attempts: 3, callback_token: "tok-fence", callback_expires_at: "-1 minute" },
+        { label: "old-success", state: "succeeded", finished_at: "-2 days" },
+        { label: "dead-node-task", state: "running", attempt: 3, max_attempts: 3, lease_owner: silent, lease_expires_at: "1 hour" }
+      ])
+      yield* Kit.queryDb("INSERT INTO task_artifacts (task_id, name, content) VALUES (424242, 'orphan', '\\x00')")
+      yield* Kit.queryDb("INSERT INTO audit_events (code, actor, at) VALUES ('test.ancient', 'test', now() - interval '1 year')")
+      yield* Kit.queryDb("INSERT INTO queue_stats (queue, state, count) VALUES ('vanished', 'available', 1)")
+      yield* Kit.queryDb("CREATE TABLE test_sessions (id int, expires_at timestamptz)")
+      yield* Kit.queryDb("INSERT INTO test_sessions VALUES (1, now() - interval '1 minute')")
+
+      const writing: ReadonlyArray<Lane.Lane> = [
+        Promoter.make(),
+        LeaseRescuer.make(),
+        DeadlineRescuer.make(),
+        CallbackRescuer.make(),
+        Pruner.make(),
+        AuditRetention.make(),
+        ArtifactCleaner.make(),
+        SessionCleaner.make({ name: "test_session_cleanup", table: "test_sessions", expiresColumn: "expires_at" }),
+        QueueStats.make(),
+        NodeLiveness.make({ heartbeatInterval: "5 seconds" })
+      ]
+      const everything = flushAudit.pipe(Effect.andThen(Effect.forEach([
         "SELECT to_jsonb(t) AS r FROM tasks t ORDER BY id",
         "SELECT to_jsonb(a) AS r FROM task_artifacts a ORDER BY id",
         "SELECT to_jsonb(e) AS r FROM audit_events e ORDER BY id",
         "SELECT to_jsonb(q) AS r FROM queue_stats q ORDER BY queue, state",
         "SELECT to_jsonb(n) AS r FROM nodes n WHERE mode <> 'follower' ORDER BY id",
         "SELECT to_jsonb(s) AS r FROM test_sessions s ORDER BY id"
-      ].map((q) => query(db.url, q)))
-    }
-    const before = await everything()
-    const current: Array<Lane.Context> = []
-    for (const lane of writing) {
-      const stale = await lead(lane.name)
-      current.push(await lead(lane.name))
-      const counts = await runLane(lane, stale)
-      expect(Object.values(counts).every((n) => n === 0), `${lane.name} with a stale epoch: ${JSON.stringify(counts)}`).toBe(true)
-    }
-    expect(await everything()).toEqual(before)
+      ], (q) => Kit.queryDb(q))))
+      const before = yield* everything
+      const current: Array<Lane.Context> = []
+      for (const lane of writing) {
+        const stale = yield* lead(lane.name)
+        current.push(yield* lead(lane.name))
+        const counts = yield* runLane(lane, stale)
+        expect(Object.values(counts).every((n) => n === 0), `${lane.name} with a stale epoch: ${JSON.stringify(counts)}`).toBe(true)
+      }
+      expect(yield* everything).toEqual(before)
 
-    // The same fixtures give every lane work under its current epoch: the stale runs could have changed something.
-    for (const [i, lane] of writing.entries()) {
-      const counts = await runLane(lane, current[i]!)
-      expect(Object.values(counts).some((n) => n > 0), `${lane.name} with the current epoch: ${JSON.stringify(counts)}`).toBe(true)
-    }
+      // The same fixtures give every lane work under its current epoch: the stale runs could have changed something.
+      for (const [i, lane] of writing.entries()) {
+        const counts = yield* runLane(lane, current[i]!)
+        expect(Object.values(counts).some((n) => n > 0), `${lane.name} with the current epoch: ${JSON.stringify(counts)}`).toBe(true)
+      }
+    }))
   })
 })

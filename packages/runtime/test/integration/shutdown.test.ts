@@ -4,10 +4,10 @@
  * and a hanging finalizer cannot keep the process alive.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { freshDatabase, query, type TestDatabase } from "../support/database.ts"
+import { freshDatabase, query, type FreshDatabase } from "../support/kit.ts"
 import { fixture, pollHttp, spawnCli, spawnNode, type Spawned } from "../support/process.ts"
 
-let db: TestDatabase
+let db: FreshDatabase
 const running: Array<Spawned> = []
 const track = (p: Spawned) => (running.push(p), p)
 

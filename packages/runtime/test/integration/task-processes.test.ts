@@ -7,11 +7,10 @@ import { Effect } from "effect"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { TaskQueue } from "../../src/TaskQueue.ts"
 import * as T from "../fixtures/test-tasks.ts"
-import { freshDatabase, query, type TestDatabase } from "../support/database.ts"
-import { eventually, startNode, type TestNode } from "../support/node.ts"
+import { eventually, freshDatabase, query, startNode, type FreshDatabase, type TestNode } from "../support/kit.ts"
 import { fixture, spawnNode, type Spawned } from "../support/process.ts"
 
-let db: TestDatabase
+let db: FreshDatabase
 /** An in-process follower: the test's own TaskQueue client (enqueue works in every mode). */
 let client: TestNode
 const running: Array<Spawned> = []
@@ -19,7 +18,7 @@ const running: Array<Spawned> = []
 beforeAll(async () => {
   db = await freshDatabase("task_procs")
   client = await startNode({ url: db.url, mode: "follower", modules: [T.TestTasks], env: { ASTERFORGE_TELEMETRY_LOG_LEVEL: "none" } })
-  await query(db.url, T.createRunsTable)
+  for (const statement of T.createTables) await query(db.url, statement)
 })
 afterEach(async () => {
   await Promise.all(running.splice(0).map((p) => p.stop()))

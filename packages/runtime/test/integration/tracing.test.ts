@@ -9,7 +9,7 @@ import * as Crypto from "node:crypto"
 import * as Http from "node:http"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { freshDatabase, query, type TestDatabase } from "../support/database.ts"
+import { eventually, freshDatabase, query, type FreshDatabase } from "../support/kit.ts"
 import { repoRoot, spawnNode, type Spawned } from "../support/process.ts"
 
 interface OtlpSpan {
@@ -60,7 +60,7 @@ const startReceiver = () =>
     })
   })
 
-let db: TestDatabase
+let db: FreshDatabase
 beforeAll(async () => {
   db = await freshDatabase("tracing")
   await query(db.url, "CREATE TABLE signups (email text PRIMARY KEY)")
@@ -92,12 +92,10 @@ describe("tracing", () => {
       const res = await fetch(`${base}/signups/ada@example.org`, { method: "POST", headers: { traceparent: `00-${traceId}-${callerSpan}-01` } })
       expect(res.status).toBe(202)
       const { id } = await res.json() as { id: string }
-      const deadline = Date.now() + 20_000
-      while (Date.now() < deadline) {
+      await eventually(async () => {
         const [row] = await query<{ state: string }>(db.url, "SELECT state FROM tasks WHERE id = $1", [id])
-        if (row?.state === "succeeded") break
-        await new Promise((r) => setTimeout(r, 50))
-      }
+        return row?.state === "succeeded" ? true : undefined
+      }, `task ${id} to succeed`)
       const [stored] = await query<{ traceparent: string | null }>(db.url, "SELECT traceparent FROM tasks WHERE id = $1", [id])
       expect(stored?.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`))
       // Spans are flushed on shutdown.
