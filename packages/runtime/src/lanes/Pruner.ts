@@ -3,7 +3,7 @@
  * history is no longer needed: succeeded after `succeededRetention` (24 h),
  * failed after `failedRetention` and cancelled after `cancelledRetention`
  * (7 days each), counted from `finished_at`. Unfinished tasks are never
- * touched. Their artifacts are removed afterwards by the artifact lane.
+ * touched.
  */
 import { Duration, Effect } from "effect"
 import { SqlClient } from "effect/sql"

@@ -5,7 +5,6 @@
  */
 import type * as Lane from "../Lane.ts"
 import type * as RuntimeConfig from "../RuntimeConfig.ts"
-import * as ArtifactCleaner from "./ArtifactCleaner.ts"
 import * as AuditRetention from "./AuditRetention.ts"
 import * as CallbackRescuer from "./CallbackRescuer.ts"
 import * as DeadlineRescuer from "./DeadlineRescuer.ts"
@@ -14,10 +13,8 @@ import * as NodeLiveness from "./NodeLiveness.ts"
 import * as Promoter from "./Promoter.ts"
 import * as Pruner from "./Pruner.ts"
 import * as QueueStats from "./QueueStats.ts"
-import * as SessionCleaner from "./SessionCleaner.ts"
 import * as SystemHealth from "./SystemHealth.ts"
 
-export * as ArtifactCleaner from "./ArtifactCleaner.ts"
 export * as AuditRetention from "./AuditRetention.ts"
 export * as CallbackRescuer from "./CallbackRescuer.ts"
 export * as DeadlineRescuer from "./DeadlineRescuer.ts"
@@ -26,7 +23,6 @@ export * as NodeLiveness from "./NodeLiveness.ts"
 export * as Promoter from "./Promoter.ts"
 export * as Pruner from "./Pruner.ts"
 export * as QueueStats from "./QueueStats.ts"
-export * as SessionCleaner from "./SessionCleaner.ts"
 export * as SystemHealth from "./SystemHealth.ts"
 
 /** Every built-in lane with its defaults; node liveness judges heartbeats by the configured period. */
@@ -37,8 +33,6 @@ export const builtIn = (config: RuntimeConfig.RuntimeConfigShape): ReadonlyArray
   CallbackRescuer.make(),
   Pruner.make(),
   AuditRetention.make(),
-  ArtifactCleaner.make(),
-  ...SessionCleaner.controlPlane,
   QueueStats.make(),
   NodeLiveness.make({ heartbeatInterval: config.node.heartbeatInterval }),
   SystemHealth.make()

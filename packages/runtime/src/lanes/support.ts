@@ -21,12 +21,6 @@ export const duration: Rule = (value) => {
     : `must be a finite positive duration such as "5 seconds"`
 }
 
-/** An SQL identifier we quote ourselves: plain lower-case, no schema, no quotes. */
-export const identifier: Rule = (value) =>
-  typeof value === "string" && /^[a-z_][a-z0-9_]*$/.test(value) && value.length <= 63
-    ? undefined
-    : `must be a lower-case SQL identifier matching /^[a-z_][a-z0-9_]*$/`
-
 const show = (value: unknown): string => {
   try {
     return typeof value === "string" ? JSON.stringify(value) : String(JSON.stringify(value) ?? value)

@@ -52,7 +52,7 @@ describe("migrations", () => {
     expect(r.second).toEqual([])
     expect(r.after).toBe(true)
     const tables = await query<{ t: string }>(db.url, "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-    expect(tables.map((t) => t.t)).toEqual(["asterforge_migrations", "audit_events", "lane_leaders", "nodes", "queue_stats", "task_artifacts", "tasks"])
+    expect(tables.map((t) => t.t)).toEqual(["asterforge_migrations", "audit_events", "lane_leaders", "nodes", "queue_stats", "tasks"])
   })
 
   it("two migrator processes started together: one applies, the other waits and finds nothing to do", async () => {

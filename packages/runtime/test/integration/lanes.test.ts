@@ -18,7 +18,7 @@ import * as LaneSql from "../../src/internal/sql/lanes.ts"
 import * as LeaseSql from "../../src/internal/sql/leases.ts"
 import * as Lane from "../../src/Lane.ts"
 import * as Lanes from "../../src/lanes/index.ts"
-import { ArtifactCleaner, AuditRetention, CallbackRescuer, DeadlineRescuer, LeaseRescuer, NodeLiveness, Promoter, Pruner, QueueStats, SessionCleaner, SystemHealth } from "../../src/lanes/index.ts"
+import { AuditRetention, CallbackRescuer, DeadlineRescuer, LeaseRescuer, NodeLiveness, Promoter, Pruner, QueueStats, SystemHealth } from "../../src/lanes/index.ts"
 import * as Runtime from "../../src/Runtime.ts"
 import * as RuntimeConfig from "../../src/RuntimeConfig.ts"
 import * as Telemetry from "../../src/Telemetry.ts"
@@ -56,9 +56,8 @@ beforeEach(async () => {
   await flushAudit()
   // The follower's own node row (mode 'follower') stays; everything a test made goes.
   await query(db.url, `DO $$ BEGIN
-    TRUNCATE tasks, task_artifacts, queue_stats, audit_events, lane_leaders RESTART IDENTITY;
+    TRUNCATE tasks, queue_stats, audit_events, lane_leaders RESTART IDENTITY;
     DELETE FROM nodes WHERE mode <> 'follower';
-    DROP TABLE IF EXISTS test_sessions, admin_sessions, login_flows;
   END $$`)
 })
 
@@ -364,46 +363,6 @@ describe("audit retention", () => {
   })
 })
 
-describe("artifact cleanup", () => {
-  it("deletes artifacts whose task is gone, in bounded batches; keeps the others", async () => {
-    const ids = await insertTasks([{ label: "live", state: "succeeded", finished_at: "-1 minute" }])
-    await query(db.url, `INSERT INTO task_artifacts (task_id, name, content) VALUES
-      ($1, 'report', '\\x01'), ($1, 'log', '\\x02'), (999001, 'orphan-1', '\\x03'), (999002, 'orphan-2', '\\x04'), (999003, 'orphan-3', '\\x05')`,
-      [ids["live"]])
-    expect(await pass(ArtifactCleaner.make({ batchSize: 2, maxBatchesPerPass: 1 }))).toEqual({ deleted: 2 })
-    expect(await pass(ArtifactCleaner.make({ batchSize: 2 }))).toEqual({ deleted: 1 })
-    const left = await query<{ name: string }>(db.url, "SELECT name FROM task_artifacts ORDER BY name")
-    expect(left.map((r) => r.name)).toEqual(["log", "report"])
-  })
-})
-
-describe("session cleanup", () => {
-  it("a missing table is a quiet no-op; once it exists, expired rows go in bounded batches", async () => {
-    const [sessions, loginFlows] = SessionCleaner.controlPlane
-    expect([sessions!.name, loginFlows!.name]).toEqual(["session_cleanup", "login_flow_cleanup"])
-    expect(await pass(sessions!)).toEqual({ deleted: 0 })
-    expect(await pass(loginFlows!)).toEqual({ deleted: 0 })
-
-    await query(db.url, "CREATE TABLE admin_sessions (token text PRIMARY KEY, expires_at timestamptz NOT NULL)")
-    await query(db.url, `INSERT INTO admin_sessions VALUES ('a', now() - interval '1 minute'), ('b', now() - interval '1 day'),
-      ('c', now() - interval '1 second'), ('d', now() + interval '1 hour')`)
-    const lane = SessionCleaner.make({ name: "session_cleanup", table: "admin_sessions", expiresColumn: "expires_at", batchSize: 2 })
-    expect(await pass(lane)).toEqual({ deleted: 3 })
-    expect((await query<{ token: string }>(db.url, "SELECT token FROM admin_sessions")).map((r) => r.token)).toEqual(["d"])
-
-    await query(db.url, "CREATE TABLE test_sessions (id int, valid_until timestamptz)")
-    await query(db.url, "INSERT INTO test_sessions SELECT g, now() - interval '1 minute' FROM generate_series(1, 5) g")
-    const bounded = SessionCleaner.make({ name: "test_session_cleanup", table: "test_sessions", expiresColumn: "valid_until", batchSize: 2, maxBatchesPerPass: 2 })
-    expect(await pass(bounded)).toEqual({ deleted: 4 })
-    expect(await pass(bounded)).toEqual({ deleted: 1 })
-  })
-
-  it("rejects identifiers it would have to trust", () => {
-    expect(() => SessionCleaner.make({ name: "x_cleanup", table: "admin_sessions; DROP TABLE tasks", expiresColumn: "expires_at" })).toThrow(/table must be/)
-    expect(() => SessionCleaner.make({ name: "x_cleanup", table: "admin_sessions", expiresColumn: "Expires" })).toThrow(/expiresColumn must be/)
-  })
-})
-
 describe("queue stats", () => {
   it("recomputes counts per queue and state, deletes vanished groups, sets the depth gauge", async () => {
     await insertTasks([
@@ -558,7 +517,7 @@ describe("lane definitions", () => {
     const lanes = Lanes.builtIn(config)
     expect(lanes.map((l) => l.name)).toEqual([
       "promotion", "lease_rescue", "deadline_rescue", "callback_rescue", "pruning", "audit_retention",
-      "artifact_cleanup", "session_cleanup", "login_flow_cleanup", "queue_stats", "node_liveness", "system_health"
+      "queue_stats", "node_liveness", "system_health"
     ])
     expect(() => Promoter.make({ batchSize: 0 })).toThrow(/lane "promotion".*batchSize must be an integer/)
     expect(() => Pruner.make({ succeededRetention: "soon" as never })).toThrow(/succeededRetention must be a finite positive duration/)
@@ -583,11 +542,8 @@ describe("fencing", () => {
       { label: "old-success", state: "succeeded", finished_at: "-2 days" },
       { label: "dead-node-task", state: "running", attempt: 3, max_attempts: 3, lease_owner: silent, lease_expires_at: "1 hour" }
     ])
-    await query(db.url, "INSERT INTO task_artifacts (task_id, name, content) VALUES (424242, 'orphan', '\\x00')")
     await query(db.url, "INSERT INTO audit_events (code, actor, at) VALUES ('test.ancient', 'test', now() - interval '1 year')")
     await query(db.url, "INSERT INTO queue_stats (queue, state, count) VALUES ('vanished', 'available', 1)")
-    await query(db.url, "CREATE TABLE test_sessions (id int, expires_at timestamptz)")
-    await query(db.url, "INSERT INTO test_sessions VALUES (1, now() - interval '1 minute')")
 
     const writing: ReadonlyArray<Lane.Lane> = [
       Promoter.make(),
@@ -596,8 +552,6 @@ describe("fencing", () => {
       CallbackRescuer.make(),
       Pruner.make(),
       AuditRetention.make(),
-      ArtifactCleaner.make(),
-      SessionCleaner.make({ name: "test_session_cleanup", table: "test_sessions", expiresColumn: "expires_at" }),
       QueueStats.make(),
       NodeLiveness.make({ heartbeatInterval: "5 seconds" })
     ]
@@ -605,11 +559,9 @@ describe("fencing", () => {
       await flushAudit()
       return Promise.all([
         "SELECT to_jsonb(t) AS r FROM tasks t ORDER BY id",
-        "SELECT to_jsonb(a) AS r FROM task_artifacts a ORDER BY id",
         "SELECT to_jsonb(e) AS r FROM audit_events e ORDER BY id",
         "SELECT to_jsonb(q) AS r FROM queue_stats q ORDER BY queue, state",
-        "SELECT to_jsonb(n) AS r FROM nodes n WHERE mode <> 'follower' ORDER BY id",
-        "SELECT to_jsonb(s) AS r FROM test_sessions s ORDER BY id"
+        "SELECT to_jsonb(n) AS r FROM nodes n WHERE mode <> 'follower' ORDER BY id"
       ].map((q) => query(db.url, q)))
     }
     const before = await everything()

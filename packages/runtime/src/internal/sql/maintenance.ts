@@ -299,51 +299,6 @@ export const pruneAuditEvents = (sql: Sql, fence: Fence, options: { readonly ret
     )
     SELECT count(*)::int AS deleted FROM deleted`
 
-/**
- * Artifacts whose task is gone (pruned, or never committed). Walks artifacts
- * by id, probing the tasks primary key; orphans gather at low ids since old
- * tasks are pruned first. A task and its artifacts committed together are
- * visible together, so a live task's artifact is never taken for an orphan.
- */
-export const deleteOrphanArtifacts = (sql: Sql, fence: Fence, options: { readonly limit: number }) =>
-  sql<{ deleted: number }>`
-    WITH deleted AS (
-      DELETE FROM task_artifacts
-      WHERE id IN (
-        SELECT a.id FROM task_artifacts a
-        WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id)
-        ORDER BY a.id
-        LIMIT ${options.limit}
-        FOR UPDATE OF a SKIP LOCKED
-      ) AND ${fence}
-      RETURNING 1
-    )
-    SELECT count(*)::int AS deleted FROM deleted`
-
-/** Whether a table exists yet (tables of later releases: the lane idles until they do). */
-export const tableExists = (sql: Sql, table: string) =>
-  sql<{ present: boolean }>`SELECT to_regclass(${table}::text) IS NOT NULL AS present`
-
-/**
- * Expired rows of a table we know only by name and expiry column, so rows are
- * addressed by ctid: `ctid = ANY(ARRAY(...))` is a TID scan, and the picked
- * rows are locked, so their ctids cannot move before the delete. Identifiers
- * are validated by the caller and quoted here.
- */
-export const deleteExpired = (sql: Sql, fence: Fence, options: { readonly table: string; readonly column: string; readonly limit: number }) =>
-  sql<{ deleted: number }>`
-    WITH deleted AS (
-      DELETE FROM ${sql(options.table)}
-      WHERE ctid = ANY(ARRAY(
-        SELECT ctid FROM ${sql(options.table)}
-        WHERE ${sql(options.column)} < now()
-        LIMIT ${options.limit}
-        FOR UPDATE SKIP LOCKED
-      )) AND ${sql(options.column)} < now() AND ${fence}
-      RETURNING 1
-    )
-    SELECT count(*)::int AS deleted FROM deleted`
-
 // ---------------------------------------------------------------------------
 // queue statistics and health
 
