@@ -16,7 +16,7 @@ import { Duration, Effect, Metric } from "effect"
 import type { Statement } from "effect/sql"
 import { SqlClient } from "effect/sql"
 import type { RuntimeServices } from "./ApplicationModule.ts"
-import * as LaneSql from "./internal/sql/lanes.ts"
+import * as LaneSql from "./internal/sql/laneLeaders.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 export type Counts = Readonly<Record<string, number>>

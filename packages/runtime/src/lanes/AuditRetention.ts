@@ -5,7 +5,7 @@
  */
 import { Duration, Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
+import * as AuditEventsSql from "../internal/sql/auditEvents.ts"
 import * as Lane from "../Lane.ts"
 import * as Support from "./support.ts"
 
@@ -41,7 +41,7 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
         const sql = yield* SqlClient.SqlClient
         const deleted = yield* Support.inBatches(
           { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
-          MaintenanceSql.pruneAuditEvents(sql, ctx.fence, { retentionMs, limit: o.batchSize }).pipe(
+          AuditEventsSql.prune(sql, ctx.fence, { retentionMs, limit: o.batchSize }).pipe(
             Effect.map(([row]) => row?.deleted ?? 0)
           )
         )

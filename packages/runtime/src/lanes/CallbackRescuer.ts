@@ -10,7 +10,7 @@ import { Duration, Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
+import * as TaskSql from "../internal/sql/taskMaintenance.ts"
 import * as Lane from "../Lane.ts"
 import * as Support from "./support.ts"
 
@@ -45,7 +45,7 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
         yield* Support.inBatches(
           { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
           Effect.gen(function*() {
-            const rows = yield* MaintenanceSql.expireCallbacks(sql, ctx.fence, { limit: o.batchSize })
+            const rows = yield* TaskSql.expireCallbacks(sql, ctx.fence, { limit: o.batchSize })
             for (const t of rows) {
               if (t.state === "retryable") {
                 totals.retried++

@@ -10,7 +10,7 @@ import { Duration, Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
+import * as TaskSql from "../internal/sql/taskMaintenance.ts"
 import * as Lane from "../Lane.ts"
 import * as Support from "./support.ts"
 
@@ -44,7 +44,7 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
         const failed = yield* Support.inBatches(
           { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
           Effect.gen(function*() {
-            const rows = yield* MaintenanceSql.failPastDeadline(sql, ctx.fence, { limit: o.batchSize })
+            const rows = yield* TaskSql.failPastDeadline(sql, ctx.fence, { limit: o.batchSize })
             for (const t of rows) {
               yield* audit.record(AuditEvents.taskFailed({
                 actor: AuditEvents.actors.lane(name),

@@ -11,7 +11,7 @@ import { Duration, Effect, Metric } from "effect"
 import { SqlClient } from "effect/sql"
 import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
+import * as TaskSql from "../internal/sql/taskMaintenance.ts"
 import * as Lane from "../Lane.ts"
 import * as Telemetry from "../Telemetry.ts"
 import * as Support from "./support.ts"
@@ -36,7 +36,7 @@ export const defaults: {
  * outcome (available, failed, cancelled).
  */
 export const recordReleased = (
-  released: ReadonlyArray<MaintenanceSql.Released>,
+  released: ReadonlyArray<TaskSql.Released>,
   options: { readonly actor: string; readonly tag: string }
 ) =>
   Effect.gen(function*() {
@@ -74,7 +74,7 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
         yield* Support.inBatches(
           { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
           Effect.gen(function*() {
-            const released = yield* MaintenanceSql.rescueExpiredLeases(sql, ctx.fence, { limit: o.batchSize })
+            const released = yield* TaskSql.rescueExpiredLeases(sql, ctx.fence, { limit: o.batchSize })
             const counts = yield* recordReleased(released, { actor: AuditEvents.actors.lane(name), tag: "LeaseExpired" })
             totals.rescued += counts.available
             totals.failed += counts.failed

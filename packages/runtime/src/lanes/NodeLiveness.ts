@@ -16,7 +16,8 @@ import { Duration, Effect, Metric } from "effect"
 import { SqlClient } from "effect/sql"
 import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
+import * as NodesSql from "../internal/sql/nodes.ts"
+import * as TaskSql from "../internal/sql/taskMaintenance.ts"
 import * as Lane from "../Lane.ts"
 import * as Telemetry from "../Telemetry.ts"
 import { recordReleased } from "./LeaseRescuer.ts"
@@ -67,7 +68,7 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
         const audit = yield* AuditLog
 
         const dead = yield* Support.inBatches(batches, Effect.gen(function*() {
-          const nodes = yield* MaintenanceSql.declareDeadNodes(sql, ctx.fence, { staleMs, limit: o.batchSize })
+          const nodes = yield* NodesSql.declareDead(sql, ctx.fence, { staleMs, limit: o.batchSize })
           for (const n of nodes) {
             yield* Effect.logWarning(`node ${n.name} (${n.id}, ${n.host} pid ${n.pid}) declared dead: last heartbeat ${n.heartbeat_at.toISOString()}`)
             yield* audit.record(AuditEvents.nodeDeclaredDead({
@@ -83,7 +84,7 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
         // After the declaration committed: any dead node's running tasks, including those of
         // nodes declared by an earlier pass that stopped before releasing them.
         const released = yield* Support.inBatches(batches, Effect.gen(function*() {
-          const tasks = yield* MaintenanceSql.releaseDeadNodesTasks(sql, ctx.fence, { limit: o.batchSize })
+          const tasks = yield* TaskSql.releaseDeadNodesTasks(sql, ctx.fence, { limit: o.batchSize })
           yield* recordReleased(tasks, { actor, tag: "NodeDead" })
           return tasks.length
         }))
@@ -91,7 +92,7 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
 
         const removed = yield* Support.inBatches(
           batches,
-          MaintenanceSql.removeOldNodes(sql, ctx.fence, { retentionMs, limit: o.batchSize }).pipe(Effect.map(([row]) => row?.removed ?? 0))
+          NodesSql.removeOld(sql, ctx.fence, { retentionMs, limit: o.batchSize }).pipe(Effect.map(([row]) => row?.removed ?? 0))
         )
         return { dead, released, removed }
       })

@@ -8,7 +8,7 @@
  */
 import { Duration, Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
+import * as TaskSql from "../internal/sql/taskMaintenance.ts"
 import * as Lane from "../Lane.ts"
 import * as Support from "./support.ts"
 
@@ -40,7 +40,7 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
         const sql = yield* SqlClient.SqlClient
         const promoted = yield* Support.inBatches(
           { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
-          MaintenanceSql.promoteDue(sql, ctx.fence, { limit: o.batchSize }).pipe(
+          TaskSql.promoteDue(sql, ctx.fence, { limit: o.batchSize }).pipe(
             Effect.map((queues) => queues.reduce((n, q) => n + q.promoted, 0))
           )
         )

@@ -7,7 +7,7 @@
  */
 import { Duration, Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
+import * as TaskSql from "../internal/sql/taskMaintenance.ts"
 import * as Lane from "../Lane.ts"
 import * as Support from "./support.ts"
 
@@ -53,7 +53,7 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
         const sql = yield* SqlClient.SqlClient
         const deleted = yield* Support.inBatches(
           { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
-          MaintenanceSql.pruneFinishedTasks(sql, ctx.fence, { ...retention, limit: o.batchSize }).pipe(
+          TaskSql.pruneFinished(sql, ctx.fence, { ...retention, limit: o.batchSize }).pipe(
             Effect.map(([row]) => row?.deleted ?? 0)
           )
         )

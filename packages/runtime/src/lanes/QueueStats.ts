@@ -15,7 +15,7 @@
  */
 import { Duration, Effect, Metric } from "effect"
 import { SqlClient } from "effect/sql"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
+import * as QueueStatsSql from "../internal/sql/queueStats.ts"
 import * as Lane from "../Lane.ts"
 import * as Telemetry from "../Telemetry.ts"
 import * as Support from "./support.ts"
@@ -52,7 +52,7 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
         const sql = yield* SqlClient.SqlClient
         const now = Date.now()
         const withFinished = finishedAt === undefined || finishedAt.epoch !== ctx.epoch || now - finishedAt.ms >= finishedRefreshMs
-        const rows = yield* MaintenanceSql.refreshQueueStats(sql, ctx.fence, { finishedWindowMs: withFinished ? finishedWindowMs : null })
+        const rows = yield* QueueStatsSql.refresh(sql, ctx.fence, { finishedWindowMs: withFinished ? finishedWindowMs : null })
         // Only a write that went through counts as a refresh (a stale epoch writes nothing).
         if (withFinished && rows.length > 0) finishedAt = { epoch: ctx.epoch, ms: now }
         for (const row of rows) {

@@ -9,7 +9,8 @@
  */
 import { Duration, Effect, Metric } from "effect"
 import { SqlClient } from "effect/sql"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
+import * as QueueStatsSql from "../internal/sql/queueStats.ts"
+import * as SharedSql from "../internal/sql/shared.ts"
 import * as Lane from "../Lane.ts"
 import * as Telemetry from "../Telemetry.ts"
 import * as Support from "./support.ts"
@@ -45,10 +46,10 @@ export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         const started = performance.now()
-        yield* MaintenanceSql.ping(sql)
+        yield* SharedSql.ping(sql)
         const dbLatencyMs = performance.now() - started
         yield* Metric.update(Telemetry.metrics.dbLatency, dbLatencyMs / 1000)
-        const [depth] = yield* MaintenanceSql.unfinishedDepth(sql)
+        const [depth] = yield* QueueStatsSql.unfinishedDepth(sql)
         last = { at: new Date(), dbLatencyMs, queueDepth: depth?.depth ?? 0 }
         return { checked: 1 }
       })
