@@ -14,7 +14,7 @@ import type { AuditLog } from "./AuditLog.ts"
 import type { ConfigReloader } from "./ConfigReloader.ts"
 import type { DatabaseUrl } from "./Database.ts"
 import type { Contributor, HealthRegistry } from "./Health.ts"
-import type { Lane } from "./Lane.ts"
+import type * as Lane from "./Lane.ts"
 import type { NodeIdentity } from "./NodeIdentity.ts"
 import type * as NodeMode from "./NodeMode.ts"
 import type { RuntimeConfig } from "./RuntimeConfig.ts"
@@ -56,7 +56,7 @@ export interface ApplicationModule {
   /** Task handlers; every node knows the definitions, dispatching nodes run the handlers. */
   readonly tasks?: ReadonlyArray<Task.Handler> | undefined
   /** Maintenance lanes (`Lane.make`), run beside the built-in ones, each with its own leader. */
-  readonly lanes?: ReadonlyArray<Lane> | undefined
+  readonly lanes?: ReadonlyArray<Lane.Lane<unknown, RuntimeServices>> | undefined
 }
 
 /** Identity, for type inference at the call site. */

@@ -97,7 +97,10 @@ const roleParts = (
     for (const c of checks) yield* registry.register(c)
   }))
   const dispatcher = role.dispatches ? [Dispatcher.layer] : []
-  const lanes = [...BuiltInLanes.builtIn(config), ...modules.flatMap((m) => m.lanes ?? [])]
+  // Lane options: every built-in lane's defaults until RuntimeConfig assembles their
+  // `maintenance.<lane>` sections (BuiltInLanes.sections); then pass the resolved ones here.
+  const laneOptions = BuiltInLanes.defaults
+  const lanes = [...BuiltInLanes.builtIn(laneOptions, config.node.heartbeatInterval), ...modules.flatMap((m) => m.lanes ?? [])]
   const maintenance = role.runsLanes ? [Maintenance.layer(lanes).pipe(Layer.provide(leadership))] : []
   const routes = role.fullApi ? [CallbackRoutes.layer, ...modules.flatMap((m) => (m.routes ? [m.routes] : []))] : []
   return {

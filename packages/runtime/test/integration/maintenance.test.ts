@@ -25,7 +25,9 @@ let client: TestNode
 const running: Array<Spawned> = []
 const track = (p: Spawned) => (running.push(p), p)
 
-const laneNames = BuiltInLanes.builtIn(Result.getOrThrow(RuntimeConfig.resolve({ file: "/nonexistent.toml", fileRequired: false, env: {} }))).map((l) => l.name)
+// Every built-in lane, as a node starts them: a new lane is in every test below at once.
+const defaultConfig = Result.getOrThrow(RuntimeConfig.resolve({ file: "/nonexistent.toml", fileRequired: false, env: {} }))
+const laneNames = BuiltInLanes.builtIn(BuiltInLanes.defaults, defaultConfig.node.heartbeatInterval).map((l) => l.name)
 
 beforeAll(async () => {
   db = await freshDatabase("maintenance")
