@@ -7,6 +7,7 @@
 --   0002_audit_events
 --   0003_tasks
 --   0004_maintenance
+--   0005_drop_task_artifacts
 
 -- public.asterforge_migrations
 CREATE TABLE public.asterforge_migrations (
@@ -72,19 +73,6 @@ CREATE TABLE public.queue_stats (
 ALTER TABLE public.queue_stats ADD CONSTRAINT queue_stats_pkey PRIMARY KEY (queue, state);
 CREATE UNIQUE INDEX queue_stats_pkey ON public.queue_stats USING btree (queue, state);
 
--- public.task_artifacts
-CREATE TABLE public.task_artifacts (
-  id         bigint DEFAULT nextval('public.task_artifacts_id_seq'::regclass) NOT NULL,
-  task_id    bigint NOT NULL,
-  name       text NOT NULL,
-  content    bytea NOT NULL,
-  created_at timestamp with time zone DEFAULT now() NOT NULL
-);
-ALTER TABLE public.task_artifacts ADD CONSTRAINT task_artifacts_pkey PRIMARY KEY (id);
-ALTER TABLE public.task_artifacts ADD CONSTRAINT task_artifacts_task_id_name_key UNIQUE (task_id, name);
-CREATE UNIQUE INDEX task_artifacts_pkey ON public.task_artifacts USING btree (id);
-CREATE UNIQUE INDEX task_artifacts_task_id_name_key ON public.task_artifacts USING btree (task_id, name);
-
 -- public.tasks
 CREATE TABLE public.tasks (
   id                  bigint DEFAULT nextval('public.tasks_id_seq'::regclass) NOT NULL,
@@ -128,5 +116,4 @@ CREATE UNIQUE INDEX tasks_unique_key ON public.tasks USING btree (unique_key) WH
 
 -- sequences (current values left out)
 CREATE SEQUENCE public.audit_events_id_seq AS bigint START 1 INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807 CACHE 1 OWNED BY public.audit_events.id;
-CREATE SEQUENCE public.task_artifacts_id_seq AS bigint START 1 INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807 CACHE 1 OWNED BY public.task_artifacts.id;
 CREATE SEQUENCE public.tasks_id_seq AS bigint START 1 INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807 CACHE 1 OWNED BY public.tasks.id;

@@ -13,7 +13,7 @@
  */
 import { Cause, Context, Duration, Effect, Fiber, Layer, Metric, Option, Queue, Result, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import * as AuditSql from "./internal/sql/audit.ts"
+import * as AuditSql from "./internal/sql/auditEvents.ts"
 import { NodeIdentity } from "./NodeIdentity.ts"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import * as ConfigSection from "./ConfigSection.ts"

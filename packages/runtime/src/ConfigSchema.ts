@@ -20,6 +20,16 @@ export type Value<A> = Schema.Codec<A, unknown>
 
 const invalid = (input: unknown, message: string) => new SchemaIssue.InvalidValue({ message }, input)
 
+const kinds = new WeakMap<object, string>()
+
+/** How a value Schema is described to people (`integer 1..64`, `duration`), for the configuration reference. */
+export const describe = (value: Value<unknown>): string => kinds.get(value) ?? "value"
+
+const kind = <A>(text: string, value: Value<A>): Value<A> => {
+  kinds.set(value, text)
+  return value
+}
+
 /** What a parse function returns when the input is not acceptable. */
 class Problem {
   readonly message: string
@@ -47,40 +57,40 @@ const numberFrom = (u: unknown): number | undefined => {
 
 /** An integer within `[minimum, maximum]`; accepts `8` or `"8"`. */
 export const Int = (minimum: number, maximum: number): Value<number> =>
-  parsed(Schema.Number, (u) => {
+  kind(`integer ${minimum}..${maximum}`, parsed(Schema.Number, (u) => {
     const n = numberFrom(u)
     if (n === undefined || !Number.isInteger(n)) return problem(`Expected an integer between ${minimum} and ${maximum}`)
     return n >= minimum && n <= maximum ? n : problem(`Expected a value between ${minimum} and ${maximum}`)
-  }, (n) => n)
+  }, (n) => n))
 
 const truthy = ["1", "true", "yes", "on"]
 const falsy = ["0", "false", "no", "off"]
 
 /** `true`/`false`, or `1`/`0`, `yes`/`no`, `on`/`off` as text. */
-export const Boolean: Value<boolean> = parsed(Schema.Boolean, (u) => {
+export const Boolean: Value<boolean> = kind("boolean", parsed(Schema.Boolean, (u) => {
   if (typeof u === "boolean") return u
   const v = typeof u === "string" ? u.trim().toLowerCase() : undefined
   if (v !== undefined && truthy.includes(v)) return true
   if (v !== undefined && falsy.includes(v)) return false
   return problem("Expected a boolean (true/false, 1/0, yes/no, on/off)")
-}, (b) => b)
+}, (b) => b))
 
 /** A non-empty string. */
-export const NonEmptyString: Value<string> = parsed(Schema.String, (u) =>
-  typeof u === "string" && u.length > 0 ? u : problem("Expected a non-empty string"), (s) => s)
+export const NonEmptyString: Value<string> = kind("string", parsed(Schema.String, (u) =>
+  typeof u === "string" && u.length > 0 ? u : problem("Expected a non-empty string"), (s) => s))
 
 /** An `http://` or `https://` URL with a host (a collector, a webhook target). */
-export const HttpUrl: Value<string> = parsed(Schema.String, (u) =>
-  typeof u === "string" && /^https?:\/\/[^\s/]+/.test(u) ? u : problem("Expected an http(s) URL such as http://127.0.0.1:4318"), (s) => s)
+export const HttpUrl: Value<string> = kind("http(s) URL", parsed(Schema.String, (u) =>
+  typeof u === "string" && /^https?:\/\/[^\s/]+/.test(u) ? u : problem("Expected an http(s) URL such as http://127.0.0.1:4318"), (s) => s))
 
 /** One of the given strings. */
 export const Literals = <const L extends ReadonlyArray<string>>(values: L): Value<L[number]> =>
-  parsed(Schema.String as unknown as Schema.Codec<L[number], L[number]>, (u) =>
-    typeof u === "string" && values.includes(u) ? u as L[number] : problem(`Expected ${values.map((v) => `"${v}"`).join(" | ")}`), (s) => s)
+  kind(values.join(" / "), parsed(Schema.String as unknown as Schema.Codec<L[number], L[number]>, (u) =>
+    typeof u === "string" && values.includes(u) ? u as L[number] : problem(`Expected ${values.map((v) => `"${v}"`).join(" | ")}`), (s) => s))
 
 /** A secret string: `Redacted`, so it prints `<redacted>`; a failure never shows the value. */
-export const Secret: Value<R.Redacted<string>> = parsed(Schema.Redacted(Schema.String) as unknown as Schema.Codec<R.Redacted<string>, R.Redacted<string>>, (u) =>
-  typeof u === "string" && u.length > 0 ? R.make(u) : problem("Expected a non-empty string"), (r) => r)
+export const Secret: Value<R.Redacted<string>> = kind("secret", parsed(Schema.Redacted(Schema.String) as unknown as Schema.Codec<R.Redacted<string>, R.Redacted<string>>, (u) =>
+  typeof u === "string" && u.length > 0 ? R.make(u) : problem("Expected a non-empty string"), (r) => r))
 
 const durationPattern = /^(\d+(?:\.\d+)?)\s*(ms|millis|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)$/i
 const unitMillis = (unit: string): number => {
@@ -106,7 +116,7 @@ export const Duration = (bounds: { readonly minimum?: D.Input; readonly maximum?
   const min = bounds.minimum === undefined ? undefined : D.toMillis(D.fromInputUnsafe(bounds.minimum))
   const max = D.toMillis(bounds.maximum === undefined ? maxDuration : D.fromInputUnsafe(bounds.maximum))
   const range = min === undefined ? `more than 0 and at most ${formatMillis(max)}` : `between ${formatMillis(min)} and ${formatMillis(max)}`
-  return parsed(Schema.Duration, (u) => {
+  return kind(min === undefined && max === D.toMillis(maxDuration) ? "duration" : `duration ${range.replace("more than 0 and at most", "up to")}`, parsed(Schema.Duration, (u) => {
     let ms: number | undefined
     if (typeof u === "number" && Number.isFinite(u)) ms = u
     else if (typeof u === "string") {
@@ -117,7 +127,7 @@ export const Duration = (bounds: { readonly minimum?: D.Input; readonly maximum?
     if (ms === undefined) return problem("Expected a duration such as \"500ms\", \"10 seconds\", \"2 minutes\" or a number of milliseconds")
     if ((min === undefined ? ms <= 0 : ms < min) || ms > max) return problem(`Expected a duration ${range}`)
     return D.millis(ms)
-  }, (d) => D.toMillis(d))
+  }, (d) => D.toMillis(d)))
 }
 
 /** A duration that may be zero (a delay that is off by default). */
@@ -129,7 +139,7 @@ export const DurationOrZero = (maximum: D.Input = maxDuration): Value<D.Duration
  */
 export const List = <A>(item: Value<A>): Value<ReadonlyArray<A>> => {
   const decodeItem = Schema.decodeUnknownResult(item)
-  return parsed(Schema.Array(Schema.Any) as unknown as Schema.Codec<ReadonlyArray<A>, ReadonlyArray<A>>, (u) => {
+  return kind(`list of ${describe(item)}`, parsed(Schema.Array(Schema.Any) as unknown as Schema.Codec<ReadonlyArray<A>, ReadonlyArray<A>>, (u) => {
     const raw: ReadonlyArray<unknown> | undefined = Array.isArray(u)
       ? u
       : typeof u === "string" ? u.split(",").map((s) => s.trim()).filter((s) => s !== "") : undefined
@@ -141,7 +151,7 @@ export const List = <A>(item: Value<A>): Value<ReadonlyArray<A>> => {
       out.push(d.success)
     }
     return out
-  }, (a) => a)
+  }, (a) => a))
 }
 
 /**
@@ -150,7 +160,7 @@ export const List = <A>(item: Value<A>): Value<ReadonlyArray<A>> => {
  */
 export const NamedValues = <A>(value: Value<A>, name: { readonly pattern: RegExp; readonly describe: string }): Value<ReadonlyMap<string, A>> => {
   const decodeValue = Schema.decodeUnknownResult(value)
-  return parsed(Schema.Any as unknown as Schema.Codec<ReadonlyMap<string, A>, ReadonlyMap<string, A>>, (u) => {
+  return kind(`"name=value,..." (${describe(value)})`, parsed(Schema.Any as unknown as Schema.Codec<ReadonlyMap<string, A>, ReadonlyMap<string, A>>, (u) => {
     let entries: Array<readonly [string, unknown]>
     if (typeof u === "string") {
       entries = []
@@ -172,7 +182,7 @@ export const NamedValues = <A>(value: Value<A>, name: { readonly pattern: RegExp
       out.set(k, d.success)
     }
     return out
-  }, (m) => Object.fromEntries(m))
+  }, (m) => Object.fromEntries(m)))
 }
 
 /** The first issue's message of a failed decode, for nesting in another message. */

@@ -30,6 +30,8 @@ import type { Problem } from "./RuntimeError.ts"
 /** Another environment variable users already know for a key (`DATABASE_URL`), and how its text maps onto the key. */
 export interface EnvAlias {
   readonly name: string
+  /** How the reference shows it when only one value sets the key (`NODE_ENV=production`); default: the name. */
+  readonly shown?: string
   /** The value for the key, or undefined when this text does not set it (`DISABLE_INLINE_WORKER=0`). */
   readonly map: (text: string) => unknown
 }
@@ -46,12 +48,15 @@ export interface Key<A> {
   /** Applied while the node runs when the config file changes. */
   readonly reloadable: boolean
   readonly aliases: ReadonlyArray<EnvAlias>
+  /** The default as the reference shows it, when the value itself depends on the machine (`hostname`). */
+  readonly shownDefault: string | undefined
   /** Phantom: the decoded type. */
   readonly _A?: A
 }
 
 interface KeyOptions {
   readonly doc: string
+  readonly shownDefault?: string
   readonly secret?: boolean
   readonly reloadable?: boolean
   readonly aliases?: ReadonlyArray<EnvAlias>
@@ -69,7 +74,8 @@ export const key = <A>(schema: ConfigSchema.Value<A>, options: KeyOptions & { re
   doc: options.doc,
   secret: options.secret ?? false,
   reloadable: options.reloadable ?? false,
-  aliases: options.aliases ?? []
+  aliases: options.aliases ?? [],
+  shownDefault: options.shownDefault
 })
 
 /**
@@ -84,7 +90,8 @@ export const optionalKey = <A>(schema: ConfigSchema.Value<A>, options: KeyOption
   doc: options.doc,
   secret: options.secret ?? false,
   reloadable: options.reloadable ?? false,
-  aliases: options.aliases ?? []
+  aliases: options.aliases ?? [],
+  shownDefault: options.shownDefault
 })
 
 export type Fields = Readonly<Record<string, Key<any>>>

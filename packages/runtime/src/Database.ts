@@ -35,7 +35,7 @@ export const Config = ConfigSection.make("database", {
   migrate: ConfigSection.key(ConfigSchema.Boolean, {
     default: true,
     doc: "run migrations at start-up",
-    aliases: [{ name: "SKIP_MIGRATIONS", map: (s) => (s.trim() === "1" ? false : undefined) }]
+    aliases: [{ name: "SKIP_MIGRATIONS", shown: "SKIP_MIGRATIONS=1", map: (s) => (s.trim() === "1" ? false : undefined) }]
   }),
   connectAttempts: ConfigSection.key(ConfigSchema.Int(1, 1000), { default: 10, doc: "connection attempts before giving up" }),
   connectBackoff: ConfigSection.key(ConfigSchema.Duration({ minimum: "1 millis", maximum: "1 minute" }), {

@@ -54,7 +54,7 @@ export const Config = ConfigSection.make("worker", {
   inline: ConfigSection.key(ConfigSchema.Boolean, {
     default: true,
     doc: "primary nodes also run the task dispatcher",
-    aliases: [{ name: "DISABLE_INLINE_WORKER", map: (s) => (s.trim() === "1" ? false : undefined) }]
+    aliases: [{ name: "DISABLE_INLINE_WORKER", shown: "DISABLE_INLINE_WORKER=1", map: (s) => (s.trim() === "1" ? false : undefined) }]
   }),
   concurrency: ConfigSection.key(ConfigSchema.Int(1, maxConcurrencyPerProcess), {
     default: 4,

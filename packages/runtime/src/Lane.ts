@@ -5,22 +5,30 @@
  * (`{ promoted: 12 }`); tests call `runOnce` directly. Everything else a lane
  * needs is added here, the same for built-in and application lanes: a start
  * stagger, jitter between passes, a per-pass timeout, one span per pass (never
- * one per lifetime), and metrics (runs, duration, items, errors, lag).
+ * one per lifetime), metrics (runs, duration, items, errors, lag), and one
+ * error for a failed or timed-out pass (`RuntimeError` `LanePassFailed`).
  *
  * A lane never checks leadership itself: `Maintenance` runs it only while
  * `Leadership` says this node leads it, and passes the leader's epoch. Every
  * write a pass makes must include `context.fence` in its WHERE clause, so a
- * node that lost its lock cannot act on stale authority.
+ * node that lost its lock cannot act on stale authority. A lane that writes
+ * nothing says so (`writes: false`), and the conformance tests hold it to it.
+ *
+ * A lane's requirements `R` stay generic here; `ApplicationModule.make` checks
+ * once that the runtime provides them. Built-in lanes are made with the kit in
+ * `lanes/kit.ts`.
  */
 import { Duration, Effect, Metric } from "effect"
 import type { Statement } from "effect/sql"
 import { SqlClient } from "effect/sql"
-import type { RuntimeServices } from "./ApplicationModule.ts"
-import * as LaneSql from "./internal/sql/lanes.ts"
+import * as LaneSql from "./internal/sql/laneLeaders.ts"
+import * as RuntimeError from "./RuntimeError.ts"
 import * as Telemetry from "./Telemetry.ts"
 
+/** What a pass did, by kind: `{ promoted: 12 }`. */
 export type Counts = Readonly<Record<string, number>>
 
+/** What the leader passes to each pass. */
 export interface Context {
   readonly lane: string
   /** This node's leadership epoch for the lane. */
@@ -29,30 +37,45 @@ export interface Context {
   readonly fence: Statement.Fragment
 }
 
-export interface Lane {
+/**
+ * A lane: `E` is what a pass may fail with (built-in lanes: `SqlError`), `R`
+ * the services a pass needs. Without arguments, any lane.
+ */
+export interface Lane<out E = unknown, out R = unknown> {
   readonly name: string
   readonly interval: Duration.Duration
   /** A pass running longer is interrupted and counted as an error. */
   readonly timeout: Duration.Duration
   /** Fraction of the interval added or removed at random between passes (0..0.5). */
   readonly jitter: number
-  readonly runOnce: (context: Context) => Effect.Effect<Counts, unknown, RuntimeServices>
+  /** False when a pass writes nothing to the database (it then needs no fence). */
+  readonly writes: boolean
+  readonly runOnce: (context: Context) => Effect.Effect<Counts, E, R>
 }
 
-export interface Options {
+/** What `make` takes. */
+export interface Options<E, R> {
+  /** Dotted lower-case words; also the leadership key, the metrics' `lane` label and the log component. */
   readonly name: string
   readonly interval: Duration.Input
-  readonly runOnce: (context: Context) => Effect.Effect<Counts, unknown, RuntimeServices>
+  readonly runOnce: (context: Context) => Effect.Effect<Counts, E, R>
   /** Default: the interval, at least 10 s, at most 5 minutes. */
   readonly timeout?: Duration.Input
   /** Default 0.1. */
   readonly jitter?: number
+  /** Default true. False for a lane that only reads (`system_health`). */
+  readonly writes?: boolean
 }
 
 const namePattern = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/
 
-/** Validates at definition time: a bad lane is a programming error, reported with its name. */
-export const make = (options: Options): Lane => {
+/**
+ * Makes a lane, validated at definition time: a bad lane is a programming
+ * error, thrown with its name and every problem.
+ *
+ * @category constructors
+ */
+export const make = <E = never, R = never>(options: Options<E, R>): Lane<E, R> => {
   const problems: Array<string> = []
   if (!namePattern.test(options.name)) problems.push(`name must be dotted lower-case words`)
   const interval = Duration.fromInput(options.interval)
@@ -70,6 +93,7 @@ export const make = (options: Options): Lane => {
     interval: interval.value,
     timeout: timeout?._tag === "Some" ? timeout.value : defaultTimeout,
     jitter,
+    writes: options.writes ?? true,
     runOnce: options.runOnce
   }
 }
@@ -81,20 +105,29 @@ export const context = (sql: SqlClient.SqlClient, lane: string, epoch: number): 
   fence: LaneSql.fence(sql, lane, epoch)
 })
 
+/** What one successful pass reports to `Maintenance`. */
 export interface PassResult {
   readonly counts: Counts
   readonly durationMs: number
 }
 
-/** One pass with its timeout, span and metrics. Fails with the pass's error (the caller records it). */
-export const pass = (lane: Lane, ctx: Context): Effect.Effect<PassResult, unknown, RuntimeServices> =>
+const passFailed = (lane: string, message: string, cause?: unknown): RuntimeError.RuntimeError =>
+  RuntimeError.make(new RuntimeError.LanePassFailed({ lane, message, ...(cause === undefined ? {} : { cause }) }))
+
+/**
+ * One pass with its timeout, span and metrics. A failure or a timeout becomes
+ * `RuntimeError` `LanePassFailed` (the lane, a one-line message, the original
+ * failure as `cause`), which the caller records; defects stay defects.
+ */
+export const pass = <E, R>(lane: Lane<E, R>, ctx: Context): Effect.Effect<PassResult, RuntimeError.RuntimeError, R | SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const started = performance.now()
     const attributes = { lane: lane.name }
     const counts = yield* lane.runOnce(ctx).pipe(
+      Effect.mapError((cause) => passFailed(lane.name, RuntimeError.messageOf(cause), cause)),
       Effect.timeoutOrElse({
         duration: lane.timeout,
-        orElse: () => Effect.fail(new Error(`lane ${lane.name}: pass timed out after ${Duration.format(lane.timeout)}`))
+        orElse: () => Effect.fail(passFailed(lane.name, `pass timed out after ${Duration.format(lane.timeout)}`))
       }),
       Effect.tapCause(() => Metric.update(Metric.withAttributes(Telemetry.metrics.laneErrors, attributes), 1)),
       Effect.withSpan(Telemetry.spans.lanePass, { attributes: { "asterforge.lane": lane.name, "asterforge.lane.epoch": ctx.epoch } })

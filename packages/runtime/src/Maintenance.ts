@@ -4,13 +4,15 @@
  * Each fiber asks `Leadership` to lead its lane and, while it does, runs
  * passes at the lane's interval (after a start stagger). Leadership lost means
  * the fiber's work is interrupted by `Leadership`; a failing pass never stops
- * the lane or the node: it is logged, counted and retried with backoff. Per-lane
- * status (leader or not, epoch, last run, last error, lag) is in
- * `/health/ready` and in the metrics.
+ * the lane or the node: it is logged (a `RuntimeError` `LanePassFailed`),
+ * counted and retried with backoff. Per-lane status (leader or not, epoch,
+ * last run, last error, lag) is in `/health/ready` and in the metrics.
+ *
+ * The layer requires what its lanes require (`R`), plus what it uses itself;
+ * the runtime checks lanes' requirements where modules are made.
  */
 import { Context, Duration, Effect, Layer, Metric } from "effect"
 import { SqlClient } from "effect/sql"
-import type { RuntimeServices } from "./ApplicationModule.ts"
 import { HealthRegistry, pass as healthPass } from "./Health.ts"
 import * as Lane from "./Lane.ts"
 import { Leadership } from "./Leadership.ts"
@@ -32,6 +34,7 @@ export const Config = ConfigSection.make("maintenance", {
 }, { id: "maintenance#lanes" })
 export type Config = ConfigSection.TypeOf<typeof Config>
 
+/** One lane's status on this node, as `/health/ready` shows it. */
 export interface LaneStatus {
   readonly lane: string
   readonly interval_ms: number
@@ -46,10 +49,12 @@ export interface LaneStatus {
   readonly lag_ms: number
 }
 
+/** The running lanes' status. */
 export interface MaintenanceShape {
   readonly status: Effect.Effect<ReadonlyArray<LaneStatus>>
 }
 
+/** The service a node that runs lanes has. */
 export class Maintenance extends Context.Service<Maintenance, MaintenanceShape>()("@asterforge/runtime/Maintenance") {}
 
 interface Tracked {
@@ -65,7 +70,15 @@ interface Tracked {
 export const failureBackoff = (lane: Lane.Lane, failures: number): Duration.Duration =>
   Duration.millis(Math.min(60_000, Duration.toMillis(lane.interval) * 2 ** Math.min(failures, 16)))
 
-export const layer = (lanes: ReadonlyArray<Lane.Lane>): Layer.Layer<Maintenance, never, Leadership | RuntimeServices | ConfigSection.Tag<"maintenance#lanes">> =>
+/**
+ * Runs `lanes` (minus `maintenance.disabled_lanes`), one fiber per lane, each
+ * while this node leads it. Two lanes with one name are a defect.
+ *
+ * @category layers
+ */
+export const layer = <R>(
+  lanes: ReadonlyArray<Lane.Lane<unknown, R>>
+): Layer.Layer<Maintenance, never, Leadership | SqlClient.SqlClient | HealthRegistry | ConfigSection.Tag<"maintenance#lanes"> | R> =>
   Layer.effect(
     Maintenance,
     Effect.gen(function*() {
@@ -84,14 +97,14 @@ export const layer = (lanes: ReadonlyArray<Lane.Lane>): Layer.Layer<Maintenance,
         lastRunAt: null, lastDurationMs: null, lastCounts: null, lastError: null, failures: 0, leadingSince: null
       }]))
 
-      const lagMs = (lane: Lane.Lane, t: Tracked): number => {
+      const lagMs = (lane: Lane.Lane<unknown, R>, t: Tracked): number => {
         if (t.leadingSince === null) return 0
         const since = t.lastRunAt ?? t.leadingSince
         return Math.max(0, Date.now() - since - Duration.toMillis(lane.interval) - Duration.toMillis(lane.timeout))
       }
 
       /** What the lane does while this node leads it: passes, forever. */
-      const run = (lane: Lane.Lane, t: Tracked) => (epoch: number) =>
+      const run = (lane: Lane.Lane<unknown, R>, t: Tracked) => (epoch: number) =>
         Effect.gen(function*() {
           t.leadingSince = Date.now()
           const ctx = Lane.context(sql, lane.name, epoch)
@@ -107,7 +120,7 @@ export const layer = (lanes: ReadonlyArray<Lane.Lane>): Layer.Layer<Maintenance,
               yield* Effect.sleep(Lane.nextDelay(lane))
             } else {
               t.failures++
-              t.lastError = String(result.failure).split("\n")[0] ?? "failed"
+              t.lastError = result.failure.message.split("\n")[0] || "pass failed"
               const wait = failureBackoff(lane, t.failures)
               yield* Effect.logWarning(`pass failed (${t.failures} in a row); next try in ${Duration.format(wait)}`, result.failure)
               yield* Effect.sleep(wait)

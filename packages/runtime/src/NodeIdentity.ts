@@ -27,9 +27,9 @@ export const Config = ConfigSection.make("server", {
   environment: ConfigSection.key(ConfigSchema.Literals(["development", "production"]), {
     default: "development",
     doc: "production enables strict secret rules",
-    aliases: [{ name: "NODE_ENV", map: (s) => (s.trim() === "production" ? "production" : undefined) }]
+    aliases: [{ name: "NODE_ENV", shown: "NODE_ENV=production", map: (s) => (s.trim() === "production" ? "production" : undefined) }]
   }),
-  nodeName: ConfigSection.key(ConfigSchema.NonEmptyString, { default: Os.hostname(), doc: "name shown for this node in status views" }),
+  nodeName: ConfigSection.key(ConfigSchema.NonEmptyString, { default: Os.hostname(), shownDefault: "(the host name)", doc: "name shown for this node in status views" }),
   dataDir: ConfigSection.key(ConfigSchema.NonEmptyString, { default: ".asterforge", doc: "local state directory (embedded Postgres, pid files)" })
 }, { id: "server#node" })
 export type Config = ConfigSection.TypeOf<typeof Config>

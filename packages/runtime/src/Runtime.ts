@@ -111,7 +111,7 @@ const roleParts = (
     for (const c of checks) yield* registry.register(c)
   }))
   const dispatcher = role.dispatches ? [Dispatcher.layer] : []
-  const lanes = [...BuiltInLanes.builtIn(config), ...modules.flatMap((m) => m.lanes ?? [])]
+  const lanes = [...BuiltInLanes.builtIn(config.maintenance.lanes, config.node.heartbeatInterval), ...modules.flatMap((m) => m.lanes ?? [])]
   const maintenance = role.runsLanes ? [Maintenance.layer(lanes).pipe(Layer.provide(leadership))] : []
   const routes = role.fullApi ? [CallbackRoutes.layer, ...modules.flatMap((m) => (m.routes ? [m.routes] : []))] : []
   return {

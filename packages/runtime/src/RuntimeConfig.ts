@@ -25,6 +25,7 @@ import * as Database from "./Database.ts"
 import * as Dispatcher from "./Dispatcher.ts"
 import * as HttpServer from "./http/Server.ts"
 import * as ConfigSources from "./internal/config/sources.ts"
+import * as BuiltInLanes from "./lanes/index.ts"
 import * as Leadership from "./Leadership.ts"
 import * as Maintenance from "./Maintenance.ts"
 import * as NodeIdentity from "./NodeIdentity.ts"
@@ -92,7 +93,8 @@ const runtimeSections = [
   NodeRegistry.Config,
   Shutdown.Config,
   Telemetry.Config,
-  Security
+  Security,
+  ...BuiltInLanes.sections
 ] as const
 
 /** Every section of the runtime, in the order `config check` and the README list them. */
@@ -105,7 +107,10 @@ export interface RuntimeConfigShape {
   readonly server: NodeIdentity.Config & HttpServer.Config
   readonly database: Database.Config
   readonly worker: Dispatcher.Config
-  readonly maintenance: Leadership.Config & Maintenance.Config
+  readonly maintenance: Leadership.Config & Maintenance.Config & {
+    /** Each built-in lane's options, from `[maintenance.<lane>]`. */
+    readonly lanes: BuiltInLanes.Options
+  }
   readonly audit: AuditLog.Config
   readonly node: NodeRegistry.Config
   readonly shutdown: Shutdown.Config
@@ -147,8 +152,31 @@ export const envName = (key: Key): string => ConfigSection.envName(key)
 /** Keys whose change is applied without a restart. */
 export const reloadableKeys: ReadonlyArray<Key> = [...catalog.keys.values()].filter((s) => s.key.reloadable).map((s) => s.dotted)
 
-/** The documentation of a key (README, `config check --explain`). */
-export const doc = (key: Key): string => catalog.keys.get(key)?.key.doc ?? ""
+/** One row of the configuration reference (README, `config check`). */
+export interface ReferenceRow {
+  readonly key: Key
+  readonly type: string
+  /** As a source would write it, or `(unset)`. */
+  readonly default: string
+  /** `ASTERFORGE_<TABLE>_<KEY>` first, then the well-known names. */
+  readonly environment: ReadonlyArray<string>
+  readonly doc: string
+  readonly reloadable: boolean
+}
+
+/** Every key with its type, default, variables and meaning, derived from the sections. */
+export const reference: ReadonlyArray<ReferenceRow> = [...catalog.keys.values()].map((spec) => {
+  const { key } = spec
+  const decoded = key.default === undefined ? undefined : Schema.decodeUnknownResult(key.schema)(key.default)
+  return {
+    key: spec.dotted,
+    type: ConfigSchema.describe(key.schema),
+    default: key.shownDefault ?? (decoded === undefined || Result.isFailure(decoded) ? "(unset)" : ConfigSection.show(decoded.success)),
+    environment: [envName(spec.dotted), ...key.aliases.map((a) => a.shown ?? a.name)],
+    doc: key.doc,
+    reloadable: key.reloadable
+  }
+})
 
 // ---------------------------------------------------------------------------
 // Rules across sections.
@@ -212,7 +240,7 @@ const assemble = (values: ReadonlyMap<string, unknown>, rest: Pick<RuntimeConfig
     server: { ...get(NodeIdentity.Config), ...get(HttpServer.Config) },
     database: get(Database.Config),
     worker: get(Dispatcher.Config),
-    maintenance: { ...get(Leadership.Config), ...get(Maintenance.Config) },
+    maintenance: { ...get(Leadership.Config), ...get(Maintenance.Config), lanes: BuiltInLanes.optionsFrom((s) => values.get(s.id)) },
     audit: get(AuditLog.Config),
     node: get(NodeRegistry.Config),
     shutdown: get(Shutdown.Config),

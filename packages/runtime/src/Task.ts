@@ -14,7 +14,6 @@
  * with its details recorded; a payload that no longer decodes is terminal.
  */
 import { Duration, Effect, Result, Schema, SchemaIssue } from "effect"
-import type { RuntimeServices } from "./ApplicationModule.ts"
 
 // ---------------------------------------------------------------------------
 // Failure classes
@@ -205,16 +204,21 @@ export interface Context {
   readonly metadata: Readonly<Record<string, unknown>>
 }
 
-export interface Handler<P = any, R = any> {
+/**
+ * A definition bound to the code that runs it. `Req` is the services `run`
+ * needs; `ApplicationModule.make` checks once that the runtime provides them.
+ * Without arguments, any handler (what the registry holds, already checked).
+ */
+export interface Handler<P = any, R = any, Req = any> {
   readonly definition: Definition<P, R>
-  readonly run: (payload: P, context: Context) => Effect.Effect<R, Failure, RuntimeServices>
+  readonly run: (payload: P, context: Context) => Effect.Effect<R, Failure, Req>
 }
 
 /** Binds a handler to its definition; register it through an ApplicationModule's `tasks`. */
-export const handler = <P, R>(
+export const handler = <P, R, Req = never>(
   definition: Definition<P, R>,
-  run: (payload: P, context: Context) => Effect.Effect<R, Failure, RuntimeServices>
-): Handler<P, R> => ({ definition, run })
+  run: (payload: P, context: Context) => Effect.Effect<R, Failure, Req>
+): Handler<P, R, Req> => ({ definition, run })
 
 // ---------------------------------------------------------------------------
 // Stored failure details

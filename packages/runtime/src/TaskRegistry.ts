@@ -3,11 +3,14 @@
  *
  * Filled from the application modules at start. Every node has it (a follower
  * enqueues by name and validates callback results); only dispatching nodes run
- * the handlers.
+ * the handlers. It holds handlers of any requirements (`Task.Handler`):
+ * `ApplicationModule.make` checked them against what the runtime provides, and
+ * the dispatcher runs them in fibers that carry those services.
  */
 import { Context, Layer } from "effect"
 import type * as Task from "./Task.ts"
 
+/** Lookups by task name. */
 export interface TaskRegistryShape {
   readonly get: (name: string) => Task.Handler | undefined
   readonly definition: (name: string) => Task.Definition | undefined
@@ -16,8 +19,10 @@ export interface TaskRegistryShape {
   readonly queues: ReadonlyArray<string>
 }
 
+/** The task registry service. */
 export class TaskRegistry extends Context.Service<TaskRegistry, TaskRegistryShape>()("@asterforge/runtime/TaskRegistry") {}
 
+/** A registry of `handlers`; one name registered by two different handlers is a programming error (thrown). */
 export const make = (handlers: ReadonlyArray<Task.Handler>): TaskRegistryShape => {
   const byName = new Map<string, Task.Handler>()
   for (const h of handlers) {
@@ -33,5 +38,10 @@ export const make = (handlers: ReadonlyArray<Task.Handler>): TaskRegistryShape =
   }
 }
 
+/**
+ * The registry as a layer.
+ *
+ * @category layers
+ */
 export const layer = (handlers: ReadonlyArray<Task.Handler>): Layer.Layer<TaskRegistry> =>
   Layer.sync(TaskRegistry, () => make(handlers))

@@ -4,48 +4,29 @@
  * from audit_events.
  */
 import { Duration, Effect } from "effect"
-import { SqlClient } from "effect/sql"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
-import * as Lane from "../Lane.ts"
-import * as Support from "./support.ts"
+import * as ConfigSection from "../ConfigSection.ts"
+import * as AuditEventsSql from "../internal/sql/auditEvents.ts"
+import * as Kit from "./kit.ts"
 
+/** The lane\'s name: its leadership key, its metrics label, and the suffix of its config section. */
 export const name = "audit_retention"
 
-export const defaults: {
-  readonly interval: Duration.Input
-  readonly retention: Duration.Input
-  /** Rows per statement. */
-  readonly batchSize: number
-  /** Statements per pass at most (audit volume can be high: up to 100k rows per pass by default). */
-  readonly maxBatchesPerPass: number
-} = {
-  interval: "10 minutes",
-  retention: "90 days",
-  batchSize: 1000,
-  maxBatchesPerPass: 100
-}
+/** `[maintenance.audit_retention]`: `interval`, `retention`, `batch_size`, `max_batches_per_pass`. */
+export const Config = Kit.section(name, {
+  interval: Kit.interval("10 minutes"),
+  retention: Kit.duration("90 days", "audit events are kept this long"),
+  // Audit volume can be high: up to 100k rows per pass by default.
+  ...Kit.batches({ maxBatchesPerPass: 100 })
+}, "deletion of audit events past their retention")
 
-export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
-  const o = Support.resolve(name, defaults, options, {
-    interval: Support.duration,
-    retention: Support.duration,
-    batchSize: Support.integer(1, 100_000),
-    maxBatchesPerPass: Support.integer(1, 10_000)
-  })
-  const retentionMs = Support.millis(o.retention)
-  return Lane.make({
-    name,
-    interval: o.interval,
-    runOnce: (ctx) =>
-      Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        const deleted = yield* Support.inBatches(
-          { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
-          MaintenanceSql.pruneAuditEvents(sql, ctx.fence, { retentionMs, limit: o.batchSize }).pipe(
-            Effect.map(([row]) => row?.deleted ?? 0)
-          )
-        )
-        return { deleted }
-      })
-  })
-}
+/** The decoded defaults of `Config`. */
+export const defaults = ConfigSection.defaults(Config)
+
+/** The lane, with `options` over `defaults` (every bad or unknown option is thrown, by name). */
+export const make = Kit.batched({
+  name,
+  config: Config,
+  count: "deleted",
+  statement: (sql, fence, o) =>
+    AuditEventsSql.prune(sql, fence, { retentionMs: Duration.toMillis(o.retention), limit: o.batchSize }).pipe(Effect.map(Kit.count("deleted")))
+})

@@ -6,62 +6,38 @@
  * `CallbackTimeout` entry is appended to `errors` and the callback token is
  * cleared, so a late callback answers 404 and changes nothing.
  */
-import { Duration, Effect } from "effect"
-import { SqlClient } from "effect/sql"
-import * as AuditEvents from "../AuditEvents.ts"
-import { AuditLog } from "../AuditLog.ts"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
-import * as Lane from "../Lane.ts"
-import * as Support from "./support.ts"
+import { Effect } from "effect"
+import * as ConfigSection from "../ConfigSection.ts"
+import * as TaskSql from "../internal/sql/taskMaintenance.ts"
+import * as Kit from "./kit.ts"
 
+/** The lane\'s name: its leadership key, its metrics label, and the suffix of its config section. */
 export const name = "callback_rescue"
 
-export const defaults: {
-  readonly interval: Duration.Input
-  /** Rows per statement. */
-  readonly batchSize: number
-  /** Statements per pass at most. */
-  readonly maxBatchesPerPass: number
-} = {
-  interval: "1 second",
-  batchSize: 1000,
-  maxBatchesPerPass: 10
-}
+/** `[maintenance.callback_rescue]`: `interval`, `batch_size`, `max_batches_per_pass`. */
+export const Config = Kit.section(name, {
+  interval: Kit.interval("1 second"),
+  ...Kit.batches({ maxBatchesPerPass: 10 })
+}, "retry or failure of parked tasks whose callback timed out")
 
-export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
-  const o = Support.resolve(name, defaults, options, {
-    interval: Support.duration,
-    batchSize: Support.integer(1, 100_000),
-    maxBatchesPerPass: Support.integer(1, 10_000)
-  })
-  return Lane.make({
-    name,
-    interval: o.interval,
-    runOnce: (ctx) =>
-      Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        const audit = yield* AuditLog
-        const totals = { retried: 0, failed: 0 }
-        yield* Support.inBatches(
-          { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
-          Effect.gen(function*() {
-            const rows = yield* MaintenanceSql.expireCallbacks(sql, ctx.fence, { limit: o.batchSize })
-            for (const t of rows) {
-              if (t.state === "retryable") {
-                totals.retried++
-                continue
-              }
-              totals.failed++
-              yield* audit.record(AuditEvents.taskFailed({
-                actor: AuditEvents.actors.lane(name),
-                subject: t.id,
-                details: { name: t.name, attempt: t.attempt, tag: "CallbackTimeout", message: t.message, code: null, exhausted: true }
-              }))
-            }
-            return rows.length
-          })
-        )
-        return totals
-      })
-  })
-}
+/** The decoded defaults of `Config`. */
+export const defaults = ConfigSection.defaults(Config)
+
+/** The lane, with `options` over `defaults` (every bad or unknown option is thrown, by name). Counts `retried` and `failed`. */
+export const make = Kit.lane({
+  name,
+  config: Config,
+  pass: (o) => (ctx, sql) =>
+    Effect.gen(function*() {
+      const totals = { retried: 0, failed: 0 }
+      yield* Kit.inBatches(o, Effect.gen(function*() {
+        const rows = yield* TaskSql.expireCallbacks(sql, ctx.fence, { limit: o.batchSize })
+        const failed = rows.filter((t) => t.state === "failed")
+        yield* Kit.auditTasksFailed(name, failed, { tag: "CallbackTimeout", exhausted: true })
+        totals.retried += rows.length - failed.length
+        totals.failed += failed.length
+        return rows.length
+      }))
+      return totals
+    })
+})

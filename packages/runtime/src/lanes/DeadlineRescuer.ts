@@ -6,56 +6,31 @@
  * Running tasks are left to their worker; the dispatcher itself refuses to
  * start past-deadline work it claims.
  */
-import { Duration, Effect } from "effect"
-import { SqlClient } from "effect/sql"
-import * as AuditEvents from "../AuditEvents.ts"
-import { AuditLog } from "../AuditLog.ts"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
-import * as Lane from "../Lane.ts"
-import * as Support from "./support.ts"
+import { Effect } from "effect"
+import * as ConfigSection from "../ConfigSection.ts"
+import * as TaskSql from "../internal/sql/taskMaintenance.ts"
+import * as Kit from "./kit.ts"
 
+/** The lane\'s name: its leadership key, its metrics label, and the suffix of its config section. */
 export const name = "deadline_rescue"
 
-export const defaults: {
-  readonly interval: Duration.Input
-  /** Rows per statement. */
-  readonly batchSize: number
-  /** Statements per pass at most. */
-  readonly maxBatchesPerPass: number
-} = {
-  interval: "1 second",
-  batchSize: 1000,
-  maxBatchesPerPass: 10
-}
+/** `[maintenance.deadline_rescue]`: `interval`, `batch_size`, `max_batches_per_pass`. */
+export const Config = Kit.section(name, {
+  interval: Kit.interval("1 second"),
+  ...Kit.batches({ maxBatchesPerPass: 10 })
+}, "failure of waiting tasks past their deadline")
 
-export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
-  const o = Support.resolve(name, defaults, options, {
-    interval: Support.duration,
-    batchSize: Support.integer(1, 100_000),
-    maxBatchesPerPass: Support.integer(1, 10_000)
-  })
-  return Lane.make({
-    name,
-    interval: o.interval,
-    runOnce: (ctx) =>
-      Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        const audit = yield* AuditLog
-        const failed = yield* Support.inBatches(
-          { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
-          Effect.gen(function*() {
-            const rows = yield* MaintenanceSql.failPastDeadline(sql, ctx.fence, { limit: o.batchSize })
-            for (const t of rows) {
-              yield* audit.record(AuditEvents.taskFailed({
-                actor: AuditEvents.actors.lane(name),
-                subject: t.id,
-                details: { name: t.name, attempt: t.attempt, tag: "DeadlineExceeded", message: t.message, code: null, exhausted: false }
-              }))
-            }
-            return rows.length
-          })
-        )
-        return { failed }
-      })
-  })
-}
+/** The decoded defaults of `Config`. */
+export const defaults = ConfigSection.defaults(Config)
+
+/** The lane, with `options` over `defaults` (every bad or unknown option is thrown, by name). */
+export const make = Kit.batched({
+  name,
+  config: Config,
+  count: "failed",
+  statement: (sql, fence, o) =>
+    TaskSql.failPastDeadline(sql, fence, { limit: o.batchSize }).pipe(
+      Effect.tap((rows) => Kit.auditTasksFailed(name, rows, { tag: "DeadlineExceeded", exhausted: false })),
+      Effect.map((rows) => rows.length)
+    )
+})

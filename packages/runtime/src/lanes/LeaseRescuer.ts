@@ -7,49 +7,32 @@
  * The old worker, should it come back, cannot write its late result: the row
  * is no longer `running`, so its completion is refused (leases.ts `finish`).
  */
-import { Duration, Effect, Metric } from "effect"
-import { SqlClient } from "effect/sql"
-import * as AuditEvents from "../AuditEvents.ts"
-import { AuditLog } from "../AuditLog.ts"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
-import * as Lane from "../Lane.ts"
+import { Effect, Metric } from "effect"
+import * as ConfigSection from "../ConfigSection.ts"
+import * as TaskSql from "../internal/sql/taskMaintenance.ts"
 import * as Telemetry from "../Telemetry.ts"
-import * as Support from "./support.ts"
+import * as Kit from "./kit.ts"
 
+/** The lane\'s name: its leadership key, its metrics label, and the suffix of its config section. */
 export const name = "lease_rescue"
 
-export const defaults: {
-  readonly interval: Duration.Input
-  /** Rows per statement. */
-  readonly batchSize: number
-  /** Statements per pass at most. */
-  readonly maxBatchesPerPass: number
-} = {
-  interval: "2 seconds",
-  batchSize: 1000,
-  maxBatchesPerPass: 10
-}
+/** `[maintenance.lease_rescue]`: `interval`, `batch_size`, `max_batches_per_pass`. */
+export const Config = Kit.section(name, {
+  interval: Kit.interval("2 seconds"),
+  ...Kit.batches({ maxBatchesPerPass: 10 })
+}, "release of running tasks whose lease expired")
+
+/** The decoded defaults of `Config`. */
+export const defaults = ConfigSection.defaults(Config)
 
 /**
  * Audits and counts tasks taken from their worker (shared with NodeLiveness):
  * `task.failed` for each one out of attempts, the lease-rescue counter by
  * outcome (available, failed, cancelled).
  */
-export const recordReleased = (
-  released: ReadonlyArray<MaintenanceSql.Released>,
-  options: { readonly actor: string; readonly tag: string }
-) =>
+export const recordReleased = (lane: string, released: ReadonlyArray<TaskSql.Released>, tag: string) =>
   Effect.gen(function*() {
-    const audit = yield* AuditLog
-    for (const t of released) {
-      if (t.state === "failed") {
-        yield* audit.record(AuditEvents.taskFailed({
-          actor: options.actor,
-          subject: t.id,
-          details: { name: t.name, attempt: t.attempt, tag: options.tag, message: t.message, code: null, exhausted: true }
-        }))
-      }
-    }
+    yield* Kit.auditTasksFailed(lane, released.filter((t) => t.state === "failed"), { tag, exhausted: true })
     const counts = { available: 0, failed: 0, cancelled: 0 }
     for (const t of released) counts[t.state]++
     for (const [outcome, n] of Object.entries(counts)) {
@@ -58,37 +41,27 @@ export const recordReleased = (
     return counts
   })
 
-export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
-  const o = Support.resolve(name, defaults, options, {
-    interval: Support.duration,
-    batchSize: Support.integer(1, 100_000),
-    maxBatchesPerPass: Support.integer(1, 10_000)
-  })
-  return Lane.make({
-    name,
-    interval: o.interval,
-    runOnce: (ctx) =>
-      Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        const totals = { rescued: 0, failed: 0, cancelled: 0 }
-        yield* Support.inBatches(
-          { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
-          Effect.gen(function*() {
-            const released = yield* MaintenanceSql.rescueExpiredLeases(sql, ctx.fence, { limit: o.batchSize })
-            const counts = yield* recordReleased(released, { actor: AuditEvents.actors.lane(name), tag: "LeaseExpired" })
-            totals.rescued += counts.available
-            totals.failed += counts.failed
-            totals.cancelled += counts.cancelled
-            return released.length
-          })
+/** The lane, with `options` over `defaults` (every bad or unknown option is thrown, by name). Counts `rescued`, `failed`, `cancelled`. */
+export const make = Kit.lane({
+  name,
+  config: Config,
+  pass: (o) => (ctx, sql) =>
+    Effect.gen(function*() {
+      const totals = { rescued: 0, failed: 0, cancelled: 0 }
+      yield* Kit.inBatches(o, Effect.gen(function*() {
+        const released = yield* TaskSql.rescueExpiredLeases(sql, ctx.fence, { limit: o.batchSize })
+        const counts = yield* recordReleased(name, released, "LeaseExpired")
+        totals.rescued += counts.available
+        totals.failed += counts.failed
+        totals.cancelled += counts.cancelled
+        return released.length
+      }))
+      const total = totals.rescued + totals.failed + totals.cancelled
+      if (total > 0) {
+        yield* Effect.logWarning(
+          `rescued ${total} task(s) whose lease expired: ${totals.rescued} available again, ${totals.failed} failed (no attempt left), ${totals.cancelled} cancelled`
         )
-        const total = totals.rescued + totals.failed + totals.cancelled
-        if (total > 0) {
-          yield* Effect.logWarning(
-            `rescued ${total} task(s) whose lease expired: ${totals.rescued} available again, ${totals.failed} failed (no attempt left), ${totals.cancelled} cancelled`
-          )
-        }
-        return totals
-      })
-  })
-}
+      }
+      return totals
+    })
+})

@@ -6,45 +6,28 @@
  * views, queue stats) and what wakes a dispatcher that is sleeping until its
  * poll interval when a delayed task falls due.
  */
-import { Duration, Effect } from "effect"
-import { SqlClient } from "effect/sql"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
-import * as Lane from "../Lane.ts"
-import * as Support from "./support.ts"
+import { Effect } from "effect"
+import * as ConfigSection from "../ConfigSection.ts"
+import * as TaskSql from "../internal/sql/taskMaintenance.ts"
+import * as Kit from "./kit.ts"
 
+/** The lane\'s name: its leadership key, its metrics label, and the suffix of its config section. */
 export const name = "promotion"
 
-export const defaults: {
-  readonly interval: Duration.Input
-  /** Rows per statement. */
-  readonly batchSize: number
-  /** Statements per pass at most; the rest waits for the next pass. */
-  readonly maxBatchesPerPass: number
-} = {
-  interval: "200 millis",
-  batchSize: 1000,
-  maxBatchesPerPass: 10
-}
+/** `[maintenance.promotion]`: `interval`, `batch_size`, `max_batches_per_pass`. */
+export const Config = Kit.section(name, {
+  interval: Kit.interval("200 millis"),
+  ...Kit.batches({ maxBatchesPerPass: 10 })
+}, "promotion of due scheduled and retryable tasks to available")
 
-export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
-  const o = Support.resolve(name, defaults, options, {
-    interval: Support.duration,
-    batchSize: Support.integer(1, 100_000),
-    maxBatchesPerPass: Support.integer(1, 10_000)
-  })
-  return Lane.make({
-    name,
-    interval: o.interval,
-    runOnce: (ctx) =>
-      Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        const promoted = yield* Support.inBatches(
-          { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
-          MaintenanceSql.promoteDue(sql, ctx.fence, { limit: o.batchSize }).pipe(
-            Effect.map((queues) => queues.reduce((n, q) => n + q.promoted, 0))
-          )
-        )
-        return { promoted }
-      })
-  })
-}
+/** The decoded defaults of `Config`. */
+export const defaults = ConfigSection.defaults(Config)
+
+/** The lane, with `options` over `defaults` (every bad or unknown option is thrown, by name). */
+export const make = Kit.batched({
+  name,
+  config: Config,
+  count: "promoted",
+  statement: (sql, fence, o) =>
+    TaskSql.promoteDue(sql, fence, { limit: o.batchSize }).pipe(Effect.map((queues) => queues.reduce((n, q) => n + q.promoted, 0)))
+})

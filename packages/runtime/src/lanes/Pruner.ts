@@ -1,63 +1,40 @@
 /**
  * Pruner (lane "pruning"): owns the removal of finished tasks once their
- * history is no longer needed: succeeded after `succeededRetention` (24 h),
- * failed after `failedRetention` and cancelled after `cancelledRetention`
+ * history is no longer needed: succeeded after `succeeded_retention` (24 h),
+ * failed after `failed_retention` and cancelled after `cancelled_retention`
  * (7 days each), counted from `finished_at`. Unfinished tasks are never
- * touched. Their artifacts are removed afterwards by the artifact lane.
+ * touched.
  */
 import { Duration, Effect } from "effect"
-import { SqlClient } from "effect/sql"
-import * as MaintenanceSql from "../internal/sql/maintenance.ts"
-import * as Lane from "../Lane.ts"
-import * as Support from "./support.ts"
+import * as ConfigSection from "../ConfigSection.ts"
+import * as TaskSql from "../internal/sql/taskMaintenance.ts"
+import * as Kit from "./kit.ts"
 
+/** The lane\'s name: its leadership key, its metrics label, and the suffix of its config section. */
 export const name = "pruning"
 
-export const defaults: {
-  readonly interval: Duration.Input
-  readonly succeededRetention: Duration.Input
-  readonly failedRetention: Duration.Input
-  readonly cancelledRetention: Duration.Input
-  /** Rows per statement. */
-  readonly batchSize: number
-  /** Statements per pass at most. */
-  readonly maxBatchesPerPass: number
-} = {
-  interval: "1 minute",
-  succeededRetention: "24 hours",
-  failedRetention: "7 days",
-  cancelledRetention: "7 days",
-  batchSize: 1000,
-  maxBatchesPerPass: 10
-}
+/** `[maintenance.pruning]`: `interval`, the three retentions, `batch_size`, `max_batches_per_pass`. */
+export const Config = Kit.section(name, {
+  interval: Kit.interval("1 minute"),
+  succeededRetention: Kit.duration("24 hours", "succeeded tasks are kept this long after they finish"),
+  failedRetention: Kit.duration("7 days", "failed tasks are kept this long after they finish"),
+  cancelledRetention: Kit.duration("7 days", "cancelled tasks are kept this long after they finish"),
+  ...Kit.batches({ maxBatchesPerPass: 10 })
+}, "deletion of finished tasks past their state's retention")
 
-export const make = (options?: Partial<typeof defaults>): Lane.Lane => {
-  const o = Support.resolve(name, defaults, options, {
-    interval: Support.duration,
-    succeededRetention: Support.duration,
-    failedRetention: Support.duration,
-    cancelledRetention: Support.duration,
-    batchSize: Support.integer(1, 100_000),
-    maxBatchesPerPass: Support.integer(1, 10_000)
-  })
-  const retention = {
-    succeededMs: Support.millis(o.succeededRetention),
-    failedMs: Support.millis(o.failedRetention),
-    cancelledMs: Support.millis(o.cancelledRetention)
-  }
-  return Lane.make({
-    name,
-    interval: o.interval,
-    runOnce: (ctx) =>
-      Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        const deleted = yield* Support.inBatches(
-          { batchSize: o.batchSize, maxBatches: o.maxBatchesPerPass },
-          MaintenanceSql.pruneFinishedTasks(sql, ctx.fence, { ...retention, limit: o.batchSize }).pipe(
-            Effect.map(([row]) => row?.deleted ?? 0)
-          )
-        )
-        return { deleted }
-      })
-  })
-}
+/** The decoded defaults of `Config`. */
+export const defaults = ConfigSection.defaults(Config)
+
+/** The lane, with `options` over `defaults` (every bad or unknown option is thrown, by name). */
+export const make = Kit.batched({
+  name,
+  config: Config,
+  count: "deleted",
+  statement: (sql, fence, o) =>
+    TaskSql.pruneFinished(sql, fence, {
+      succeededMs: Duration.toMillis(o.succeededRetention),
+      failedMs: Duration.toMillis(o.failedRetention),
+      cancelledMs: Duration.toMillis(o.cancelledRetention),
+      limit: o.batchSize
+    }).pipe(Effect.map(Kit.count("deleted")))
+})

@@ -7,12 +7,14 @@ import m0001 from "./0001_nodes.ts"
 import m0002 from "./0002_audit_events.ts"
 import m0003 from "./0003_tasks.ts"
 import m0004 from "./0004_maintenance.ts"
+import m0005 from "./0005_drop_task_artifacts.ts"
 
 export const all = {
   "0001_nodes": m0001,
   "0002_audit_events": m0002,
   "0003_tasks": m0003,
-  "0004_maintenance": m0004
+  "0004_maintenance": m0004,
+  "0005_drop_task_artifacts": m0005
 }
 
 export const loader = Migrator.fromRecord(all)

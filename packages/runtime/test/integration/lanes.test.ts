@@ -2,8 +2,10 @@
  * The built-in maintenance lanes against a real Postgres: each lane's
  * `runOnce` does exactly its job (rows changed as specified, others untouched,
  * counts, audit rows, notifications, bounded batches), a stale epoch makes
- * every writing lane change nothing, and the maintenance loop retries a failing
- * lane with its backoff (on the TestClock).
+ * every writing lane of the built-in list change nothing (a lane that declares
+ * it writes nothing changes nothing either way), a failed or timed-out pass is
+ * a typed error, and the maintenance loop retries a failing lane with its
+ * backoff (on the TestClock).
  *
  * Services come from a follower core (no dispatcher, no lanes), shared by the
  * whole file, so nothing but the lane under test touches the rows; tests take
@@ -16,11 +18,11 @@ import { TestClock } from "effect/testing"
 import { PgClient } from "@effect/sql-pg"
 import * as Crypto from "node:crypto"
 import * as AuditLog from "../../src/AuditLog.ts"
-import * as LaneSql from "../../src/internal/sql/lanes.ts"
+import * as LaneSql from "../../src/internal/sql/laneLeaders.ts"
 import * as LeaseSql from "../../src/internal/sql/leases.ts"
 import * as Lane from "../../src/Lane.ts"
 import * as Lanes from "../../src/lanes/index.ts"
-import { ArtifactCleaner, AuditRetention, CallbackRescuer, DeadlineRescuer, LeaseRescuer, NodeLiveness, Promoter, Pruner, QueueStats, SessionCleaner, SystemHealth } from "../../src/lanes/index.ts"
+import { AuditRetention, CallbackRescuer, DeadlineRescuer, LeaseRescuer, NodeLiveness, Promoter, Pruner, QueueStats, SystemHealth } from "../../src/lanes/index.ts"
 import * as Leadership from "../../src/Leadership.ts"
 import * as Maintenance from "../../src/Maintenance.ts"
 import * as Telemetry from "../../src/Telemetry.ts"
@@ -35,9 +37,8 @@ const flushAudit = Effect.flatMap(AuditLog.AuditLog, (a) => a.flush)
 
 /** Empty tables: the previous test's buffered audit events are flushed first; the follower's own node row (mode 'follower') stays. */
 const reset = flushAudit.pipe(Effect.andThen(Kit.queryDb(`DO $$ BEGIN
-    TRUNCATE tasks, task_artifacts, queue_stats, audit_events, lane_leaders RESTART IDENTITY;
+    TRUNCATE tasks, queue_stats, audit_events, lane_leaders RESTART IDENTITY;
     DELETE FROM nodes WHERE mode <> 'follower';
-    DROP TABLE IF EXISTS test_sessions, admin_sessions, login_flows;
   END $$`)))
 
 /** Becomes the lane's leader (a new epoch) and returns the context a leader passes to runOnce. */
@@ -48,10 +49,13 @@ const lead = (lane: string) =>
     return Lane.context(sql, lane, Number(row!.epoch))
   })
 
-const runLane = (lane: Lane.Lane, ctx: Lane.Context) => lane.runOnce(ctx)
+/** Lanes here need only what the follower core provides. */
+type CoreLane = Lane.Lane<unknown, Layer.Success<typeof Services>>
+
+const runLane = (lane: CoreLane, ctx: Lane.Context) => lane.runOnce(ctx)
 
 /** Leads the lane and runs one pass. */
-const pass = (lane: Lane.Lane) => Effect.flatMap(lead(lane.name), (ctx) => runLane(lane, ctx))
+const pass = (lane: CoreLane) => Effect.flatMap(lead(lane.name), (ctx) => runLane(lane, ctx))
 
 /** Runs `effect`, then returns the payloads NOTIFYed on asterforge_tasks meanwhile (up to a marker sent after it). */
 const withNotifications = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -336,46 +340,6 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
     }))
   })
 
-  describe("artifact cleanup", () => {
-    test("deletes artifacts whose task is gone, in bounded batches; keeps the others", () => Effect.gen(function*() {
-      const ids = yield* insertTasks([{ label: "live", state: "succeeded", finished_at: "-1 minute" }])
-      yield* Kit.queryDb(`INSERT INTO task_artifacts (task_id, name, content) VALUES
-        ($1, 'report', '\\x01'), ($1, 'log', '\\x02'), (999001, 'orphan-1', '\\x03'), (999002, 'orphan-2', '\\x04'), (999003, 'orphan-3', '\\x05')`,
-        [ids["live"]])
-      expect(yield* pass(ArtifactCleaner.make({ batchSize: 2, maxBatchesPerPass: 1 }))).toEqual({ deleted: 2 })
-      expect(yield* pass(ArtifactCleaner.make({ batchSize: 2 }))).toEqual({ deleted: 1 })
-      const left = yield* Kit.queryDb<{ name: string }>("SELECT name FROM task_artifacts ORDER BY name")
-      expect(left.map((r) => r.name)).toEqual(["log", "report"])
-    }))
-  })
-
-  describe("session cleanup", () => {
-    test("a missing table is a quiet no-op; once it exists, expired rows go in bounded batches", () => Effect.gen(function*() {
-      const [sessions, loginFlows] = SessionCleaner.controlPlane
-      expect([sessions!.name, loginFlows!.name]).toEqual(["session_cleanup", "login_flow_cleanup"])
-      expect(yield* pass(sessions!)).toEqual({ deleted: 0 })
-      expect(yield* pass(loginFlows!)).toEqual({ deleted: 0 })
-
-      yield* Kit.queryDb("CREATE TABLE admin_sessions (token text PRIMARY KEY, expires_at timestamptz NOT NULL)")
-      yield* Kit.queryDb(`INSERT INTO admin_sessions VALUES ('a', now() - interval '1 minute'), ('b', now() - interval '1 day'),
-        ('c', now() - interval '1 second'), ('d', now() + interval '1 hour')`)
-      const lane = SessionCleaner.make({ name: "session_cleanup", table: "admin_sessions", expiresColumn: "expires_at", batchSize: 2 })
-      expect(yield* pass(lane)).toEqual({ deleted: 3 })
-      expect((yield* Kit.queryDb<{ token: string }>("SELECT token FROM admin_sessions")).map((r) => r.token)).toEqual(["d"])
-
-      yield* Kit.queryDb("CREATE TABLE test_sessions (id int, valid_until timestamptz)")
-      yield* Kit.queryDb("INSERT INTO test_sessions SELECT g, now() - interval '1 minute' FROM generate_series(1, 5) g")
-      const bounded = SessionCleaner.make({ name: "test_session_cleanup", table: "test_sessions", expiresColumn: "valid_until", batchSize: 2, maxBatchesPerPass: 2 })
-      expect(yield* pass(bounded)).toEqual({ deleted: 4 })
-      expect(yield* pass(bounded)).toEqual({ deleted: 1 })
-    }))
-
-    it("rejects identifiers it would have to trust", () => {
-      expect(() => SessionCleaner.make({ name: "x_cleanup", table: "admin_sessions; DROP TABLE tasks", expiresColumn: "expires_at" })).toThrow(/table must be/)
-      expect(() => SessionCleaner.make({ name: "x_cleanup", table: "admin_sessions", expiresColumn: "Expires" })).toThrow(/expiresColumn must be/)
-    })
-  })
-
   describe("queue stats", () => {
     test("recomputes counts per queue and state, deletes vanished groups, sets the depth gauge", () => Effect.gen(function*() {
       yield* insertTasks([
@@ -527,16 +491,30 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
 
   describe("lane definitions", () => {
     it("builtIn lists every lane once, with its interval; options are validated by name", () => {
-      const lanes = Lanes.builtIn(Kit.testConfig())
+      const lanes = Lanes.builtIn(Lanes.defaults, Kit.testConfig().node.heartbeatInterval)
       expect(lanes.map((l) => l.name)).toEqual([
         "promotion", "lease_rescue", "deadline_rescue", "callback_rescue", "pruning", "audit_retention",
-        "artifact_cleanup", "session_cleanup", "login_flow_cleanup", "queue_stats", "node_liveness", "system_health"
+        "queue_stats", "node_liveness", "system_health"
       ])
-      expect(() => Promoter.make({ batchSize: 0 })).toThrow(/lane "promotion".*batchSize must be an integer/)
-      expect(() => Pruner.make({ succeededRetention: "soon" as never })).toThrow(/succeededRetention must be a finite positive duration/)
+      // Each lane's options are the configuration section named after it.
+      expect(Lanes.sections.map((s) => s.section)).toEqual(lanes.map((l) => `maintenance.${l.name}`))
+      expect(() => Promoter.make({ batchSize: 0 })).toThrow(/maintenance\.promotion.*batchSize.*Expected a value between 1 and 100000/)
+      expect(() => Pruner.make({ succeededRetention: "soon" })).toThrow(/succeededRetention.*Expected a duration/)
       expect(() => NodeLiveness.make({ heartbeatInterval: -5 })).toThrow(/heartbeatInterval/)
       expect(() => QueueStats.make({ intervall: "1 second" } as never)).toThrow(/unknown option intervall/)
     })
+  })
+
+  describe("passes", () => {
+    test("a failed or timed-out pass is a RuntimeError LanePassFailed naming the lane, with the failure as cause", () => Effect.gen(function*() {
+      const boom = new Error("boom")
+      const failing = Lane.make({ name: "test.failing", interval: "1 second", runOnce: () => Effect.fail(boom) })
+      const slow = Lane.make({ name: "test.slow", interval: "1 second", timeout: "50 millis", runOnce: () => Effect.never })
+      const failed = yield* Effect.flip(Lane.pass(failing, yield* lead(failing.name)))
+      expect(failed.reason).toMatchObject({ _tag: "LanePassFailed", lane: "test.failing", message: "boom", cause: boom })
+      const timedOut = yield* Effect.flip(Lane.pass(slow, yield* lead(slow.name)))
+      expect(timedOut.reason).toMatchObject({ _tag: "LanePassFailed", lane: "test.slow", message: "pass timed out after 50ms" })
+    }))
   })
 
   describe("maintenance loop", () => {
@@ -563,7 +541,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         yield* TestClock.adjust("1 second") // the stagger is at most one interval: pass 1 fails
         yield* TestClock.adjust("6 seconds") // backoff 2 s, pass 2 fails; backoff 4 s, pass 3 fails; next in 8 s
         expect(passesAt).toHaveLength(3)
-        expect(yield* status).toMatchObject({ leader: true, consecutive_failures: 3, last_error: "Error: pass 3 failed" })
+        expect(yield* status).toMatchObject({ leader: true, consecutive_failures: 3, last_error: "pass 3 failed" })
 
         yield* TestClock.adjust("8 seconds") // pass 4 succeeds
         const recovered = yield* Kit.eventually(Effect.map(status, (s) => (s.consecutive_failures === 0 ? s : undefined)), "the lane to recover")
@@ -574,7 +552,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
   })
 
   describe("fencing", () => {
-    test("with a stale epoch, every writing lane changes nothing; with the current one, each acts", () => Effect.gen(function*() {
+    test("with a stale epoch, every writing lane changes nothing; with the current one, each acts; a lane that writes nothing never does", () => Effect.gen(function*() {
       const silent = Crypto.randomUUID()
       yield* Kit.queryDb(`INSERT INTO nodes (id, name, mode, host, pid, version, status, heartbeat_at)
         VALUES ($1, 'silent', 'primary', 'h', 1, '0', 'running', now() - interval '1 hour'),
@@ -587,46 +565,33 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         { label: "old-success", state: "succeeded", finished_at: "-2 days" },
         { label: "dead-node-task", state: "running", attempt: 3, max_attempts: 3, lease_owner: silent, lease_expires_at: "1 hour" }
       ])
-      yield* Kit.queryDb("INSERT INTO task_artifacts (task_id, name, content) VALUES (424242, 'orphan', '\\x00')")
       yield* Kit.queryDb("INSERT INTO audit_events (code, actor, at) VALUES ('test.ancient', 'test', now() - interval '1 year')")
       yield* Kit.queryDb("INSERT INTO queue_stats (queue, state, count) VALUES ('vanished', 'available', 1)")
-      yield* Kit.queryDb("CREATE TABLE test_sessions (id int, expires_at timestamptz)")
-      yield* Kit.queryDb("INSERT INTO test_sessions VALUES (1, now() - interval '1 minute')")
 
-      const writing: ReadonlyArray<Lane.Lane> = [
-        Promoter.make(),
-        LeaseRescuer.make(),
-        DeadlineRescuer.make(),
-        CallbackRescuer.make(),
-        Pruner.make(),
-        AuditRetention.make(),
-        ArtifactCleaner.make(),
-        SessionCleaner.make({ name: "test_session_cleanup", table: "test_sessions", expiresColumn: "expires_at" }),
-        QueueStats.make(),
-        NodeLiveness.make({ heartbeatInterval: "5 seconds" })
-      ]
+      // Every built-in lane, as a node starts them: a lane added to the list is held to this test at once.
+      const lanes: ReadonlyArray<CoreLane> = Lanes.builtIn(Lanes.defaults, Kit.testConfig().node.heartbeatInterval)
       const everything = flushAudit.pipe(Effect.andThen(Effect.forEach([
         "SELECT to_jsonb(t) AS r FROM tasks t ORDER BY id",
-        "SELECT to_jsonb(a) AS r FROM task_artifacts a ORDER BY id",
         "SELECT to_jsonb(e) AS r FROM audit_events e ORDER BY id",
         "SELECT to_jsonb(q) AS r FROM queue_stats q ORDER BY queue, state",
-        "SELECT to_jsonb(n) AS r FROM nodes n WHERE mode <> 'follower' ORDER BY id",
-        "SELECT to_jsonb(s) AS r FROM test_sessions s ORDER BY id"
+        "SELECT to_jsonb(n) AS r FROM nodes n WHERE mode <> 'follower' ORDER BY id"
       ], (q) => Kit.queryDb(q))))
       const before = yield* everything
       const current: Array<Lane.Context> = []
-      for (const lane of writing) {
+      for (const lane of lanes) {
         const stale = yield* lead(lane.name)
         current.push(yield* lead(lane.name))
         const counts = yield* runLane(lane, stale)
-        expect(Object.values(counts).every((n) => n === 0), `${lane.name} with a stale epoch: ${JSON.stringify(counts)}`).toBe(true)
+        if (lane.writes) expect(Object.values(counts).every((n) => n === 0), `${lane.name} with a stale epoch: ${JSON.stringify(counts)}`).toBe(true)
       }
       expect(yield* everything).toEqual(before)
 
-      // The same fixtures give every lane work under its current epoch: the stale runs could have changed something.
-      for (const [i, lane] of writing.entries()) {
+      // The same fixtures give every writing lane work under its current epoch: the stale runs could have changed something.
+      for (const [i, lane] of lanes.entries()) {
+        const untouched = lane.writes ? undefined : yield* everything
         const counts = yield* runLane(lane, current[i]!)
-        expect(Object.values(counts).some((n) => n > 0), `${lane.name} with the current epoch: ${JSON.stringify(counts)}`).toBe(true)
+        if (lane.writes) expect(Object.values(counts).some((n) => n > 0), `${lane.name} with the current epoch: ${JSON.stringify(counts)}`).toBe(true)
+        else expect(yield* everything, `${lane.name} declares it writes nothing`).toEqual(untouched)
       }
     }))
   })

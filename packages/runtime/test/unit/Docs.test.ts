@@ -2,6 +2,7 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
+import * as ConfigReference from "../../../../scripts/config-reference.ts"
 import * as RuntimeConfig from "../../src/RuntimeConfig.ts"
 import * as Telemetry from "../../src/Telemetry.ts"
 import { repoRoot } from "../support/process.ts"
@@ -17,6 +18,10 @@ describe("README", () => {
   it("shows the tasks example exactly as the file CI type-checks and runs", () => {
     const example = Fs.readFileSync(Path.join(repoRoot, "packages/runtime/examples/tasks-app.ts"), "utf8")
     expect(readme).toContain("```ts\n" + example + "```")
+  })
+
+  it("its configuration reference is the one the sections generate (pnpm docs:config)", () => {
+    expect(ConfigReference.updated(readme)).toBe(readme)
   })
 
   it("documents every configuration key with its environment variable", () => {

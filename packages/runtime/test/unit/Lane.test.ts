@@ -20,7 +20,7 @@ describe("Lane.make", () => {
     { case: "negative jitter", options: { name: "x", interval: "1 second", jitter: -0.1 }, error: 'invalid lane "x": jitter must be between 0 and 0.5' },
     { case: "several problems", options: { name: "x", interval: "0 seconds", jitter: 2 }, error: 'invalid lane "x": interval must be a positive duration; jitter must be between 0 and 0.5' }
   ] as const)("refuses $case, naming the lane and every problem", ({ options, error }) => {
-    expect(() => Lane.make({ ...options, runOnce } as Lane.Options)).toThrow(new Error(error))
+    expect(() => Lane.make({ ...options, runOnce } as Lane.Options<never, never>)).toThrow(new Error(error))
   })
 
   it.each([

@@ -1,7 +1,13 @@
-/** SQL for `nodes`, the liveness table. */
-import type { SqlClient } from "effect/sql"
+/**
+ * SQL for `nodes`, the liveness table: a node's own row (insert, heartbeat,
+ * stop) and the liveness lane's judgement of the others (declare dead, remove
+ * old rows). Node statuses are `running`, `stopped` and `dead`.
+ */
+import type { SqlClient, Statement } from "effect/sql"
 import type { NodeIdentityShape } from "../../NodeIdentity.ts"
+import { interval } from "./shared.ts"
 
+/** A node's liveness row. */
 export interface Row {
   readonly id: string
   readonly name: string
@@ -29,5 +35,48 @@ export const insert = (sql: SqlClient.SqlClient, node: NodeIdentityShape) =>
 export const heartbeat = (sql: SqlClient.SqlClient, id: string) =>
   sql<{ id: string }>`UPDATE nodes SET heartbeat_at = now() WHERE id = ${id} AND status = 'running' RETURNING id`
 
+/** A graceful stop: the node's last word on its row. */
 export const markStopped = (sql: SqlClient.SqlClient, id: string) =>
   sql`UPDATE nodes SET status = 'stopped', stopped_at = now() WHERE id = ${id}`
+
+/** A node the liveness lane declared dead, as it was last seen. */
+export interface Declared {
+  readonly id: string
+  readonly name: string
+  readonly mode: string
+  readonly host: string
+  readonly pid: number
+  readonly heartbeat_at: Date
+}
+
+/**
+ * Running nodes whose heartbeat is older than `staleMs` -> dead; one fenced
+ * batch. Through the partial index `nodes_running_heartbeat`. A node
+ * heartbeating right now holds its row: skipped, and fresh once it commits.
+ */
+export const declareDead = (sql: SqlClient.SqlClient, fence: Statement.Fragment, options: { readonly staleMs: number; readonly limit: number }) =>
+  sql<Declared>`
+    UPDATE nodes SET status = 'dead', stopped_at = now()
+    WHERE id IN (
+      SELECT id FROM nodes
+      WHERE status = 'running' AND heartbeat_at < now() - ${interval(sql, options.staleMs)}
+      ORDER BY heartbeat_at
+      LIMIT ${options.limit}
+      FOR UPDATE SKIP LOCKED
+    ) AND status = 'running' AND ${fence}
+    RETURNING id::text AS id, name, mode, host, pid, heartbeat_at`
+
+/** Rows of nodes stopped or dead for longer than `retentionMs`; one fenced batch. The table is small: no index needed. */
+export const removeOld = (sql: SqlClient.SqlClient, fence: Statement.Fragment, options: { readonly retentionMs: number; readonly limit: number }) =>
+  sql<{ removed: number }>`
+    WITH removed AS (
+      DELETE FROM nodes
+      WHERE id IN (
+        SELECT id FROM nodes
+        WHERE status IN ('stopped', 'dead') AND coalesce(stopped_at, heartbeat_at) < now() - ${interval(sql, options.retentionMs)}
+        LIMIT ${options.limit}
+        FOR UPDATE SKIP LOCKED
+      ) AND ${fence}
+      RETURNING 1
+    )
+    SELECT count(*)::int AS removed FROM removed`

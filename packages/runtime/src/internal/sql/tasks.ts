@@ -1,8 +1,14 @@
-/** SQL for `tasks`: enqueue, lookups and admin transitions (claims and leases are in leases.ts). */
+/**
+ * SQL for `tasks`: enqueue, lookups and admin transitions (claims and leases
+ * are in leases.ts, the maintenance lanes' transitions in taskMaintenance.ts).
+ * State lists come from `TaskState`, so each is the text of the index
+ * predicate it must match.
+ */
 import type { SqlClient } from "effect/sql"
-import type { TaskState } from "../../TaskState.ts"
+import * as TaskState from "../../TaskState.ts"
+import { states } from "./shared.ts"
 
-export type State = TaskState
+export type State = TaskState.TaskState
 
 export interface Row {
   readonly id: string
@@ -56,7 +62,8 @@ export interface NewTask {
  * Inserts a batch in one statement (the batch travels as one jsonb parameter).
  * Rows are inserted in input order, so ascending ids map back to the inputs
  * that were inserted. A task whose unique key an unfinished task already holds
- * is skipped; the caller looks the holder up. Due tasks are `available`, later
+ * is skipped (the conflict target repeats `tasks_unique_key`'s predicate, so
+ * Postgres infers that index); the caller looks the holder up. Due tasks are `available`, later
  * ones `scheduled`. NOTIFY wakes idle dispatchers of each queue at commit.
  */
 export const insert = (sql: SqlClient.SqlClient, tasks: ReadonlyArray<NewTask>) =>
@@ -75,7 +82,7 @@ export const insert = (sql: SqlClient.SqlClient, tasks: ReadonlyArray<NewTask>) 
       SELECT name, queue, CASE WHEN due <= now() THEN 'available' ELSE 'scheduled' END, priority, due, max_attempts,
              payload, payload_version, unique_key, deadline, coalesce(metadata, '{}'::jsonb), traceparent
       FROM input ORDER BY ord
-      ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state NOT IN ('succeeded', 'failed', 'cancelled') DO NOTHING
+      ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state NOT IN ${states(sql, TaskState.finished)} DO NOTHING
       RETURNING id, unique_key
     ),
     notified AS (
@@ -83,9 +90,10 @@ export const insert = (sql: SqlClient.SqlClient, tasks: ReadonlyArray<NewTask>) 
     )
     SELECT i.id::text AS id, i.unique_key FROM inserted i CROSS JOIN notified ORDER BY i.id`
 
+/** The unfinished holders of unique keys, through `tasks_unique_key` (whose predicate this repeats). */
 export const findUnfinishedByKeys = (sql: SqlClient.SqlClient, keys: ReadonlyArray<string>) =>
   sql<Row>`SELECT ${sql.literal(columns)} FROM tasks
-    WHERE unique_key IN ${sql.in(keys)} AND state NOT IN ('succeeded', 'failed', 'cancelled')`
+    WHERE unique_key IN ${sql.in(keys)} AND state NOT IN ${states(sql, TaskState.finished)}`
 
 export const getMany = (sql: SqlClient.SqlClient, ids: ReadonlyArray<string>) =>
   sql<Row>`SELECT ${sql.literal(columns)} FROM tasks WHERE id IN ${sql.in(ids.map(BigInt))} ORDER BY id`
@@ -123,7 +131,7 @@ export const cancel = (sql: SqlClient.SqlClient, id: string) =>
         callback_token = CASE WHEN t.state = 'running' THEN t.callback_token ELSE NULL END,
         cancel_requested_at = now()
       FROM target
-      WHERE t.id = target.id AND target.state NOT IN ('succeeded', 'failed', 'cancelled')
+      WHERE t.id = target.id AND target.state NOT IN ${states(sql, TaskState.finished)}
       RETURNING t.id, t.state, target.state AS previous
     )
     SELECT u.id::text AS id, u.state, u.previous,
@@ -136,7 +144,7 @@ export const retry = (sql: SqlClient.SqlClient, id: string) =>
     WITH updated AS (
       UPDATE tasks SET state = 'available', attempt = 0, run_at = now(), finished_at = NULL,
                        cancel_requested_at = NULL, callback_token = NULL, callback_expires_at = NULL
-      WHERE id = ${BigInt(id)} AND state IN ('failed', 'cancelled')
+      WHERE id = ${BigInt(id)} AND state IN ${states(sql, TaskState.retriable)}
       RETURNING *
     ),
     notified AS (SELECT count(pg_notify('asterforge_tasks', queue)) AS n FROM updated)

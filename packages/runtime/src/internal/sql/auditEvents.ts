@@ -1,5 +1,6 @@
-/** SQL for `audit_events`. */
-import type { SqlClient } from "effect/sql"
+/** SQL for `audit_events`: the audit writer's batch insert and the retention lane's delete. */
+import type { SqlClient, Statement } from "effect/sql"
+import { interval } from "./shared.ts"
 
 export interface Row {
   readonly code: string
@@ -22,3 +23,22 @@ export const insert = (sql: SqlClient.SqlClient, rows: ReadonlyArray<Row>) =>
     SELECT code, actor, subject, coalesce(details, '{}'::jsonb), at, node_id
     FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
       AS r(code text, actor text, subject text, details jsonb, at timestamptz, node_id uuid)`
+
+/**
+ * Audit events older than the retention, oldest first through `audit_events_at`;
+ * one fenced batch (laneLeaders.ts). Nothing else ever deletes audit rows.
+ */
+export const prune = (sql: SqlClient.SqlClient, fence: Statement.Fragment, options: { readonly retentionMs: number; readonly limit: number }) =>
+  sql<{ deleted: number }>`
+    WITH deleted AS (
+      DELETE FROM audit_events
+      WHERE id IN (
+        SELECT id FROM audit_events
+        WHERE at < now() - ${interval(sql, options.retentionMs)}
+        ORDER BY at
+        LIMIT ${options.limit}
+        FOR UPDATE SKIP LOCKED
+      ) AND ${fence}
+      RETURNING 1
+    )
+    SELECT count(*)::int AS deleted FROM deleted`

@@ -1,0 +1,43 @@
+/**
+ * SQL for `lane_leaders`: elections, and the epoch fence every maintenance
+ * write carries.
+ *
+ * Shapes shared by every lane's write (statements in the per-table files):
+ *
+ * - The lane's fence (`fence` below) is in the WHERE clause of the writing
+ *   statement itself, so the leadership check and the write are one statement:
+ *   a node that lost the lane changes nothing. Being uncorrelated, Postgres
+ *   evaluates it once per statement (an InitPlan).
+ * - Work is picked in bounded batches, `LIMIT n FOR UPDATE SKIP LOCKED`: one
+ *   statement never locks more than `n` rows, never waits on rows a dispatcher
+ *   or another writer holds (they are taken by a later pass), and each batch
+ *   is its own short transaction.
+ * - Each pick follows a partial index whose predicate it repeats (state lists
+ *   from `TaskState`), so its cost follows the rows it acts on, not the size
+ *   of the history.
+ * - Tasks made claimable are announced with pg_notify('asterforge_tasks',
+ *   queue) once per queue in the same statement, delivered at commit.
+ */
+import type { SqlClient } from "effect/sql"
+
+/**
+ * After winning the lane's advisory lock: take the lane, with a new epoch.
+ * Any write still in flight from the previous leader fails its fence from now on.
+ */
+export const takeOver = (sql: SqlClient.SqlClient, lane: string, nodeId: string) =>
+  sql<{ epoch: string }>`
+    INSERT INTO lane_leaders (lane, epoch, node_id, elected_at) VALUES (${lane}, 1, ${nodeId}, now())
+    ON CONFLICT (lane) DO UPDATE SET epoch = lane_leaders.epoch + 1, node_id = EXCLUDED.node_id, elected_at = now()
+    RETURNING epoch::text AS epoch`
+
+/**
+ * The fence: a boolean SQL expression true only while `epoch` is the lane's
+ * current epoch. Put it in the WHERE clause of every maintenance write, so the
+ * check and the write are one statement (no window between them).
+ */
+export const fence = (sql: SqlClient.SqlClient, lane: string, epoch: number) =>
+  sql`EXISTS (SELECT 1 FROM lane_leaders WHERE lane = ${lane} AND epoch = ${epoch})`
+
+/** After a successful pass, for status pages; fenced by the epoch itself, so a stale leader's pass is not recorded. */
+export const markRun = (sql: SqlClient.SqlClient, lane: string, epoch: number) =>
+  sql`UPDATE lane_leaders SET last_run_at = now() WHERE lane = ${lane} AND epoch = ${epoch}`
