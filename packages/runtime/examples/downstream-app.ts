@@ -1,5 +1,5 @@
 // A downstream Effect app on AsterForge: its own route, health check and background work.
-// Run: DATABASE_URL=postgres://... node packages/runtime/examples/downstream-app.ts
+// Run: DATABASE_URL=postgres://... node packages/runtime/examples/downstream-app.ts start [--mode follower]
 import { Effect, Layer, Schedule } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { ApplicationModule, AuditLog, Health, Runtime } from "@asterforge/runtime"

@@ -16,7 +16,10 @@
  */
 import { Cause, Duration, Effect, Exit, Layer, Result, Runtime as EffectRuntime } from "effect"
 import { HttpRouter } from "effect/http"
+import { Command } from "effect/cli"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import * as Path from "node:path"
 import type * as ApplicationModule from "./ApplicationModule.ts"
 import * as AuditLog from "./AuditLog.ts"
 import * as Dispatcher from "./Dispatcher.ts"
@@ -29,6 +32,7 @@ import * as Database from "./Database.ts"
 import * as Health from "./Health.ts"
 import * as HealthRoutes from "./http/HealthRoutes.ts"
 import * as HttpServerLayer from "./http/Server.ts"
+import * as NodeCli from "./NodeCli.ts"
 import * as NodeIdentity from "./NodeIdentity.ts"
 import * as NodeMode from "./NodeMode.ts"
 import * as NodeRegistry from "./NodeRegistry.ts"
@@ -168,26 +172,43 @@ export const run = <E>(program: Effect.Effect<unknown, E>, options: { readonly s
 }
 
 /** Builds a node and keeps it running until a stop signal. */
-export const launch = (options: Options): Effect.Effect<never, unknown> => Layer.launch(layer(options))
+export const launch = (options: Options) => Layer.launch(layer(options))
 
 /**
- * The whole entry point of a downstream app: resolves the configuration from
- * the environment (and `ASTERFORGE_CONFIG` / `./asterforge.toml`), exits 1 with
- * every problem listed if it is invalid, otherwise runs the node until a stop
- * signal.
+ * The whole entry point of an application: its command line (`start [--mode
+ * M]`, `worker`, `maintenance run`, `migrate`, `config check`, `--help` on
+ * each; see NodeCli), so one binary runs every role of the app:
+ *
+ * ```sh
+ * node app.js migrate
+ * node app.js start                      # a primary
+ * node app.js start --mode follower --port 3001
+ * ```
+ *
+ * Configuration comes from `--config`/`ASTERFORGE_CONFIG`/`./asterforge.toml`,
+ * the environment and the flags; invalid configuration exits 1 with every
+ * problem listed, before anything starts.
+ *
+ * @category entry points
  */
 export const main = (options: {
-  readonly modules?: ReadonlyArray<ApplicationModule.ApplicationModule>
-  readonly mode?: NodeMode.Name
-  readonly sources?: RuntimeConfig.Sources
-}): void => {
-  const resolved = RuntimeConfig.resolve(options.sources ?? { env: process.env })
-  const timeout = Result.isSuccess(resolved) ? resolved.success.shutdown.timeout : Duration.seconds(30)
-  run(
-    Effect.fromResult(resolved).pipe(
-      Effect.mapError((reason) => RuntimeError.make(reason)),
-      Effect.flatMap((config) => launch({ config, mode: options.mode, modules: options.modules }))
-    ),
-    { shutdownTimeout: () => timeout }
-  )
+  readonly modules?: ReadonlyArray<ApplicationModule.ApplicationModule> | undefined
+  /** The program's name in help (default: the script's file name). */
+  readonly name?: string | undefined
+  readonly version?: string | undefined
+  readonly description?: string | undefined
+  /** More subcommands beside the node's own. */
+  readonly commands?: NodeCli.Options["commands"]
+} = {}): void => {
+  const modules = options.modules ?? []
+  const version = options.version ?? NodeIdentity.version
+  const cli = NodeCli.make({
+    name: options.name ?? Path.basename(process.argv[1] ?? "app").replace(/\.[cm]?[jt]s$/, ""),
+    version,
+    description: options.description ?? "an AsterForge node: run it in any role, migrate its database, check its configuration",
+    modules,
+    launch: (config) => launch({ config, modules }),
+    commands: options.commands
+  })
+  run(cli.command.pipe(Command.run({ version }), Effect.provide(NodeServices.layer)), { shutdownTimeout: cli.shutdownTimeout })
 }

@@ -17,7 +17,7 @@ afterAll(async () => {
 })
 
 const runExample = async (mode: "primary" | "follower") => {
-  const app = spawnNode(example, [], { DATABASE_URL: db.url, ASTERFORGE_SERVER_PORT: "0", ASTERFORGE_MODE: mode })
+  const app = spawnNode(example, ["start"], { DATABASE_URL: db.url, ASTERFORGE_SERVER_PORT: "0", ASTERFORGE_MODE: mode })
   try {
     const base = await app.baseUrl()
     const ready = JSON.parse((await pollHttp(`${base}/health/ready`, (s) => s === 200)).body)
@@ -60,7 +60,7 @@ describe("downstream example app", () => {
 describe("tasks example app", () => {
   it("enqueues in the same transaction as the app's write, and runs the task", async () => {
     await query(db.url, "CREATE TABLE IF NOT EXISTS signups (email text PRIMARY KEY)")
-    const app = spawnNode(Path.join(repoRoot, "packages/runtime/examples/tasks-app.ts"), [], { DATABASE_URL: db.url, ASTERFORGE_SERVER_PORT: "0" })
+    const app = spawnNode(Path.join(repoRoot, "packages/runtime/examples/tasks-app.ts"), ["start"], { DATABASE_URL: db.url, ASTERFORGE_SERVER_PORT: "0" })
     try {
       const base = await app.baseUrl()
       const ok = await fetch(`${base}/signups/ada@example.org`, { method: "POST" })

@@ -168,7 +168,7 @@ describe("leadership across nodes", () => {
 
 describe("crash recovery", () => {
   it("kill -9 a worker with tasks running: they run again elsewhere after lease expiry; the old lease's late completion is refused", async () => {
-    const first = track(spawnNode(fixture("tasks-app.ts"), [], { DATABASE_URL: db.url, ASTERFORGE_MODE: "worker", ASTERFORGE_SERVER_PORT: "0" }))
+    const first = track(spawnNode(fixture("tasks-app.ts"), ["start"], { DATABASE_URL: db.url, ASTERFORGE_MODE: "worker", ASTERFORGE_SERVER_PORT: "0" }))
     await first.baseUrl()
     // Held until the latch opens, which happens only after the kill: no task can finish on the first worker.
     const latch = "crash-recovery"
@@ -176,7 +176,7 @@ describe("crash recovery", () => {
     await eventually(async () => ((await query(db.url, "SELECT 1 FROM test_task_runs WHERE phase = 'started' AND task_id = ANY($1::bigint[])", [ids])).length === 4 ? true : undefined), "the 4 tasks to start")
     const claimedFirst = await query<{ id: string; lease_epoch: number }>(db.url, "SELECT id::text, lease_epoch FROM tasks WHERE id = ANY($1::bigint[]) ORDER BY id", [ids])
     // Defaults everywhere else: 15 s leases, lease rescue every 2 s.
-    const second = track(spawnNode(fixture("tasks-app.ts"), [], { DATABASE_URL: db.url, ASTERFORGE_MODE: "worker", ASTERFORGE_SERVER_PORT: "0" }))
+    const second = track(spawnNode(fixture("tasks-app.ts"), ["start"], { DATABASE_URL: db.url, ASTERFORGE_MODE: "worker", ASTERFORGE_SERVER_PORT: "0" }))
     const maintenance = spawnMaintenance()
     await Promise.all([second.baseUrl(), maintenance.baseUrl()])
     const killedAt = Date.now()

@@ -37,7 +37,7 @@ afterAll(async () => {
 })
 
 const spawnTasksNode = (mode: string) => {
-  const p = spawnNode(fixture("tasks-app.ts"), [], { DATABASE_URL: db.url, ASTERFORGE_MODE: mode, ASTERFORGE_SERVER_PORT: "0" })
+  const p = spawnNode(fixture("tasks-app.ts"), ["start"], { DATABASE_URL: db.url, ASTERFORGE_MODE: mode, ASTERFORGE_SERVER_PORT: "0" })
   running.push(p)
   return p
 }

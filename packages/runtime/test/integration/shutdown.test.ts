@@ -24,7 +24,7 @@ afterAll(async () => {
 describe("audit buffer on stop signals", () => {
   it.each(["SIGTERM", "SIGINT"] as const)("every event whose record() returned is in the table after %s", async (signal) => {
     await query(db.url, "DELETE FROM audit_events").catch(() => undefined)
-    const app = track(spawnNode(fixture("audit-stress.ts"), [], {
+    const app = track(spawnNode(fixture("audit-stress.ts"), ["start"], {
       DATABASE_URL: db.url,
       ASTERFORGE_SERVER_PORT: "0",
       // A small buffer, so the writer is behind when the signal arrives and backpressure is exercised.
@@ -87,7 +87,7 @@ describe("the real CLI", () => {
   })
 
   it("a finalizer that hangs is cut off by the watchdog with a non-zero exit", async () => {
-    const app = track(spawnNode(fixture("hanging-finalizer.ts"), [], {
+    const app = track(spawnNode(fixture("hanging-finalizer.ts"), ["start"], {
       DATABASE_URL: db.url,
       ASTERFORGE_SERVER_PORT: "0",
       ASTERFORGE_SHUTDOWN_TIMEOUT: "2s",

@@ -31,7 +31,7 @@ afterAll(async () => {
 })
 
 const spawnTasksNode = (mode: string, env: Record<string, string> = {}) => {
-  const p = spawnNode(fixture("tasks-app.ts"), [], { DATABASE_URL: db.url, ASTERFORGE_MODE: mode, ASTERFORGE_SERVER_PORT: "0", ...env })
+  const p = spawnNode(fixture("tasks-app.ts"), ["start"], { DATABASE_URL: db.url, ASTERFORGE_MODE: mode, ASTERFORGE_SERVER_PORT: "0", ...env })
   running.push(p)
   return p
 }

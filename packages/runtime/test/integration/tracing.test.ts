@@ -81,8 +81,8 @@ describe("tracing", () => {
       OTEL_SERVICE_NAME: service,
       OTEL_RESOURCE_ATTRIBUTES: "deployment.environment=test"
     })
-    const api: Spawned = spawnNode(example, [], env("shop-api", "follower"))
-    const worker: Spawned = spawnNode(example, [], env("shop-worker", "worker"))
+    const api: Spawned = spawnNode(example, ["start"], env("shop-api", "follower"))
+    const worker: Spawned = spawnNode(example, ["start"], env("shop-worker", "worker"))
     try {
       const base = await api.baseUrl()
       await worker.baseUrl()
