@@ -56,7 +56,7 @@ export const layer: Layer.Layer<ConfigReloader, never, RuntimeConfig.RuntimeConf
     let current = initial
 
     const reload = Effect.gen(function*() {
-      const next = RuntimeConfig.resolve(current.sources)
+      const next = RuntimeConfig.resolve(current.sources, current.moduleSections)
       if (Result.isFailure(next)) {
         yield* Metric.update(Metric.withAttributes(Telemetry.metrics.configReloads, { result: "rejected" }), 1)
         yield* Effect.logWarning(`config reload rejected; keeping the running configuration\n${next.failure.message}`)

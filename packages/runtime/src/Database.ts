@@ -151,24 +151,104 @@ export const layerClient: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, R
   )
 
 /**
- * Applies pending migrations. A session advisory lock on a dedicated
- * connection serialises concurrent migrators across processes; it is released
- * when that connection closes, even if this process dies mid-way.
+ * One owner's migrations: the runtime's own, or an application module's.
+ * Each set has its own bookkeeping table, so a module numbers its migrations
+ * from 0001 without meeting the runtime's or another module's.
  */
-export const migrate: Effect.Effect<ReadonlyArray<readonly [number, string]>, RuntimeError.RuntimeError, SqlClient.SqlClient | DatabaseUrl> =
+export interface MigrationSet {
+  /** `asterforge` for the runtime, else the module's name. */
+  readonly owner: string
+  readonly table: string
+  readonly loader: Migrator.Loader
+  /** The highest id this build knows; readiness requires the database to hold it. */
+  readonly latestId: number
+}
+
+/** What one migration run applied, in order. */
+export interface Applied {
+  readonly owner: string
+  readonly id: number
+  readonly name: string
+}
+
+const migrationKey = /^(\d{1,9})_([a-z0-9_]+)$/
+
+/** `0001_create_orders`: what a migration's key must look like (checked before anything starts). */
+export const isMigrationKey = (key: string): boolean => migrationKey.test(key)
+
+/** `orders` -> `asterforge_migrations_orders`: a module's bookkeeping table. */
+export const moduleMigrationsTable = (module: string): string =>
+  `asterforge_migrations_${module.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`.slice(0, 63)
+
+/** A module's migrations (keys `0001_name`, applied in id order), as a set. */
+export const migrationSet = (
+  owner: string,
+  migrations: Readonly<Record<string, Effect.Effect<unknown, unknown, SqlClient.SqlClient>>>,
+  table: string = moduleMigrationsTable(owner)
+): MigrationSet => ({
+  owner,
+  table,
+  loader: Migrator.fromRecord(migrations as Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>>),
+  latestId: Math.max(0, ...Object.keys(migrations).map((k) => Number(migrationKey.exec(k)?.[1] ?? 0)))
+})
+
+/** The runtime's own migrations (src/migrations). */
+export const runtimeMigrations: MigrationSet = migrationSet("asterforge", Migrations.all, Migrations.table)
+
+/**
+ * The migration sets of this node, applied in order: the runtime's first,
+ * then each module's. `Runtime` provides the modules' sets; alone, it is the
+ * runtime's.
+ */
+export const MigrationSets = Context.Reference<ReadonlyArray<MigrationSet>>("@asterforge/runtime/Database/MigrationSets", {
+  defaultValue: () => [runtimeMigrations]
+})
+
+/** The runtime's set, then the set of each module that has migrations. */
+export const migrationSetsFor = (
+  modules: ReadonlyArray<{ readonly name: string; readonly migrations?: Readonly<Record<string, Effect.Effect<unknown, unknown, SqlClient.SqlClient>>> | undefined }>
+): ReadonlyArray<MigrationSet> => [
+  runtimeMigrations,
+  ...modules.flatMap((m) => (m.migrations !== undefined && Object.keys(m.migrations).length > 0 ? [migrationSet(m.name, m.migrations)] : []))
+]
+
+/** Provides the migration sets of these modules (after the runtime's). */
+export const layerMigrationSets = (modules: Parameters<typeof migrationSetsFor>[0]): Layer.Layer<never> =>
+  Layer.succeed(MigrationSets, migrationSetsFor(modules)) as Layer.Layer<never>
+
+/**
+ * Applies pending migrations of every set. A session advisory lock on a
+ * dedicated connection serialises concurrent migrators across processes (two
+ * nodes starting together: the second waits, then finds nothing to do); it is
+ * released when that connection closes, even if this process dies mid-way. A
+ * set that fails stops the run: the error names its owner and the migration.
+ */
+export const migrate: Effect.Effect<ReadonlyArray<Applied>, RuntimeError.RuntimeError, SqlClient.SqlClient | DatabaseUrl> =
   Effect.gen(function*() {
     const { url } = yield* DatabaseUrl
+    const sets = yield* MigrationSets
     return yield* Effect.scoped(Effect.gen(function*() {
       const lock = yield* PgConnection.make({ url, applicationName: "asterforge-migrate" })
       yield* lock.query(MigrationSql.lock, [MigrationSql.lockKey])
-      const applied = yield* Migrator.make({})({ loader: Migrations.loader, table: Migrations.table })
+      const applied: Array<Applied> = []
+      for (const set of sets) {
+        const done = yield* Migrator.make({})({ loader: set.loader, table: set.table }).pipe(
+          Effect.mapError((e) =>
+            RuntimeError.make(new RuntimeError.MigrationFailed({
+              message: `${set.owner === runtimeMigrations.owner ? "runtime" : `module ${set.owner}`} migration failed: ${reasonOf(e)}`,
+              cause: e
+            }))
+          )
+        )
+        applied.push(...done.map(([id, name]) => ({ owner: set.owner, id, name })))
+      }
       yield* lock.query(MigrationSql.unlock, [MigrationSql.lockKey])
       return applied
     }))
   }).pipe(
     Effect.tap((applied) =>
       applied.length > 0
-        ? Effect.logInfo(`applied ${applied.length} migration(s): ${applied.map(([id, name]) => `${id}_${name}`).join(", ")}`)
+        ? Effect.logInfo(`applied ${applied.length} migration(s): ${applied.map(describeApplied).join(", ")}`)
           .pipe(Effect.andThen(Metric.update(Telemetry.metrics.migrationsApplied, applied.length)))
         : Effect.logDebug("database schema is up to date")
     ),
@@ -179,11 +259,21 @@ export const migrate: Effect.Effect<ReadonlyArray<readonly [number, string]>, Ru
     Telemetry.component("db")
   )
 
-/** Whether the database holds every migration this build knows. */
-export const migrationsApplied: Effect.Effect<boolean, unknown, SqlClient.SqlClient> = Effect.gen(function*() {
+/** `asterforge 0003_tasks`, `orders 0001_orders`. */
+export const describeApplied = (a: Applied): string => `${a.owner} ${String(a.id).padStart(4, "0")}_${a.name}`
+
+/** The sets whose latest migration the database does not hold yet. */
+export const pendingSets: Effect.Effect<ReadonlyArray<MigrationSet>, unknown, SqlClient.SqlClient> = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  return (yield* MigrationSql.latestApplied(sql, Migrations.table)) >= Migrations.latestId
+  const pending: Array<MigrationSet> = []
+  for (const set of yield* MigrationSets) {
+    if ((yield* MigrationSql.latestApplied(sql, set.table)) < set.latestId) pending.push(set)
+  }
+  return pending
 })
+
+/** Whether the database holds every migration this build knows (the runtime's and the modules'). */
+export const migrationsApplied: Effect.Effect<boolean, unknown, SqlClient.SqlClient> = Effect.map(pendingSets, (p) => p.length === 0)
 
 /** Runs migrations at start-up unless `database.migrate = false` (`SKIP_MIGRATIONS=1`). */
 export const layerMigrateOnStart: Layer.Layer<never, RuntimeError.RuntimeError, ConfigSection.Tag<"database"> | SqlClient.SqlClient | DatabaseUrl> =
@@ -192,12 +282,12 @@ export const layerMigrateOnStart: Layer.Layer<never, RuntimeError.RuntimeError, 
     if (config.migrate) return yield* migrate
     yield* Effect.logInfo("migrations skipped (database.migrate = false)").pipe(Telemetry.component("db"))
     // Starting against an older schema would fail later, in some query, with a less useful error.
-    const current = yield* migrationsApplied.pipe(Effect.mapError((e) =>
+    const pending = yield* pendingSets.pipe(Effect.mapError((e) =>
       RuntimeError.make(new RuntimeError.MigrationFailed({ message: `cannot read the migration state: ${reasonOf(e)}`, cause: e }))
     ))
-    if (!current) {
+    if (pending.length > 0) {
       return yield* RuntimeError.fail(new RuntimeError.MigrationFailed({
-        message: "the database schema is behind this build and migrations are disabled; run `asterforge migrate` first (or unset SKIP_MIGRATIONS / set database.migrate = true)"
+        message: `the database schema is behind this build and migrations are disabled; run \`asterforge migrate\` first (for an application, its own \`migrate\` command; pending: ${pending.map((s) => s.owner).join(", ")}), or unset SKIP_MIGRATIONS / set database.migrate = true`
       }))
     }
   }))

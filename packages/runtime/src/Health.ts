@@ -21,10 +21,11 @@ export interface CheckResult {
   readonly data?: Record<string, unknown> | undefined
 }
 
-export interface Contributor {
+/** A readiness check. `R`: the services it uses (a module's checks may use the runtime's; `Runtime` provides them). */
+export interface Contributor<R = never> {
   readonly name: string
   /** A failure or defect of the effect counts as `fail`, with its message as detail. */
-  readonly check: Effect.Effect<CheckResult, unknown>
+  readonly check: Effect.Effect<CheckResult, unknown, R>
   /** Default 2 s: a hanging dependency must not hang the probe. */
   readonly timeout?: Duration.Duration | undefined
 }
@@ -128,10 +129,13 @@ export const layerDatabaseChecks: Layer.Layer<never, never, HealthRegistry | Sql
       name: "database",
       check: sql`SELECT 1`.pipe(Effect.as(pass()))
     })
+    const sets = yield* Database.MigrationSets
     yield* health.register({
       name: "migrations",
-      check: Effect.map(Database.migrationsApplied.pipe(Effect.provideService(SqlClient.SqlClient, sql)), (ok) =>
-        ok ? pass() : fail("the database schema is behind this build; run `asterforge migrate`"))
+      check: Effect.map(Database.pendingSets.pipe(Effect.provideService(SqlClient.SqlClient, sql), Effect.provideService(Database.MigrationSets, sets)), (pending) =>
+        pending.length === 0
+          ? pass()
+          : fail(`the database schema is behind this build (${pending.map((s) => s.owner).join(", ")}); run the migrate command`))
     })
   })
 )

@@ -113,7 +113,10 @@ export const make = (options: Options): NodeCli => {
   const resolveConfig = (flags: ConfigFlagValues) =>
     Effect.gen(function*() {
       const { config: file } = yield* root
-      const cfg = yield* RuntimeConfig.load({ file: Option.getOrUndefined(file), env: process.env, flags: flagSources(flags) })
+      const cfg = yield* RuntimeConfig.load(
+        { file: Option.getOrUndefined(file), env: process.env, flags: flagSources(flags) },
+        options.modules.flatMap((m) => m.config ?? [])
+      )
       shutdownTimeout = cfg.shutdown.timeout
       return cfg
     })
@@ -153,6 +156,7 @@ export const make = (options: Options): NodeCli => {
       const applied = yield* Database.migrate.pipe(
         Effect.provide(Database.layerClient.pipe(
           Layer.provideMerge(Database.layerUrl),
+          Layer.provideMerge(Database.layerMigrationSets(options.modules)),
           Layer.provide(RuntimeConfig.layer(cfg)),
           Layer.provide(NodeIdentity.layer({ mode: cfg.server.startMode, name: cfg.server.nodeName }))
         )),
@@ -160,7 +164,7 @@ export const make = (options: Options): NodeCli => {
       )
       yield* Console.log(applied.length === 0
         ? "database schema is up to date"
-        : `applied ${applied.length} migration(s):\n${applied.map(([id, name]) => `  ${String(id).padStart(4, "0")}_${name}`).join("\n")}`)
+        : `applied ${applied.length} migration(s):\n${applied.map((a) => `  ${Database.describeApplied(a)}`).join("\n")}`)
     })).pipe(Command.withDescription("apply pending database migrations and exit (safe to run while nodes are running)"))
 
   const check = Command.make("check", configFlags, (flags) =>

@@ -20,7 +20,7 @@ import { Command } from "effect/cli"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Path from "node:path"
-import type * as ApplicationModule from "./ApplicationModule.ts"
+import * as ApplicationModule from "./ApplicationModule.ts"
 import * as AuditLog from "./AuditLog.ts"
 import * as Dispatcher from "./Dispatcher.ts"
 import * as BuiltInLanes from "./lanes/index.ts"
@@ -61,8 +61,9 @@ export const coreLayer = (
 ) => {
   const role = NodeMode.roleFor(mode, { inlineWorker: config.worker.inline })
   const handlers = modules.flatMap((m) => m.tasks ?? [])
+  // The checks first: nothing else is built (no logger, no database) when they fail.
   const foundation = Layer.mergeAll(
-    preflight(config, role, handlers),
+    Database.layerMigrationSets(modules),
     RuntimeConfig.layer(config),
     NodeIdentity.layer({ mode, role, name: config.server.nodeName }),
     Telemetry.loggerLayer({ format: config.telemetry.logFormat, level: config.telemetry.logLevel }),
@@ -72,7 +73,7 @@ export const coreLayer = (
       attributes: { "asterforge.node.mode": mode, "asterforge.node.name": config.server.nodeName }
     }),
     TaskRegistry.layer(handlers)
-  )
+  ).pipe(Layer.provideMerge(preflight(config, role, modules)))
   return Layer.mergeAll(NodeRegistry.layer, Health.layerDatabaseChecks, Database.layerPoolMetrics).pipe(
     Layer.provideMerge(TaskQueue.layer),
     Layer.provideMerge(ConfigReloader.layer),
@@ -88,9 +89,17 @@ export const coreLayer = (
  * queues come from the registered tasks): checked first, so a node that cannot
  * run fails before it connects to anything.
  */
-const preflight = (config: RuntimeConfig.RuntimeConfigShape, role: NodeMode.Role, handlers: ReadonlyArray<Task.Handler>) =>
+const preflight = (
+  config: RuntimeConfig.RuntimeConfigShape,
+  role: NodeMode.Role,
+  modules: ReadonlyArray<ApplicationModule.ApplicationModule>
+) =>
   Layer.effectDiscard(Effect.suspend(() => {
-    const problems = role.dispatches ? Dispatcher.queuePlan(config.worker, handlers.map((h) => h.definition.queue)).problems : []
+    const builtInLanes = BuiltInLanes.builtIn(config.maintenance.lanes, config.node.heartbeatInterval).map((l) => l.name)
+    const moduleProblems = ApplicationModule.validate(modules, builtInLanes)
+    if (moduleProblems.length > 0) return RuntimeError.fail(new RuntimeError.ModuleInvalid({ problems: moduleProblems }))
+    const queues = modules.flatMap((m) => (m.tasks ?? []).map((h) => h.definition.queue))
+    const problems = role.dispatches ? Dispatcher.queuePlan(config.worker, queues).problems : []
     return problems.length === 0 ? Effect.void : RuntimeError.fail(new RuntimeError.ConfigInvalid({ problems }))
   }))
 
@@ -110,9 +119,11 @@ const roleParts = (
 ) => {
   const background = modules.flatMap((m) => (m.background ?? []).filter(runsHere(role)).map((b) => b.layer))
   const checks = modules.flatMap((m) => m.health ?? [])
+  // A module's checks may use the runtime's services: they run with this layer's context.
   const health = Layer.effectDiscard(Effect.gen(function*() {
     const registry = yield* Health.HealthRegistry
-    for (const c of checks) yield* registry.register(c)
+    const context = yield* Effect.context<ApplicationModule.RuntimeServices>()
+    for (const c of checks) yield* registry.register({ ...c, check: Effect.provideContext(c.check, context) })
   }))
   const dispatcher = role.dispatches ? [Dispatcher.layer] : []
   const lanes = [...BuiltInLanes.builtIn(config.maintenance.lanes, config.node.heartbeatInterval), ...modules.flatMap((m) => m.lanes ?? [])]
@@ -141,8 +152,10 @@ export const layer = (options: Options) => {
 export const describeFailure = (cause: Cause.Cause<unknown>): string => {
   const failure = cause.reasons.find(Cause.isFailReason)
   const error: unknown = failure?.error
-  // A configuration failure is already one readable screen (every problem listed); other reasons are one line.
-  if (RuntimeError.isRuntimeError(error)) return error.reason._tag === "ConfigInvalid" ? error.message : `error: ${error.message}`
+  // A configuration or module failure is already one readable screen (every problem listed); other reasons are one line.
+  if (RuntimeError.isRuntimeError(error)) {
+    return error.reason._tag === "ConfigInvalid" || error.reason._tag === "ModuleInvalid" ? error.message : `error: ${error.message}`
+  }
   return `error: unexpected failure\n${Cause.pretty(cause)}`
 }
 

@@ -118,6 +118,8 @@ export interface RuntimeConfigShape {
   readonly security: Security
   /** Every section's value by section id (`worker`, `server#http`), as `layer` provides them. */
   readonly sections: ReadonlyMap<string, unknown>
+  /** The applications' own sections that were resolved beside the runtime's (a reload resolves them again). */
+  readonly moduleSections: ReadonlyArray<ConfigSection.Any>
   /** Where each key's effective value came from, for `config check`. */
   readonly origins: Readonly<Record<string, Origin>>
   /** The config file that was read, if any (watched for reloadable keys). */
@@ -131,26 +133,29 @@ export class RuntimeConfig extends Context.Service<RuntimeConfig, RuntimeConfigS
 /** A dotted key: `worker.concurrency`, `maintenance.promotion.batch_size`. */
 export type Key = string
 
-const catalog: ConfigSources.Catalog = (() => {
+/** Every key of these sections by dotted name; a key declared twice is a programming error. */
+const catalogOf = (all: ReadonlyArray<ConfigSection.Any>): ConfigSources.Catalog => {
   const keys = new Map<string, ConfigSources.KeySpec>()
-  for (const section of sections) {
+  for (const section of all) {
     for (const [field, key] of Object.entries(section.fields)) {
       const dotted = ConfigSection.keyName(section, field)
       if (keys.has(dotted)) throw new Error(`config key ${dotted} is declared twice`)
       keys.set(dotted, { dotted, section, field, key: key as ConfigSection.Key<unknown> })
     }
   }
-  return { keys, tables: new Set(sections.map((s) => s.section)) }
-})()
+  return { keys, tables: new Set(all.map((s) => s.section)) }
+}
+
+const catalogOfRuntime = catalogOf(sections)
 
 /** Every key, in section order. */
-export const keys: ReadonlyArray<Key> = [...catalog.keys.keys()]
+export const keys: ReadonlyArray<Key> = [...catalogOfRuntime.keys.keys()]
 
 /** ASTERFORGE_SERVER_PORT for server.port. */
 export const envName = (key: Key): string => ConfigSection.envName(key)
 
 /** Keys whose change is applied without a restart. */
-export const reloadableKeys: ReadonlyArray<Key> = [...catalog.keys.values()].filter((s) => s.key.reloadable).map((s) => s.dotted)
+export const reloadableKeys: ReadonlyArray<Key> = [...catalogOfRuntime.keys.values()].filter((s) => s.key.reloadable).map((s) => s.dotted)
 
 /** One row of the configuration reference (README, `config check`). */
 export interface ReferenceRow {
@@ -165,7 +170,7 @@ export interface ReferenceRow {
 }
 
 /** Every key with its type, default, variables and meaning, derived from the sections. */
-export const reference: ReadonlyArray<ReferenceRow> = [...catalog.keys.values()].map((spec) => {
+export const reference: ReadonlyArray<ReferenceRow> = [...catalogOfRuntime.keys.values()].map((spec) => {
   const { key } = spec
   const decoded = key.default === undefined ? undefined : Schema.decodeUnknownResult(key.schema)(key.default)
   return {
@@ -234,7 +239,7 @@ const byField = (section: ConfigSection.Any, raws: ReadonlyMap<string, ConfigSou
   return out
 }
 
-const assemble = (values: ReadonlyMap<string, unknown>, rest: Pick<RuntimeConfigShape, "origins" | "file" | "sources">): RuntimeConfigShape => {
+const assemble = (values: ReadonlyMap<string, unknown>, rest: Pick<RuntimeConfigShape, "origins" | "file" | "sources" | "moduleSections">): RuntimeConfigShape => {
   const get = <S extends ConfigSection.Any>(section: S) => values.get(section.id) as ConfigSection.TypeOf<S>
   return {
     server: { ...get(NodeIdentity.Config), ...get(HttpServer.Config) },
@@ -252,11 +257,19 @@ const assemble = (values: ReadonlyMap<string, unknown>, rest: Pick<RuntimeConfig
 }
 
 /**
- * Resolves the configuration from all sources. Pure apart from reading the
- * file, so `config check`, the node and tests share it.
+ * Resolves the configuration from all sources: the runtime's sections and the
+ * applications' (`moduleSections`). Pure apart from reading the file, so
+ * `config check`, the node and tests share it.
  */
-export const resolve = (sources: Sources): Result.Result<RuntimeConfigShape, ConfigInvalid> => {
+export const resolve = (sources: Sources, moduleSections: ReadonlyArray<ConfigSection.Any> = []): Result.Result<RuntimeConfigShape, ConfigInvalid> => {
+  const all = moduleSections.length === 0 ? sections : [...sections, ...moduleSections]
   const problems: Array<Problem> = []
+  let catalog = catalogOfRuntime
+  try {
+    if (moduleSections.length > 0) catalog = catalogOf(all)
+  } catch (e) {
+    return Result.fail(new ConfigInvalid({ problems: [{ key: moduleSections.map((s) => `[${s.section}]`).join(", "), message: (e as Error).message }] }))
+  }
   const env = sources.env ?? {}
   const filePath = sources.file ?? env.ASTERFORGE_CONFIG ?? "asterforge.toml"
   const fileRequired = sources.fileRequired ?? (sources.file !== undefined || env.ASTERFORGE_CONFIG !== undefined)
@@ -272,7 +285,7 @@ export const resolve = (sources: Sources): Result.Result<RuntimeConfigShape, Con
     origins[spec.dotted] = raw?.origin ?? (spec.key.default === undefined ? "unset" : "default")
   }
   const values = new Map<string, unknown>()
-  for (const section of sections) {
+  for (const section of all) {
     const decoded = ConfigSection.decode(section, byField(section, raws) as never)
     if (Result.isFailure(decoded)) problems.push(...decoded.failure)
     else values.set(section.id, decoded.success)
@@ -280,12 +293,12 @@ export const resolve = (sources: Sources): Result.Result<RuntimeConfigShape, Con
   problems.push(...productionRules(raws, problems))
   if (problems.length > 0) return Result.fail(new ConfigInvalid({ problems }))
   const file = Fs.existsSync(filePath) ? Option.some(filePath) : Option.none()
-  return Result.succeed(assemble(values, { origins, file, sources }))
+  return Result.succeed(assemble(values, { origins, file, sources, moduleSections }))
 }
 
 /** Resolves, failing with a `RuntimeError` whose `ConfigInvalid` reason lists every problem. */
-export const load = (sources: Sources): Effect.Effect<RuntimeConfigShape, RuntimeError> =>
-  Effect.fromResult(resolve(sources)).pipe(Effect.mapError((reason) => new RuntimeError({ reason })))
+export const load = (sources: Sources, moduleSections: ReadonlyArray<ConfigSection.Any> = []): Effect.Effect<RuntimeConfigShape, RuntimeError> =>
+  Effect.fromResult(resolve(sources, moduleSections)).pipe(Effect.mapError((reason) => new RuntimeError({ reason })))
 
 /** The value of one section (a module's own, or a built-in lane's). */
 export const section = <S extends ConfigSection.Any>(config: RuntimeConfigShape, section: S): ConfigSection.TypeOf<S> => {
@@ -296,7 +309,7 @@ export const section = <S extends ConfigSection.Any>(config: RuntimeConfigShape,
 
 /** The effective configuration as a flat key -> printable value table; secrets redacted. */
 export const describe = (cfg: RuntimeConfigShape): ReadonlyArray<{ key: Key; value: string; origin: Origin }> =>
-  [...catalog.keys.values()].map((spec) => {
+  [...(cfg.moduleSections.length === 0 ? catalogOfRuntime : catalogOf([...sections, ...cfg.moduleSections])).keys.values()].map((spec) => {
     const value = (cfg.sections.get(spec.section.id) as Record<string, unknown> | undefined)?.[spec.field]
     return { key: spec.dotted, value: spec.key.secret && !Option.isOption(value) ? "<redacted>" : ConfigSection.show(value), origin: cfg.origins[spec.dotted] ?? "default" }
   })
@@ -307,7 +320,7 @@ export const describe = (cfg: RuntimeConfigShape): ReadonlyArray<{ key: Key; val
  */
 export const layer = (cfg: RuntimeConfigShape): Layer.Layer<RuntimeConfig | SectionServices> => {
   let context = Context.make(RuntimeConfig, cfg) as Context.Context<any>
-  for (const s of sections) context = Context.add(context, s, cfg.sections.get(s.id) as never)
+  for (const s of [...sections, ...cfg.moduleSections]) context = Context.add(context, s, cfg.sections.get(s.id) as never)
   return Layer.succeedContext(context) as Layer.Layer<RuntimeConfig | SectionServices>
 }
 

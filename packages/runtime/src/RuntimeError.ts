@@ -49,6 +49,24 @@ export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>(id("ConfigI
 }
 
 /**
+ * The application's modules do not fit together (a task or lane name used
+ * twice, a bad migration key): a programming error, listed in full.
+ *
+ * @category errors
+ */
+export class ModuleInvalid extends Schema.TaggedError<ModuleInvalid>(id("ModuleInvalid"))("ModuleInvalid", {
+  problems: Schema.Array(Problem)
+}) {
+  readonly [ReasonTypeId] = ReasonTypeId
+  readonly isRetryable = false
+  readonly httpStatus = 500
+  override get message(): string {
+    return [`invalid application modules (${this.problems.length} problem${this.problems.length === 1 ? "" : "s"}):`,
+      ...this.problems.map((p) => `  - ${p.key}: ${p.message}`)].join("\n")
+  }
+}
+
+/**
  * The database could not be reached within the connection budget.
  *
  * @category errors
@@ -240,6 +258,7 @@ export class Internal extends Schema.TaggedError<Internal>(id("Internal"))("Inte
 /** Every reason a `RuntimeError` can carry. */
 export const Reason = Schema.Union([
   ConfigInvalid,
+  ModuleInvalid,
   DatabaseUnavailable,
   MigrationFailed,
   EmbeddedPostgresFailed,

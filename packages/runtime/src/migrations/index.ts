@@ -2,7 +2,6 @@
  * The ordered list of runtime migrations. Files are numbered and never edited
  * once landed; a change of schema is a new file.
  */
-import { Migrator } from "effect/sql"
 import m0001 from "./0001_nodes.ts"
 import m0002 from "./0002_audit_events.ts"
 import m0003 from "./0003_tasks.ts"
@@ -17,9 +16,5 @@ export const all = {
   "0005_drop_task_artifacts": m0005
 }
 
-export const loader = Migrator.fromRecord(all)
-
-/** The highest migration id this build knows; readiness requires the database to be at least here. */
-export const latestId = Math.max(...Object.keys(all).map((k) => Number(k.split("_")[0])))
-
+/** The runtime's bookkeeping table (each module has its own, see Database.migrationSet). */
 export const table = "asterforge_migrations"

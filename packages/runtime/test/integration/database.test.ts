@@ -33,7 +33,7 @@ describe("migrations", () => {
       const second = yield* Database.migrate
       const after = yield* Database.migrationsApplied
       expect(before).toBe(false)
-      expect(first.map(([id]) => id)).toEqual(Object.keys(Migrations.all).map((k) => Number(k.split("_")[0])))
+      expect(first.map((a) => [a.owner, a.id])).toEqual(Object.keys(Migrations.all).map((k) => ["asterforge", Number(k.split("_")[0])]))
       expect(second).toEqual([])
       expect(after).toBe(true)
       const tables = yield* Kit.queryDb<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
