@@ -43,7 +43,10 @@ import { ConfigInvalid, RuntimeError } from "./RuntimeError.ts"
 import { TaskRegistry } from "./TaskRegistry.ts"
 import * as Telemetry from "./Telemetry.ts"
 
-/** The most handlers one process runs at once, over all its queues. */
+/**
+ * The most handlers one process runs at once, over all its queues; past it,
+ * run more worker processes rather than larger pools.
+ */
 export const maxConcurrencyPerProcess = 64
 
 /**
@@ -62,7 +65,9 @@ export interface QueueStatus {
   readonly lastError: string | null
 }
 
+/** @category models */
 export interface DispatcherShape {
+  /** Every queue's pool, for health and admin views. */
   readonly status: Effect.Effect<ReadonlyArray<QueueStatus>>
 }
 

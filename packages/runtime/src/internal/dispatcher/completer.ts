@@ -28,6 +28,7 @@ interface Completion {
   readonly outcome: TaskOutcome.Outcome
 }
 
+/** The batch writer of task outcomes. */
 export interface Completer {
   /** Queues an outcome for writing; waits while the buffer is full (false once closed). */
   readonly complete: (task: Task.Claimed, outcome: TaskOutcome.Outcome) => Effect.Effect<boolean>
@@ -38,6 +39,7 @@ export interface Completer {
 const capacity = 2048
 const maxBatch = 1000
 
+/** Starts the writer fiber in the current scope; `close` ends it. */
 export const make = (options: {
   readonly sql: SqlClient.SqlClient
   readonly audit: AuditLogShape

@@ -22,6 +22,7 @@ import * as Telemetry from "../../Telemetry.ts"
 import type { Completer } from "./completer.ts"
 import { type Entry, inFlight, type Pool, type Pools, wake } from "./pool.ts"
 
+/** Runs claimed tasks, one fiber per run. */
 export interface Executor {
   /**
    * Runs a task in a slot its pool has already counted, then frees the slot.
@@ -34,6 +35,7 @@ const tokenBytes = 32
 /** Unguessable: 256 random bits, URL-safe. */
 export const newCallbackToken = (): string => Crypto.randomBytes(tokenBytes).toString("base64url")
 
+/** An executor over the given pools; pure set-up, nothing starts until `run`. */
 export const make = (options: {
   readonly registry: TaskRegistryShape
   readonly pools: Pools

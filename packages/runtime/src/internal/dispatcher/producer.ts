@@ -23,6 +23,7 @@ import type { Completer } from "./completer.ts"
 import type { Executor } from "./executor.ts"
 import { type Entry, inFlight, type Pool, type Pools, wake } from "./pool.ts"
 
+/** The claim loops of every pool, and what happens to tasks claimed but never started. */
 export interface Producer {
   /** Starts the NOTIFY listener, then one supervised claim loop per queue. */
   readonly start: Effect.Effect<void, never, Scope.Scope | RuntimeServices>
@@ -32,6 +33,7 @@ export interface Producer {
   readonly stop: Effect.Effect<void>
 }
 
+/** What the producer works with: the pools it fills and where their runs go. */
 export interface Options {
   readonly sql: SqlClient.SqlClient
   readonly pg: PgClient.PgClient
@@ -47,6 +49,7 @@ export interface Options {
   readonly pollInterval: Duration.Duration
 }
 
+/** Sets the producer up in the current scope; `start` begins claiming. */
 export const make = (options: Options): Effect.Effect<Producer, never, Scope.Scope> =>
   Effect.gen(function*() {
     const loops = yield* FiberSet.make<never, never>()
