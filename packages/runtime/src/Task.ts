@@ -205,6 +205,30 @@ export interface Context {
 }
 
 /**
+ * A task this node holds a lease on, as the claim returns it. `leaseEpoch` is
+ * the fencing token every later write of this run must name.
+ */
+export interface Claimed {
+  readonly id: string
+  readonly name: string
+  readonly queue: string
+  /** As stored: decode with `decodePayload(definition, payload, payloadVersion)`. */
+  readonly payload: unknown
+  readonly payloadVersion: number
+  /** 1-based attempt number of this run (the claim counted it). */
+  readonly attempt: number
+  readonly maxAttempts: number
+  readonly leaseEpoch: number
+  readonly metadata: Record<string, unknown>
+  readonly deadline: Date | null
+  /** The deadline had passed when the claim ran (by the database clock). */
+  readonly deadlinePassed: boolean
+  /** The enqueuer's W3C trace context, continued by the run. */
+  readonly traceparent: string | null
+  readonly createdAt: Date
+}
+
+/**
  * A definition bound to the code that runs it. `Req` is the services `run`
  * needs; `ApplicationModule.make` checks once that the runtime provides them.
  * Without arguments, any handler (what the registry holds, already checked).

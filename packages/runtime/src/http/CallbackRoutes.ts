@@ -8,14 +8,18 @@
  * `retryable` is false). A bad body is a 400 with the reason and changes
  * nothing, so the caller can fix it and call again; a used or unknown token is
  * a 404.
+ *
+ * The route owns HTTP only (parsing, status codes, the once-only update); what
+ * the task becomes is `TaskOutcome.ofCallback`, the rules the dispatcher uses.
  */
-import { Duration, Effect, Layer, Result, Schema } from "effect"
+import { Effect, Layer, Result, Schema } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { SqlClient } from "effect/sql"
 import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
 import * as LeaseSql from "../internal/sql/leases.ts"
 import * as Task from "../Task.ts"
+import * as TaskOutcome from "../TaskOutcome.ts"
 import { TaskRegistry } from "../TaskRegistry.ts"
 
 const Body = Schema.Union([
@@ -55,43 +59,14 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | SqlClient.
         }
         const [task] = yield* LeaseSql.findByCallbackToken(sql, token)
         if (task === undefined) return problem(404, "unknown or already used callback token")
-        const definition = registry.definition(task.name)
-
-        let resolution: Parameters<typeof LeaseSql.resolveCallback>[1]
-        if ("result" in body.success) {
-          let stored: unknown = body.success.result
-          if (definition !== undefined) {
-            const decoded = Task.decodeResult(definition, body.success.result)
-            if (Result.isFailure(decoded)) return problem(400, `result does not match the result schema of task "${task.name}"`, decoded.failure)
-            stored = Result.getOrThrow(Task.encodeResult(definition, decoded.success))
-          }
-          resolution = { token, state: "succeeded", result: stored ?? null, error: null, delay_ms: null }
-        } else {
-          const e = body.success.error
-          const retry = e.retryable !== false && task.attempt < task.max_attempts
-          const detail: Task.ErrorDetail = {
-            tag: "CallbackError",
-            message: e.message,
-            code: e.code ?? null,
-            attempt: task.attempt,
-            at: new Date().toISOString()
-          }
-          const delay = retry && definition !== undefined ? Duration.toMillis(definition.retry.backoff(task.attempt)) : retry ? 0 : null
-          resolution = { token, state: retry ? "retryable" : "failed", result: undefined, error: detail, delay_ms: delay }
-        }
-        const [updated] = yield* LeaseSql.resolveCallback(sql, resolution)
+        const actor = AuditEvents.actors.callback
+        const outcome = TaskOutcome.ofCallback(registry.definition(task.name), task, body.success, actor)
+        if (Result.isFailure(outcome)) return problem(400, `result does not match the result schema of task "${task.name}"`, outcome.failure)
+        const [updated] = yield* LeaseSql.resolveCallback(sql, token, outcome.success)
         // Someone else used the token between our look-up and the update.
         if (updated === undefined) return problem(404, "unknown or already used callback token")
-        const actor = AuditEvents.actors.callback
         yield* audit.record(AuditEvents.taskCallbackReceived({ actor, subject: updated.id, details: { name: updated.name, state: updated.state } }))
-        if (updated.state === "failed" && resolution.error !== null) {
-          const e = resolution.error as Task.ErrorDetail
-          yield* audit.record(AuditEvents.taskFailed({
-            actor,
-            subject: updated.id,
-            details: { name: updated.name, attempt: task.attempt, tag: e.tag, message: e.message, code: e.code, exhausted: task.attempt >= task.max_attempts }
-          }))
-        }
+        if (outcome.success.audit !== undefined) yield* audit.record(outcome.success.audit)
         if (updated.state === "retryable") yield* sql`SELECT pg_notify('asterforge_tasks', ${updated.queue})`
         return HttpServerResponse.jsonUnsafe({ id: updated.id, state: updated.state })
       }).pipe(

@@ -5,28 +5,15 @@
  * change the row.
  */
 import type { SqlClient } from "effect/sql"
-
-export interface Claimed {
-  readonly id: string
-  readonly name: string
-  readonly queue: string
-  readonly payload: unknown
-  readonly payload_version: number
-  readonly attempt: number
-  readonly max_attempts: number
-  readonly lease_epoch: number
-  readonly metadata: Record<string, unknown>
-  readonly deadline: Date | null
-  readonly deadline_passed: boolean
-  readonly traceparent: string | null
-  readonly created_at: Date
-}
+import type * as Task from "../../Task.ts"
+import type * as TaskOutcome from "../../TaskOutcome.ts"
 
 /**
  * One statement claims up to `limit` due tasks of a queue: by priority (lower
  * first), then due time. SKIP LOCKED lets concurrent claimers take disjoint
  * rows without waiting. Due `scheduled`/`retryable` rows are claimed directly,
- * so time-based work runs even before a promotion pass.
+ * so time-based work runs even before a promotion pass. Columns are aliased to
+ * the domain's camelCase (`Task.Claimed`), so no row mapping runs per task.
  */
 export const claim = (sql: SqlClient.SqlClient, options: {
   readonly queue: string
@@ -36,7 +23,7 @@ export const claim = (sql: SqlClient.SqlClient, options: {
   readonly owner: string
   readonly leaseMs: number
 }) =>
-  sql<Claimed>`
+  sql<Task.Claimed>`
     WITH picked AS (
       SELECT id FROM tasks
       WHERE queue = ${options.queue} AND state IN ('available', 'scheduled', 'retryable') AND run_at <= now()
@@ -53,9 +40,9 @@ export const claim = (sql: SqlClient.SqlClient, options: {
       lease_epoch = t.lease_epoch + 1,
       attempted_at = now()
     FROM picked WHERE t.id = picked.id
-    RETURNING t.id::text AS id, t.name, t.queue, t.payload, t.payload_version, t.attempt, t.max_attempts,
-              t.lease_epoch, t.metadata, t.deadline, coalesce(t.deadline <= now(), false) AS deadline_passed,
-              t.traceparent, t.created_at`
+    RETURNING t.id::text AS id, t.name, t.queue, t.payload, t.payload_version AS "payloadVersion", t.attempt,
+              t.max_attempts AS "maxAttempts", t.lease_epoch AS "leaseEpoch", t.metadata, t.deadline,
+              coalesce(t.deadline <= now(), false) AS "deadlinePassed", t.traceparent, t.created_at AS "createdAt"`
 
 /**
  * One statement per node extends every lease it holds (found by id through the
@@ -63,16 +50,16 @@ export const claim = (sql: SqlClient.SqlClient, options: {
  * to cancel, as a backstop for a missed NOTIFY.
  */
 export const heartbeat = (sql: SqlClient.SqlClient, options: { readonly owner: string; readonly ids: ReadonlyArray<string>; readonly leaseMs: number }) =>
-  sql<{ id: string; cancel_requested: boolean }>`
+  sql<{ id: string; cancelRequested: boolean }>`
     UPDATE tasks SET lease_expires_at = now() + ${options.leaseMs} * interval '1 millisecond'
     WHERE id = ANY(${`{${options.ids.join(",")}}`}::bigint[]) AND lease_owner = ${options.owner} AND state = 'running'
-    RETURNING id::text AS id, cancel_requested_at IS NOT NULL AS cancel_requested`
+    RETURNING id::text AS id, cancel_requested_at IS NOT NULL AS "cancelRequested"`
 
-/** The next state of one task, decided by the dispatcher from its handler's outcome. */
+/** One row of `finish`: the next state of one task under the lease epoch it was claimed with. */
 export interface Finish {
   readonly id: string
   readonly epoch: number
-  readonly state: "succeeded" | "failed" | "cancelled" | "retryable" | "scheduled" | "available" | "waiting_callback"
+  readonly state: TaskOutcome.NextState
   readonly result: unknown
   readonly error: unknown
   /** run_at = now() + this, for retryable/scheduled/available. */
@@ -82,6 +69,19 @@ export interface Finish {
   readonly callback_token: string | null
   readonly callback_timeout_ms: number | null
 }
+
+/** The `finish` row of a claimed task's outcome: the one place outcomes meet column names. */
+export const finishRow = (task: Pick<Task.Claimed, "id" | "leaseEpoch">, outcome: TaskOutcome.Outcome): Finish => ({
+  id: task.id,
+  epoch: task.leaseEpoch,
+  state: outcome.state,
+  result: outcome.result,
+  error: outcome.error,
+  delay_ms: outcome.delayMs,
+  attempt_delta: outcome.attemptDelta,
+  callback_token: outcome.callbackToken,
+  callback_timeout_ms: outcome.callbackTimeoutMs
+})
 
 /**
  * Writes a batch of outcomes in one statement. Only rows still `running` under
@@ -118,29 +118,28 @@ export const finish = (sql: SqlClient.SqlClient, batch: ReadonlyArray<Finish>) =
     )
     SELECT u.id::text AS id, u.state, u.queue FROM updated u CROSS JOIN notified`
 
-/** Resolves a parked task once: only the first caller with the token changes it. */
-export const resolveCallback = (sql: SqlClient.SqlClient, options: {
-  readonly token: string
-  readonly state: "succeeded" | "failed" | "retryable"
-  readonly result: unknown
-  readonly error: unknown
-  readonly delay_ms: number | null
-}) =>
-  sql<{ id: string; name: string; state: string; queue: string }>`
+/**
+ * Resolves a parked task once, as its callback's outcome says: only the first
+ * caller with the token changes it. An `undefined` result keeps the stored one.
+ */
+export const resolveCallback = (sql: SqlClient.SqlClient, token: string, outcome: TaskOutcome.Outcome<"succeeded" | "failed" | "retryable">) => {
+  const error = outcome.error === null ? null : JSON.stringify(outcome.error)
+  return sql<{ id: string; name: string; state: string; queue: string }>`
     UPDATE tasks SET
-      state = ${options.state},
-      result = coalesce(${options.result === undefined ? null : JSON.stringify(options.result)}::jsonb, result),
-      errors = CASE WHEN ${options.error === null ? null : JSON.stringify(options.error)}::jsonb IS NULL THEN errors
-                    ELSE errors || jsonb_build_array(${options.error === null ? null : JSON.stringify(options.error)}::jsonb) END,
-      run_at = CASE WHEN ${options.delay_ms}::double precision IS NULL THEN run_at
-                    ELSE now() + ${options.delay_ms}::double precision * interval '1 millisecond' END,
-      finished_at = CASE WHEN ${options.state} IN ('succeeded', 'failed') THEN now() END,
+      state = ${outcome.state},
+      result = coalesce(${outcome.result === undefined ? null : JSON.stringify(outcome.result)}::jsonb, result),
+      errors = CASE WHEN ${error}::jsonb IS NULL THEN errors ELSE errors || jsonb_build_array(${error}::jsonb) END,
+      run_at = CASE WHEN ${outcome.delayMs}::double precision IS NULL THEN run_at
+                    ELSE now() + ${outcome.delayMs}::double precision * interval '1 millisecond' END,
+      finished_at = CASE WHEN ${outcome.state} IN ('succeeded', 'failed') THEN now() END,
       callback_token = NULL,
       callback_expires_at = NULL
-    WHERE callback_token = ${options.token} AND state = 'waiting_callback'
+    WHERE callback_token = ${token} AND state = 'waiting_callback'
     RETURNING id::text AS id, name, state, queue`
+}
 
+/** The task parked under a callback token, if it still waits. */
 export const findByCallbackToken = (sql: SqlClient.SqlClient, token: string) =>
-  sql<{ id: string; name: string; attempt: number; max_attempts: number }>`
-    SELECT id::text AS id, name, attempt, max_attempts FROM tasks
+  sql<TaskOutcome.Attempt>`
+    SELECT id::text AS id, name, attempt, max_attempts AS "maxAttempts" FROM tasks
     WHERE callback_token = ${token} AND state = 'waiting_callback'`

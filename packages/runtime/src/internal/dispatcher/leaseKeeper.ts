@@ -1,0 +1,75 @@
+/**
+ * The lease keeper: keeps this node's leases alive and acts on what it learns.
+ *
+ * - One heartbeat statement per node extends every lease it holds, waiting or
+ *   running, every `heartbeatInterval`.
+ * - Cancellation: a NOTIFY on `asterforge_cancel` cancels a task at once (a
+ *   waiting one is settled as cancelled, a running one is interrupted and
+ *   recorded as cancelled); the heartbeat returns cancel requests too, as the
+ *   backstop for a missed NOTIFY.
+ * - Lease loss: a task this node holds but the heartbeat no longer extends was
+ *   rescued elsewhere. Its handler is interrupted and its result discarded
+ *   (the fenced write would be refused anyway), so no work is wasted on it.
+ * - A failed heartbeat is logged and tried again next interval: leases last
+ *   several intervals.
+ */
+import { type Duration, Effect, Fiber, Queue, Schedule, type Scope } from "effect"
+import type { SqlClient } from "effect/sql"
+import type { PgClient } from "@effect/sql-pg"
+import * as TaskOutcome from "../../TaskOutcome.ts"
+import * as Telemetry from "../../Telemetry.ts"
+import * as LeaseSql from "../sql/leases.ts"
+import { find, type Pools } from "./pool.ts"
+import type { Producer } from "./producer.ts"
+
+/** Forks the heartbeat and the cancel listener into the current scope. */
+export const start = (options: {
+  readonly sql: SqlClient.SqlClient
+  readonly pg: PgClient.PgClient
+  readonly pools: Pools
+  readonly producer: Producer
+  readonly owner: string
+  readonly leaseMs: number
+  readonly heartbeatInterval: Duration.Duration
+}): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { sql, pools, owner, leaseMs } = options
+
+    const cancelLocal = (id: string) =>
+      Effect.gen(function*() {
+        const entry = find(pools, id)
+        if (entry === undefined || entry.cancelRequested) return
+        entry.cancelRequested = true
+        yield* Effect.logInfo(`cancelling task ${id} on request`)
+        const pool = pools.byQueue.get(entry.task.queue)!
+        if (pool.ready.includes(entry)) yield* options.producer.settleUnstarted(pool, entry, TaskOutcome.cancelledBeforeRun)
+        else if (entry.handler) yield* Fiber.interrupt(entry.handler)
+      })
+
+    const heartbeat = Effect.gen(function*() {
+      const startedAt = Date.now()
+      const ids = pools.all.flatMap((p) => [...p.running.keys()])
+      if (ids.length === 0) return
+      const held = yield* LeaseSql.heartbeat(sql, { owner, ids, leaseMs })
+      const heldIds = new Set(held.map((r) => r.id))
+      for (const r of held) if (r.cancelRequested) yield* cancelLocal(r.id)
+      // Held here but no longer leased to us (rescued elsewhere): stop wasting work on it. Only
+      // entries claimed before this heartbeat began: later claims were not in its list.
+      for (const pool of pools.all) {
+        for (const [id, entry] of pool.running) {
+          if (!heldIds.has(id) && entry.claimedAt < startedAt && !entry.leaseLost) {
+            entry.leaseLost = true
+            if (entry.handler) yield* Fiber.interrupt(entry.handler)
+          }
+        }
+      }
+    }).pipe(
+      Effect.catchCause((cause) => Effect.logWarning("lease heartbeat failed", cause)),
+      Telemetry.component("dispatcher")
+    )
+
+    const cancels = yield* options.pg.listen("asterforge_cancel").pipe(Effect.orDie)
+    yield* Effect.forkScoped(Effect.forever(Queue.take(cancels).pipe(Effect.flatMap((n) => cancelLocal(n.payload))))
+      .pipe(Effect.catchCause((c) => Effect.logError("cancel notifications stopped; heartbeat backstop continues", c))))
+    yield* Effect.forkScoped(heartbeat.pipe(Effect.repeat(Schedule.spaced(options.heartbeatInterval))))
+  })

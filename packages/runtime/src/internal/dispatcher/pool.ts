@@ -1,0 +1,110 @@
+/**
+ * The dispatcher's shared state: one pool per queue, holding every task this
+ * node has a lease on in that queue, and the node-wide `stopping` flag.
+ *
+ * The producer fills a pool (claims into `ready`, starts runs into free slots),
+ * the executor frees a slot when a run ends, the lease keeper marks entries
+ * whose lease is gone or whose cancel was requested, and the dispatcher reads
+ * it for status and drains it on shutdown. Plain mutable data on purpose: all
+ * of it is touched on the hot path, by fibers of one layer on one thread.
+ */
+import { Effect, type Fiber, Metric, Queue } from "effect"
+import type * as Task from "../../Task.ts"
+import * as Telemetry from "../../Telemetry.ts"
+
+/** A task this node holds a lease on: waiting for a slot, or running. */
+export interface Entry {
+  readonly task: Task.Claimed
+  readonly claimedAt: number
+  /** Set once the handler fiber starts. */
+  handler: Fiber.Fiber<unknown, unknown> | undefined
+  /** Set before interrupting for a cancel, so the interruption is recorded as a cancellation. */
+  cancelRequested: boolean
+  /** Set when the heartbeat finds the lease gone: the result would be refused, so none is written. */
+  leaseLost: boolean
+}
+
+/** One queue's slots, tasks and claim state. */
+export interface Pool {
+  readonly queue: string
+  readonly concurrency: number
+  /** Tasks claimed ahead of a free slot, so the next claim overlaps the handlers of this one. */
+  readonly prefetch: number
+  readonly names: ReadonlyArray<string>
+  /** Every task this node holds a lease on in this queue: started, or waiting in `ready`. */
+  readonly running: Map<string, Entry>
+  /** Claimed, not started yet: started in claim order as slots free up. */
+  readonly ready: Array<Entry>
+  /** Handlers running now (at most `concurrency`). */
+  active: number
+  /** Wakes the claim loop: a NOTIFY, a freed slot, a retry coming due. */
+  readonly wake: Queue.Queue<void>
+  /** The last claim filled every free slot: more work may be waiting. */
+  maybeMore: boolean
+  readonly metrics: Readonly<Record<"claimed" | "wait" | "duration" | "inFlight" | "restarts", Metric.Metric<number, any>>>
+  restarts: number
+  lastError: string | null
+}
+
+/** Every pool of this node, and whether it is shutting down. */
+export interface Pools {
+  readonly all: ReadonlyArray<Pool>
+  readonly byQueue: ReadonlyMap<string, Pool>
+  /** Shutdown began: claim nothing more, start nothing more. */
+  stopping: boolean
+}
+
+/**
+ * One pool per queue. Every pool knows every registered name: any task may be
+ * enqueued on any queue (the `queue` option).
+ */
+export const make = (options: {
+  readonly queues: ReadonlyArray<{ readonly queue: string; readonly concurrency: number }>
+  readonly prefetch: number
+  readonly names: ReadonlyArray<string>
+}): Effect.Effect<Pools> =>
+  Effect.gen(function*() {
+    const all: Array<Pool> = []
+    for (const { queue, concurrency } of options.queues) {
+      all.push({
+        queue,
+        concurrency,
+        prefetch: options.prefetch,
+        names: options.names,
+        running: new Map(),
+        ready: [],
+        active: 0,
+        wake: yield* Queue.sliding<void>(1),
+        maybeMore: true,
+        // Labelled metrics are built once per label set: building one per update showed in profiles.
+        metrics: {
+          claimed: Metric.withAttributes(Telemetry.metrics.tasksClaimed, { queue }),
+          wait: Metric.withAttributes(Telemetry.metrics.taskWait, { queue }),
+          duration: Metric.withAttributes(Telemetry.metrics.taskDuration, { queue }),
+          inFlight: Metric.withAttributes(Telemetry.metrics.tasksInFlight, { queue }),
+          restarts: Metric.withAttributes(Telemetry.metrics.workerRestarts, { queue })
+        },
+        restarts: 0,
+        lastError: null
+      })
+    }
+    return { all, byQueue: new Map(all.map((p) => [p.queue, p])), stopping: false }
+  })
+
+/** Wakes a pool's claim loop (at most one wake-up waits: the queue slides). */
+export const wake = (pool: Pool) => Queue.offer(pool.wake, undefined)
+
+/** Publishes the number of handlers running in a pool. */
+export const inFlight = (pool: Pool) => Metric.update(pool.metrics.inFlight, pool.active)
+
+/** The entry of a task this node holds, in whichever pool. */
+export const find = (pools: Pools, id: string): Entry | undefined => {
+  for (const pool of pools.all) {
+    const entry = pool.running.get(id)
+    if (entry) return entry
+  }
+  return undefined
+}
+
+/** Handlers running now, over all pools. */
+export const active = (pools: Pools): number => pools.all.reduce((n, p) => n + p.active, 0)
