@@ -2,22 +2,14 @@
  * Dispatcher: claims tasks, runs their handlers with bounded concurrency, and
  * records what happened, under leases.
  *
- * This module is the service, its status and the wiring; each job has its own
- * module in `internal/dispatcher/`, after River's producer / job executor /
- * job completer split:
- *
- * - `producer`: one claim loop per queue. It claims only as many tasks as it
- *   has free slots (backpressure), plus `worker.prefetch` ahead that wait on
- *   this node for a slot, in one statement. LISTEN/NOTIFY wakes it as soon as
- *   work arrives or a slot frees up; `worker.poll_interval` is the backstop.
- * - `executor`: one run. Each handler runs in its own fiber under the task's
- *   timeout; whatever it ends with (success, a typed failure, a defect, an
- *   interruption) becomes an outcome by the rules of `TaskOutcome`.
- * - `completer`: outcomes are written in batches by one writer, each guarded by
- *   `(id, lease_epoch)` so a stale worker's late result is refused.
- * - `leaseKeeper`: one heartbeat statement per node extends every lease it
- *   holds, and doubles as the backstop for cancellations whose NOTIFY was
- *   missed; a lease found gone stops its handler.
+ * This module is the service, its `[worker]` configuration and the wiring;
+ * each job has its own module in `internal/dispatcher/` (River's producer /
+ * job executor / job completer split): `producer` (per-queue claim loops with
+ * backpressure and prefetch, woken by LISTEN/NOTIFY, polling as backstop),
+ * `executor` (one run: context, timeout, span; its end becomes an outcome by
+ * the rules of `TaskOutcome`), `completer` (batched writes fenced by
+ * `(id, lease_epoch)`), `leaseKeeper` (one heartbeat per node, cancel NOTIFY
+ * and its backstop, lost leases) and `pool` (their shared state).
  *
  * On shutdown: stop claiming, hand prefetched tasks back at once, give running
  * handlers `shutdown.grace`, then interrupt the rest and hand their tasks
@@ -28,29 +20,24 @@
 import { Context, Duration, Effect, Fiber, FiberSet, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import type { RuntimeServices } from "./ApplicationModule.ts"
 import * as AuditEvents from "./AuditEvents.ts"
 import { AuditLog } from "./AuditLog.ts"
-import { HealthRegistry, fail as healthFail, pass as healthPass } from "./Health.ts"
+import { HealthRegistry } from "./Health.ts"
 import * as Completer from "./internal/dispatcher/completer.ts"
 import * as Executor from "./internal/dispatcher/executor.ts"
 import * as LeaseKeeper from "./internal/dispatcher/leaseKeeper.ts"
 import * as Pool from "./internal/dispatcher/pool.ts"
 import * as Producer from "./internal/dispatcher/producer.ts"
-import { NodeIdentity } from "./NodeIdentity.ts"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import * as ConfigSection from "./ConfigSection.ts"
-import type { Problem } from "./RuntimeError.ts"
-import * as Shutdown from "./Shutdown.ts"
+import { NodeIdentity } from "./NodeIdentity.ts"
 import { ConfigInvalid, RuntimeError } from "./RuntimeError.ts"
+import * as Shutdown from "./Shutdown.ts"
 import { TaskRegistry } from "./TaskRegistry.ts"
 import * as Telemetry from "./Telemetry.ts"
 
-/**
- * The most handlers one process runs at once, over all its queues; past it,
- * run more worker processes rather than larger pools.
- */
-export const maxConcurrencyPerProcess = 64
+/** The most handlers one process runs at once, over all its queues (`Pool.maxConcurrencyPerProcess`). */
+export const maxConcurrencyPerProcess = Pool.maxConcurrencyPerProcess
 
 const queueName = { pattern: /^[a-z0-9_.-]{1,64}$/i, describe: "1-64 characters of [a-z0-9_.-]" }
 
@@ -100,42 +87,17 @@ export const Config = ConfigSection.make("worker", {
 export type Config = ConfigSection.TypeOf<typeof Config>
 
 /**
- * The pools a dispatcher runs: one per queue that registered tasks use or
- * `worker.queues` lists, each with its concurrency. The total is bounded per
- * process; the check runs before anything starts (`Runtime` calls this with
- * the modules' queues), not after connecting.
+ * The pools a dispatcher runs, and the problems with them (the concurrency
+ * total). `Runtime` checks it with the modules' queues before anything starts.
  */
-export const queuePlan = (
-  worker: { readonly concurrency: number; readonly queues: ReadonlyMap<string, number> },
-  registeredQueues: ReadonlyArray<string>
-): { readonly pools: ReadonlyArray<{ readonly queue: string; readonly concurrency: number }>; readonly problems: ReadonlyArray<Problem> } => {
-  const pools = [...new Set([...registeredQueues, ...worker.queues.keys()])]
-    .map((queue) => ({ queue, concurrency: worker.queues.get(queue) ?? worker.concurrency }))
-  const total = pools.reduce((n, p) => n + p.concurrency, 0)
-  return {
-    pools,
-    problems: total <= maxConcurrencyPerProcess ? [] : [{
-      key: "worker.concurrency",
-      message: `concurrency over all queues is ${total} (${pools.map((p) => `${p.queue}=${p.concurrency}`).join(", ")}); at most ${maxConcurrencyPerProcess} per process: lower worker.concurrency / worker.queues or run more worker processes`
-    }]
-  }
-}
+export const queuePlan = Pool.plan
 
 /**
  * One queue's pool as health and admin views show it.
  *
  * @category models
  */
-export interface QueueStatus {
-  readonly queue: string
-  readonly concurrency: number
-  readonly running: number
-  readonly free: number
-  /** Times the claim loop failed and was restarted. */
-  readonly restarts: number
-  /** First line of the claim loop's last failure, until a claim succeeds again. */
-  readonly lastError: string | null
-}
+export type QueueStatus = Pool.QueueStatus
 
 /** @category models */
 export interface DispatcherShape {
@@ -160,7 +122,15 @@ export class Dispatcher extends Context.Service<Dispatcher, DispatcherShape>()("
 export const layer: Layer.Layer<
   Dispatcher,
   RuntimeError,
-  RuntimeServices | TaskRegistry | ConfigSection.Tag<"worker"> | ConfigSection.Tag<"shutdown"> | ConfigSection.Tag<"telemetry">
+  | SqlClient.SqlClient
+  | PgClient.PgClient
+  | NodeIdentity
+  | AuditLog
+  | HealthRegistry
+  | TaskRegistry
+  | ConfigSection.Tag<"worker">
+  | ConfigSection.Tag<"shutdown">
+  | ConfigSection.Tag<"telemetry">
 > = Layer.effect(
   Dispatcher,
   Effect.gen(function*() {
@@ -171,9 +141,9 @@ export const layer: Layer.Layer<
     const audit = yield* AuditLog
     const health = yield* HealthRegistry
     const registry = yield* TaskRegistry
-    // Handlers need the runtime's services; the fibers they run in are forked from this layer's
-    // context, so they inherit them without a per-task provide.
-    yield* Effect.context<RuntimeServices>()
+    // Handlers need the runtime's services (checked by ApplicationModule.make): the fibers they run
+    // in are forked from this layer's context, which Runtime builds on the whole core, so they
+    // inherit them without a per-task provide.
     const actor = AuditEvents.actors.node(node.id)
     const owner = node.id
     const leaseMs = Duration.toMillis(config.worker.leaseDuration)
@@ -212,29 +182,10 @@ export const layer: Layer.Layer<
       }).pipe(Telemetry.component("dispatcher"))
     )
 
-    const status = Effect.sync(() =>
-      pools.all.map((p): QueueStatus => ({
-        queue: p.queue,
-        concurrency: p.concurrency,
-        running: p.active,
-        free: p.concurrency - p.active,
-        restarts: p.restarts,
-        lastError: p.lastError
-      })))
-
-    yield* health.register({
-      name: "dispatcher",
-      check: Effect.map(status, (queues) => {
-        const data = { queues: Object.fromEntries(queues.map((q) => [q.queue, { concurrency: q.concurrency, running: q.running, free: q.free, restarts: q.restarts }])) }
-        const failing = queues.filter((q) => q.lastError !== null)
-        return failing.length > 0
-          ? healthFail(`claim loop failing for ${failing.map((q) => `${q.queue} (${q.lastError})`).join(", ")}`, data)
-          : pools.stopping ? healthFail("draining", data) : healthPass(undefined, data)
-      })
-    })
+    yield* health.register({ name: "dispatcher", check: Effect.sync(() => Pool.readiness(pools)) })
     yield* Effect.logInfo(`dispatcher started: ${pools.all.map((p) => `${p.queue} x${p.concurrency}`).join(", ") || "no queues (no tasks registered)"}`)
       .pipe(Telemetry.component("dispatcher"))
 
-    return Dispatcher.of({ status })
+    return Dispatcher.of({ status: Effect.sync(() => Pool.status(pools)) })
   })
 )

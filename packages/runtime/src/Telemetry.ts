@@ -44,137 +44,47 @@ export type Config = ConfigSection.TypeOf<typeof Config>
 
 const seconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
+const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+const gauge = (name: string, description: string) => Metric.gauge(name, { description })
+/** Durations in seconds, 1 ms to 10 s. */
+const histogram = (name: string, description: string) => Metric.histogram(name, { description, boundaries: seconds })
+
 export const metrics = {
-  httpRequests: Metric.counter("asterforge_http_requests_total", {
-    description: "HTTP requests served, by route, method and status",
-    incremental: true
-  }),
-  httpDuration: Metric.histogram("asterforge_http_request_duration_seconds", {
-    description: "HTTP request duration",
-    boundaries: seconds
-  }),
-  auditRecorded: Metric.counter("asterforge_audit_recorded_total", {
-    description: "audit events accepted by record()",
-    incremental: true
-  }),
-  auditFlushed: Metric.counter("asterforge_audit_flushed_total", {
-    description: "audit events written to the database",
-    incremental: true
-  }),
-  auditDropped: Metric.counter("asterforge_audit_dropped_total", {
-    description: "audit events dropped because the buffer was full (overflow = \"drop\")",
-    incremental: true
-  }),
-  auditFlushFailures: Metric.counter("asterforge_audit_flush_failures_total", {
-    description: "audit batch inserts that failed and were retried",
-    incremental: true
-  }),
-  auditBufferDepth: Metric.gauge("asterforge_audit_buffer_depth", {
-    description: "audit events waiting in memory"
-  }),
-  auditFlushDuration: Metric.histogram("asterforge_audit_flush_duration_seconds", {
-    description: "duration of one audit batch insert",
-    boundaries: seconds
-  }),
-  dbConnectAttempts: Metric.counter("asterforge_db_connect_attempts_total", {
-    description: "database connection attempts at start-up",
-    incremental: true
-  }),
-  migrationsApplied: Metric.counter("asterforge_migrations_applied_total", {
-    description: "migrations applied by this node",
-    incremental: true
-  }),
-  nodeInfo: Metric.gauge("asterforge_node_info", {
-    description: "always 1; labels carry the node's mode, version and id"
-  }),
-  nodeHeartbeats: Metric.counter("asterforge_node_heartbeats_total", {
-    description: "liveness heartbeats written",
-    incremental: true
-  }),
-  ready: Metric.gauge("asterforge_ready", {
-    description: "1 when /health/ready would answer 200, else 0"
-  }),
-  configReloads: Metric.counter("asterforge_config_reloads_total", {
-    description: "configuration file reloads, by result",
-    incremental: true
-  }),
-  tasksEnqueued: Metric.counter("asterforge_tasks_enqueued_total", {
-    description: "tasks inserted, by queue and task",
-    incremental: true
-  }),
-  tasksClaimed: Metric.counter("asterforge_tasks_claimed_total", {
-    description: "tasks claimed by this node, by queue",
-    incremental: true
-  }),
-  tasksFinished: Metric.counter("asterforge_tasks_finished_total", {
-    description: "handler runs that ended, by queue, task and outcome (success, retry, terminal, snooze, timeout, interrupted, cancelled, callback)",
-    incremental: true
-  }),
-  taskDuration: Metric.histogram("asterforge_task_duration_seconds", {
-    description: "handler run time, by queue",
-    boundaries: seconds
-  }),
-  taskWait: Metric.histogram("asterforge_task_wait_seconds", {
-    description: "time from creation to the start of the first attempt, by queue",
-    boundaries: seconds
-  }),
-  tasksInFlight: Metric.gauge("asterforge_tasks_in_flight", {
-    description: "handlers running on this node, by queue"
-  }),
-  staleResultsRejected: Metric.counter("asterforge_stale_results_rejected_total", {
-    description: "completions refused because the task's lease epoch had moved on",
-    incremental: true
-  }),
-  laneRuns: Metric.counter("asterforge_lane_runs_total", {
-    description: "maintenance lane passes completed, by lane",
-    incremental: true
-  }),
-  laneDuration: Metric.histogram("asterforge_lane_duration_seconds", {
-    description: "duration of one lane pass, by lane",
-    boundaries: seconds
-  }),
-  laneItems: Metric.counter("asterforge_lane_items_total", {
-    description: "rows a lane pass acted on, by lane",
-    incremental: true
-  }),
-  laneErrors: Metric.counter("asterforge_lane_errors_total", {
-    description: "lane passes that failed or timed out, by lane",
-    incremental: true
-  }),
-  laneLag: Metric.gauge("asterforge_lane_lag_seconds", {
-    description: "how far the lane's last pass is behind its interval (0 when on time), by lane"
-  }),
-  laneLeader: Metric.gauge("asterforge_lane_leader", {
-    description: "1 while this node leads the lane, else 0, by lane"
-  }),
-  elections: Metric.counter("asterforge_lane_elections_total", {
-    description: "lane leaderships won by this node, by lane",
-    incremental: true
-  }),
-  queueDepth: Metric.gauge("asterforge_queue_depth", {
-    description: "tasks per queue and state, as of the last queue-stats pass"
-  }),
-  leaseRescues: Metric.counter("asterforge_lease_rescues_total", {
-    description: "tasks whose lease expired and were made available again (or failed, when out of attempts), by outcome",
-    incremental: true
-  }),
-  nodesDeclaredDead: Metric.counter("asterforge_nodes_declared_dead_total", {
-    description: "nodes that stopped heartbeating and were declared dead",
-    incremental: true
-  }),
-  dbPoolConnections: Metric.gauge("asterforge_db_pool_connections", {
-    description: "this node's pooled database connections by server-side state (active, idle, idle in transaction), sampled"
-  }),
-  dbPoolMax: Metric.gauge("asterforge_db_pool_max", {
-    description: "configured pool size (database.pool_max)"
-  }),
-  dbLatency: Metric.gauge("asterforge_db_latency_seconds", {
-    description: "round trip of a trivial query, as of the last system-health pass"
-  }),
-  workerRestarts: Metric.counter("asterforge_worker_restarts_total", {
-    description: "claim loops restarted by the supervisor after a failure, by queue",
-    incremental: true
-  })
+  httpRequests: counter("asterforge_http_requests_total", "HTTP requests served, by route, method and status"),
+  httpDuration: histogram("asterforge_http_request_duration_seconds", "HTTP request duration"),
+  auditRecorded: counter("asterforge_audit_recorded_total", "audit events accepted by record()"),
+  auditFlushed: counter("asterforge_audit_flushed_total", "audit events written to the database"),
+  auditDropped: counter("asterforge_audit_dropped_total", "audit events dropped because the buffer was full (overflow = \"drop\")"),
+  auditFlushFailures: counter("asterforge_audit_flush_failures_total", "audit batch inserts that failed and were retried"),
+  auditBufferDepth: gauge("asterforge_audit_buffer_depth", "audit events waiting in memory"),
+  auditFlushDuration: histogram("asterforge_audit_flush_duration_seconds", "duration of one audit batch insert"),
+  dbConnectAttempts: counter("asterforge_db_connect_attempts_total", "database connection attempts at start-up"),
+  migrationsApplied: counter("asterforge_migrations_applied_total", "migrations applied by this node"),
+  nodeInfo: gauge("asterforge_node_info", "always 1; labels carry the node's mode, version and id"),
+  nodeHeartbeats: counter("asterforge_node_heartbeats_total", "liveness heartbeats written"),
+  ready: gauge("asterforge_ready", "1 when /health/ready would answer 200, else 0"),
+  configReloads: counter("asterforge_config_reloads_total", "configuration file reloads, by result"),
+  tasksEnqueued: counter("asterforge_tasks_enqueued_total", "tasks inserted, by queue and task"),
+  tasksClaimed: counter("asterforge_tasks_claimed_total", "tasks claimed by this node, by queue"),
+  tasksFinished: counter("asterforge_tasks_finished_total", "handler runs that ended, by queue, task and outcome (success, retry, terminal, snooze, timeout, interrupted, cancelled, callback)"),
+  taskDuration: histogram("asterforge_task_duration_seconds", "handler run time, by queue"),
+  taskWait: histogram("asterforge_task_wait_seconds", "time from creation to the start of the first attempt, by queue"),
+  tasksInFlight: gauge("asterforge_tasks_in_flight", "handlers running on this node, by queue"),
+  staleResultsRejected: counter("asterforge_stale_results_rejected_total", "completions refused because the task's lease epoch had moved on"),
+  laneRuns: counter("asterforge_lane_runs_total", "maintenance lane passes completed, by lane"),
+  laneDuration: histogram("asterforge_lane_duration_seconds", "duration of one lane pass, by lane"),
+  laneItems: counter("asterforge_lane_items_total", "rows a lane pass acted on, by lane"),
+  laneErrors: counter("asterforge_lane_errors_total", "lane passes that failed or timed out, by lane"),
+  laneLag: gauge("asterforge_lane_lag_seconds", "how far the lane's last pass is behind its interval (0 when on time), by lane"),
+  laneLeader: gauge("asterforge_lane_leader", "1 while this node leads the lane, else 0, by lane"),
+  elections: counter("asterforge_lane_elections_total", "lane leaderships won by this node, by lane"),
+  queueDepth: gauge("asterforge_queue_depth", "tasks per queue and state, as of the last queue-stats pass"),
+  leaseRescues: counter("asterforge_lease_rescues_total", "tasks whose lease expired and were made available again (or failed, when out of attempts), by outcome"),
+  nodesDeclaredDead: counter("asterforge_nodes_declared_dead_total", "nodes that stopped heartbeating and were declared dead"),
+  dbPoolConnections: gauge("asterforge_db_pool_connections", "this node's pooled database connections by server-side state (active, idle, idle in transaction), sampled"),
+  dbPoolMax: gauge("asterforge_db_pool_max", "configured pool size (database.pool_max)"),
+  dbLatency: gauge("asterforge_db_latency_seconds", "round trip of a trivial query, as of the last system-health pass"),
+  workerRestarts: counter("asterforge_worker_restarts_total", "claim loops restarted by the supervisor after a failure, by queue")
 } as const
 
 // ---------------------------------------------------------------------------

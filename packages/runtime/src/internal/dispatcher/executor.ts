@@ -14,7 +14,6 @@
 import { Duration, Effect, Fiber, Metric } from "effect"
 import { identity } from "effect/Function"
 import * as Crypto from "node:crypto"
-import type { RuntimeServices } from "../../ApplicationModule.ts"
 import * as Task from "../../Task.ts"
 import * as TaskOutcome from "../../TaskOutcome.ts"
 import type { TaskRegistryShape } from "../../TaskRegistry.ts"
@@ -28,7 +27,7 @@ export interface Executor {
    * Runs a task in a slot its pool has already counted, then frees the slot.
    * Handlers need the runtime's services: fork it from a fiber that has them.
    */
-  readonly run: (pool: Pool, entry: Entry) => Effect.Effect<void, never, RuntimeServices>
+  readonly run: (pool: Pool, entry: Entry) => Effect.Effect<void>
 }
 
 const tokenBytes = 32
@@ -135,7 +134,9 @@ const body = (handler: Task.Handler, payload: unknown, task: Task.Claimed, callb
     },
     metadata: task.metadata
   }
-  return handler.run(payload, context).pipe(
+  // What the handler needs was checked by ApplicationModule.make and is in the context the
+  // dispatcher's fibers inherit from the node's layers (Runtime builds them below the dispatcher).
+  return (handler.run(payload, context) as Effect.Effect<unknown, Task.Failure>).pipe(
     Effect.timeoutOrElse({
       duration: definition.timeout,
       orElse: () => Effect.fail(new Task.Retryable({ message: `timed out after ${Duration.format(definition.timeout)}`, code: TaskOutcome.timeoutCode }))

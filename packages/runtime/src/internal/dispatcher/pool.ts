@@ -9,8 +9,38 @@
  * of it is touched on the hot path, by fibers of one layer on one thread.
  */
 import { Effect, type Fiber, Metric, Queue } from "effect"
+import { type CheckResult, fail, pass } from "../../Health.ts"
+import type { Problem } from "../../RuntimeError.ts"
 import type * as Task from "../../Task.ts"
 import * as Telemetry from "../../Telemetry.ts"
+
+/**
+ * The most handlers one process runs at once, over all its queues; past it,
+ * run more worker processes rather than larger pools.
+ */
+export const maxConcurrencyPerProcess = 64
+
+/**
+ * The pools a dispatcher runs: one per queue that registered tasks use or
+ * `worker.queues` lists, each with its concurrency. The total is bounded per
+ * process; the check runs before anything starts (`Runtime` calls this with
+ * the modules' queues), not after connecting.
+ */
+export const plan = (
+  worker: { readonly concurrency: number; readonly queues: ReadonlyMap<string, number> },
+  registeredQueues: ReadonlyArray<string>
+): { readonly pools: ReadonlyArray<{ readonly queue: string; readonly concurrency: number }>; readonly problems: ReadonlyArray<Problem> } => {
+  const pools = [...new Set([...registeredQueues, ...worker.queues.keys()])]
+    .map((queue) => ({ queue, concurrency: worker.queues.get(queue) ?? worker.concurrency }))
+  const total = pools.reduce((n, p) => n + p.concurrency, 0)
+  return {
+    pools,
+    problems: total <= maxConcurrencyPerProcess ? [] : [{
+      key: "worker.concurrency",
+      message: `concurrency over all queues is ${total} (${pools.map((p) => `${p.queue}=${p.concurrency}`).join(", ")}); at most ${maxConcurrencyPerProcess} per process: lower worker.concurrency / worker.queues or run more worker processes`
+    }]
+  }
+}
 
 /** A task this node holds a lease on: waiting for a slot, or running. */
 export interface Entry {
@@ -108,3 +138,35 @@ export const find = (pools: Pools, id: string): Entry | undefined => {
 
 /** Handlers running now, over all pools. */
 export const active = (pools: Pools): number => pools.all.reduce((n, p) => n + p.active, 0)
+
+/** One queue's pool as health and admin views show it. */
+export interface QueueStatus {
+  readonly queue: string
+  readonly concurrency: number
+  readonly running: number
+  readonly free: number
+  /** Times the claim loop failed and was restarted. */
+  readonly restarts: number
+  /** First line of the claim loop's last failure, until a claim succeeds again. */
+  readonly lastError: string | null
+}
+
+/** Every pool's status. */
+export const status = (pools: Pools): ReadonlyArray<QueueStatus> =>
+  pools.all.map((p) => ({
+    queue: p.queue,
+    concurrency: p.concurrency,
+    running: p.active,
+    free: p.concurrency - p.active,
+    restarts: p.restarts,
+    lastError: p.lastError
+  }))
+
+/** The dispatcher's readiness: failing while a claim loop fails, or once draining. */
+export const readiness = (pools: Pools): CheckResult => {
+  const queues = status(pools)
+  const data = { queues: Object.fromEntries(queues.map((q) => [q.queue, { concurrency: q.concurrency, running: q.running, free: q.free, restarts: q.restarts }])) }
+  const failing = queues.filter((q) => q.lastError !== null)
+  if (failing.length > 0) return fail(`claim loop failing for ${failing.map((q) => `${q.queue} (${q.lastError})`).join(", ")}`, data)
+  return pools.stopping ? fail("draining", data) : pass(undefined, data)
+}

@@ -14,7 +14,6 @@
 import { Cause, type Duration, Effect, FiberSet, Metric, Queue, Schedule, type Scope } from "effect"
 import type { SqlClient } from "effect/sql"
 import type { PgClient } from "@effect/sql-pg"
-import type { RuntimeServices } from "../../ApplicationModule.ts"
 import * as TaskOutcome from "../../TaskOutcome.ts"
 import type { TaskRegistryShape } from "../../TaskRegistry.ts"
 import * as Telemetry from "../../Telemetry.ts"
@@ -26,7 +25,7 @@ import { type Entry, inFlight, type Pool, type Pools, wake } from "./pool.ts"
 /** The claim loops of every pool, and what happens to tasks claimed but never started. */
 export interface Producer {
   /** Starts the NOTIFY listener, then one supervised claim loop per queue. */
-  readonly start: Effect.Effect<void, never, Scope.Scope | RuntimeServices>
+  readonly start: Effect.Effect<void, never, Scope.Scope>
   /** Settles a claimed task that never started (cancelled, or released on shutdown) and frees its place. */
   readonly settleUnstarted: (pool: Pool, entry: Entry, happened: TaskOutcome.Happened) => Effect.Effect<boolean>
   /** Shutdown: stops the claim loops and hands every claimed task that never started straight back. */
