@@ -17,8 +17,9 @@ const cell = (text: string) => text.replace(/\|/g, "\\|")
 
 /** The reference as a markdown table. */
 export const render = (): string => {
-  const rows = RuntimeConfig.reference.map((r) =>
-    `| \`${r.key}\` | ${cell(r.type)} | ${r.default.startsWith("(") ? r.default : `\`${cell(r.default)}\``} | ${r.environment.map((e) => `\`${e}\``).join(", ")} | ${cell(r.doc)}${r.reloadable ? " (**reloadable**)" : ""} |`
+  const rows = RuntimeConfig.reference.map(
+    (r) =>
+      `| \`${r.key}\` | ${cell(r.type)} | ${r.default.startsWith("(") ? r.default : `\`${cell(r.default)}\``} | ${r.environment.map((e) => `\`${e}\``).join(", ")} | ${cell(r.doc)}${r.reloadable ? " (**reloadable**)" : ""} |`
   )
   return ["| key | type | default | environment | meaning |", "|---|---|---|---|---|", ...rows].join("\n")
 }

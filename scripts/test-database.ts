@@ -20,9 +20,14 @@ declare module "vitest" {
 }
 
 const reachable = (url: string) =>
-  Effect.runPromise(Effect.scoped(
-    PgConnection.make({ url: Redacted.make(url), connectTimeout: "2 seconds" }).pipe(Effect.flatMap((c) => c.query("SELECT 1")))
-  ).pipe(Effect.as(true), Effect.orElseSucceed(() => false)))
+  Effect.runPromise(
+    Effect.scoped(
+      PgConnection.make({ url: Redacted.make(url), connectTimeout: "2 seconds" }).pipe(Effect.flatMap((c) => c.query("SELECT 1")))
+    ).pipe(
+      Effect.as(true),
+      Effect.orElseSucceed(() => false)
+    )
+  )
 
 let scope: Scope.Closeable | undefined
 
@@ -37,9 +42,7 @@ export async function setup(project: TestProject) {
     url = local
   } else {
     scope = Effect.runSync(Scope.make())
-    const ctx = await Effect.runPromise(
-      Layer.buildWithScope(EmbeddedPostgres.layer({ dataDir: ".asterforge/test" }), scope)
-    )
+    const ctx = await Effect.runPromise(Layer.buildWithScope(EmbeddedPostgres.layer({ dataDir: ".asterforge/test" }), scope))
     const pg = Context.get(ctx, EmbeddedPostgres.EmbeddedPostgres)
     url = Redacted.value(pg.url)
   }

@@ -42,5 +42,4 @@ export interface Workers {
 }
 
 /** The message an adapter throws from every method while it has no implementation. */
-export const isNotImplemented = (error: unknown): boolean =>
-  /not implemented/i.test(error instanceof Error ? error.message : String(error))
+export const isNotImplemented = (error: unknown): boolean => /not implemented/i.test(error instanceof Error ? error.message : String(error))

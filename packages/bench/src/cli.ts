@@ -96,7 +96,10 @@ export const parseOptions = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv
   const list = (key: Flag): Array<string> | undefined => {
     const s = raw.get(key)
     if (s === undefined) return undefined
-    const items = s.split(",").map((x) => x.trim()).filter((x) => x !== "")
+    const items = s
+      .split(",")
+      .map((x) => x.trim())
+      .filter((x) => x !== "")
     if (items.length === 0) throw new UsageError(`--${key} must not be empty`)
     if (new Set(items).size !== items.length) throw new UsageError(`--${key} lists an item twice: "${s}"`)
     return items
@@ -105,7 +108,9 @@ export const parseOptions = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv
   const systems = list("systems") ?? Object.keys(adapters)
   for (const s of systems) {
     if (adapters[s] === undefined && !isAdapterPath(s)) {
-      throw new UsageError(`unknown system "${s}" in --systems (known: ${Object.keys(adapters).join(", ")}; or a path to an adapter module)`)
+      throw new UsageError(
+        `unknown system "${s}" in --systems (known: ${Object.keys(adapters).join(", ")}; or a path to an adapter module)`
+      )
     }
   }
   const scenarioNames = list("scenarios") ?? ALL_SCENARIOS

@@ -45,7 +45,7 @@ const onSignal = (signal: NodeJS.Signals) => {
   if (interrupted) process.exit(130)
   interrupted = true
   log(`${signal}: dropping ${liveDatabases.size} run database(s) and exiting`)
-  Promise.allSettled([...liveDatabases].map((db) => db.drop())).finally(() => process.exit(130))
+  void Promise.allSettled([...liveDatabases].map((db) => db.drop())).finally(() => process.exit(130))
 }
 process.on("SIGINT", onSignal)
 process.on("SIGTERM", onSignal)
@@ -72,7 +72,12 @@ results.append({
   argv: process.argv.slice(2),
   options: { ...options, adminUrl: redact(options.adminUrl) },
   node: process.version,
-  host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, totalMemMiB: Math.round(os.totalmem() / 2 ** 20), loadavg: os.loadavg() },
+  host: {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? null,
+    totalMemMiB: Math.round(os.totalmem() / 2 ** 20),
+    loadavg: os.loadavg()
+  },
   postgres: { version: server.version, settings: server.settings }
 })
 
@@ -134,7 +139,17 @@ for (let run = 1; run <= options.runs; run++) {
       const tag = `${done}/${total} ${scenario} ${state.name} run ${run}/${options.runs}`
       if (state.skipped !== null || state.adapter === null) continue
       const t = performance.now()
-      const base = { kind: "run", startedAt: new Date().toISOString(), system: state.name, version: state.adapter.version, scenario, run, settings: {}, metrics: {}, details: {} } as const
+      const base = {
+        kind: "run",
+        startedAt: new Date().toISOString(),
+        system: state.name,
+        version: state.adapter.version,
+        scenario,
+        run,
+        settings: {},
+        metrics: {},
+        details: {}
+      } as const
       let record: RunRecord
       try {
         record = await runOne(scenario, { options, system: state.name, adapter: state.adapter, run })

@@ -66,7 +66,11 @@ export interface FreshDatabase {
 
 /** CREATE DATABASE on the admin server; `drop()` removes it WITH (FORCE). */
 export const createFreshDatabase = async (adminUrl: string, label: string): Promise<FreshDatabase> => {
-  const slug = label.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "").slice(0, 30)
+  const slug = label
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "_")
+    .replace(/^_+|_+$/g, "")
+    .slice(0, 30)
   const rand = Math.random().toString(36).slice(2, 6)
   const name = `bench_${slug}_${Date.now().toString(36)}_${rand}`
   await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(name)}`))

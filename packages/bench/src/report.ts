@@ -17,16 +17,40 @@ export interface MetricDef {
 }
 
 export const METRICS: ReadonlyArray<MetricDef> = [
-  { scenario: "throughput", group: "1. throughput", key: "insertedPerSec", label: "inserted jobs/s (batch API, 1000 per call)", better: "higher" },
-  { scenario: "throughput", group: "1. throughput", key: "completedPerSec", label: "completed jobs/s (committed; worker start-up included)", better: "higher" },
-  { scenario: "throughput", group: "1. throughput", key: "completedPerSecExclStartup", label: "completed jobs/s from the first handler call", better: "higher" },
+  {
+    scenario: "throughput",
+    group: "1. throughput",
+    key: "insertedPerSec",
+    label: "inserted jobs/s (batch API, 1000 per call)",
+    better: "higher"
+  },
+  {
+    scenario: "throughput",
+    group: "1. throughput",
+    key: "completedPerSec",
+    label: "completed jobs/s (committed; worker start-up included)",
+    better: "higher"
+  },
+  {
+    scenario: "throughput",
+    group: "1. throughput",
+    key: "completedPerSecExclStartup",
+    label: "completed jobs/s from the first handler call",
+    better: "higher"
+  },
   { scenario: "throughput", group: "1. throughput", key: "workerCpuSec", label: "worker process CPU s for the drain", better: "lower" },
   { scenario: "latency", group: "2. latency", key: "p50Ms", label: "enqueue→start p50, ms", better: "lower" },
   { scenario: "latency", group: "2. latency", key: "p95Ms", label: "enqueue→start p95, ms", better: "lower" },
   { scenario: "latency", group: "2. latency", key: "p99Ms", label: "enqueue→start p99, ms", better: "lower" },
   { scenario: "latency", group: "2. latency", key: "maxMs", label: "enqueue→start max, ms", better: "lower" },
   { scenario: "latency", group: "2. latency", key: "sendP50Ms", label: "send() call p50, ms (producer side)", better: "lower" },
-  { scenario: "throughput", group: "3. worker memory", key: "workerPeakRssMiB", label: "worker process peak RSS during 1, MiB (VmHWM)", better: "lower" }
+  {
+    scenario: "throughput",
+    group: "3. worker memory",
+    key: "workerPeakRssMiB",
+    label: "worker process peak RSS during 1, MiB (VmHWM)",
+    better: "lower"
+  }
 ]
 
 export interface SystemStatus {
@@ -48,7 +72,12 @@ const metricSummary = (records: ReadonlyArray<RunRecord>, system: string, m: Met
       .filter((v): v is number => typeof v === "number" && Number.isFinite(v))
   )
 
-const ratioCell = (m: MetricDef, subject: Summary | null, anchors: ReadonlyArray<{ name: string; s: Summary }>, note: string | null): string => {
+const ratioCell = (
+  m: MetricDef,
+  subject: Summary | null,
+  anchors: ReadonlyArray<{ name: string; s: Summary }>,
+  note: string | null
+): string => {
   if (note !== null) return note
   if (subject === null) return "–"
   if (anchors.length === 0) return "– (no anchor measured)"
@@ -80,10 +109,14 @@ export const renderReport = (input: ReportInput): string => {
   lines.push("")
   lines.push(`- Postgres: ${input.postgres}; Node ${process.version}; ${systems.map((s) => `${s.name} ${s.version ?? "?"}`).join(", ")}`)
   if (options.scenarios.includes("throughput")) {
-    lines.push(`- 1. throughput: ${options.jobs.toLocaleString("en-US")} no-op jobs inserted (batch API, 1000 per call), ANALYZE + CHECKPOINT, then drained by a forked worker process (concurrency ${options.concurrency})`)
+    lines.push(
+      `- 1. throughput: ${options.jobs.toLocaleString("en-US")} no-op jobs inserted (batch API, 1000 per call), ANALYZE + CHECKPOINT, then drained by a forked worker process (concurrency ${options.concurrency})`
+    )
   }
   if (options.scenarios.includes("latency")) {
-    lines.push(`- 2. latency: ${options.latencyJobs} single jobs sent open-loop at ${options.rate}/s to idle workers (after ${options.idleMs} ms idle)`)
+    lines.push(
+      `- 2. latency: ${options.latencyJobs} single jobs sent open-loop at ${options.rate}/s to idle workers (after ${options.idleMs} ms idle)`
+    )
   }
   lines.push(`- ${options.runs} run(s) per system and scenario, each in a fresh database; cells are median (min–max)`)
   lines.push("")
@@ -91,11 +124,7 @@ export const renderReport = (input: ReportInput): string => {
   const header = ["scenario", "metric", "better", ...names, `${SUBJECT} ÷ best anchor`]
   lines.push(`| ${header.join(" | ")} |`)
   lines.push(`| ${header.map(() => "---").join(" | ")} |`)
-  const ratioNote = !subjectSelected
-    ? `– (${SUBJECT} not selected)`
-    : subjectStatus?.skipped
-      ? `– (${SUBJECT} skipped)`
-      : null
+  const ratioNote = !subjectSelected ? `– (${SUBJECT} not selected)` : subjectStatus?.skipped ? `– (${SUBJECT} skipped)` : null
   for (const m of METRICS) {
     if (!options.scenarios.includes(m.scenario)) continue
     const summaries = new Map(names.map((n) => [n, metricSummary(records, n, m)] as const))

@@ -107,13 +107,26 @@ export interface Parts {
   readonly migrations?: Migrations | undefined
 }
 
-type RequirementOf<Part, Shape> = Part extends ReadonlyArray<infer Item> ? RequirementOf<Item, Shape>
-  : Shape extends "handler" ? (Part extends Task.Handler<any, any, infer R> ? R : never)
-  : Shape extends "lane" ? (Part extends Lane.Lane<unknown, infer R> ? R : never)
-  : Shape extends "check" ? (Part extends Contributor<infer R> ? R : never)
-  : Part extends { readonly layer: Layer.Layer<never, never, infer R> } ? R
-  : Part extends Layer.Layer<never, never, infer R> ? R
-  : never
+type RequirementOf<Part, Shape> =
+  Part extends ReadonlyArray<infer Item>
+    ? RequirementOf<Item, Shape>
+    : Shape extends "handler"
+      ? Part extends Task.Handler<any, any, infer R>
+        ? R
+        : never
+      : Shape extends "lane"
+        ? Part extends Lane.Lane<unknown, infer R>
+          ? R
+          : never
+        : Shape extends "check"
+          ? Part extends Contributor<infer R>
+            ? R
+            : never
+          : Part extends { readonly layer: Layer.Layer<never, never, infer R> }
+            ? R
+            : Part extends Layer.Layer<never, never, infer R>
+              ? R
+              : never
 
 /** What the runtime provides to the parts of `M`: its services and `M`'s own configuration sections. */
 type Provided<M extends Parts> = RuntimeServices | ConfigSection.TagOf<NonNullable<M["config"]>[number]>
@@ -127,9 +140,10 @@ export type Unprovided<M extends Parts> =
   | Exclude<RequirementOf<M["routes"], "layer">, Provided<M> | HttpRouter.HttpRouter>
 
 /** An `ApplicationModule` when every requirement is met; otherwise a type naming what is missing. */
-export type Checked<M extends Parts> = [Unprovided<M>] extends [never] ? ApplicationModule
-  // `& {}` makes the message show the services themselves (`Mailer | Clock`), not the alias.
-  : { readonly "ApplicationModule.make: the runtime does not provide": Unprovided<M> & {} }
+export type Checked<M extends Parts> = [Unprovided<M>] extends [never]
+  ? ApplicationModule
+  : // `& {}` makes the message show the services themselves (`Mailer | Clock`), not the alias.
+    { readonly "ApplicationModule.make: the runtime does not provide": Unprovided<M> & {} }
 
 const moduleName = /^[a-z][a-z0-9_-]{0,62}$/
 const migrationKey = /^(\d{1,9})_([a-z0-9_]+)$/
@@ -152,11 +166,13 @@ export const validate = (modules: ReadonlyArray<ApplicationModule>, reservedLane
   const lanesSeen = new Map<string, string>(reservedLanes.map((l) => [l, "the runtime (built-in lane)"]))
   for (const m of modules) {
     const where = `module ${JSON.stringify(m.name)}`
-    if (!moduleName.test(m.name)) problems.push({ key: where, message: "name must be lower-case letters, digits, _ or - (starting with a letter, at most 63)" })
+    if (!moduleName.test(m.name))
+      problems.push({ key: where, message: "name must be lower-case letters, digits, _ or - (starting with a letter, at most 63)" })
     if (firstOwner(modulesSeen, m.name, m.name) !== undefined) problems.push({ key: where, message: "two modules have this name" })
     for (const t of m.tasks ?? []) {
       const other = firstOwner(tasksSeen, t.definition.name, m.name)
-      if (other !== undefined) problems.push({ key: `${where} task ${t.definition.name}`, message: `registered twice (also in module ${JSON.stringify(other)})` })
+      if (other !== undefined)
+        problems.push({ key: `${where} task ${t.definition.name}`, message: `registered twice (also in module ${JSON.stringify(other)})` })
     }
     for (const l of m.lanes ?? []) {
       const other = firstOwner(lanesSeen, l.name, `module ${JSON.stringify(m.name)}`)
@@ -166,11 +182,12 @@ export const validate = (modules: ReadonlyArray<ApplicationModule>, reservedLane
     for (const key of Object.keys(m.migrations ?? {})) {
       const match = migrationKey.exec(key)
       if (match === null) {
-        problems.push({ key: `${where} migration ${JSON.stringify(key)}`, message: "keys must be <id>_<name>, e.g. \"0001_create_orders\"" })
+        problems.push({ key: `${where} migration ${JSON.stringify(key)}`, message: 'keys must be <id>_<name>, e.g. "0001_create_orders"' })
         continue
       }
       const other = ids.get(Number(match[1]))
-      if (other !== undefined) problems.push({ key: `${where} migration ${key}`, message: `id ${Number(match[1])} is used twice (also ${other})` })
+      if (other !== undefined)
+        problems.push({ key: `${where} migration ${key}`, message: `id ${Number(match[1])} is used twice (also ${other})` })
       else ids.set(Number(match[1]), key)
     }
   }

@@ -49,16 +49,27 @@ const codePattern = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/
  *
  * @category constructors
  */
-export const define = <D extends Schema.Top>(code: string, options: Omit<Definition<D>, "code" | "subject"> & { readonly subject?: SubjectKind }): EventType<D> => {
+export const define = <D extends Schema.Top>(
+  code: string,
+  options: Omit<Definition<D>, "code" | "subject"> & { readonly subject?: SubjectKind }
+): EventType<D> => {
   if (!codePattern.test(code)) throw new Error(`audit code ${JSON.stringify(code)} must be dotted lower-case words, e.g. "order.created"`)
   const make = (input: Parameters<EventType<D>>[0]): AuditEvent => ({
     code,
     actor: input.actor,
-    ...(input.subject === undefined ? {} : { subject: options.subject === undefined ? input.subject : `${options.subject}:${input.subject}` }),
+    ...(input.subject === undefined
+      ? {}
+      : { subject: options.subject === undefined ? input.subject : `${options.subject}:${input.subject}` }),
     details: input.details as AuditEvent["details"],
     ...(input.at === undefined ? {} : { at: input.at })
   })
-  return Object.assign(make, { code, title: options.title, description: options.description, subject: options.subject, details: options.details })
+  return Object.assign(make, {
+    code,
+    title: options.title,
+    description: options.description,
+    subject: options.subject,
+    details: options.details
+  })
 }
 
 /** Who did it: the vocabulary of `actor`. */

@@ -26,7 +26,10 @@ import * as Telemetry from "./Telemetry.ts"
  * @category config
  */
 export const Config = ConfigSection.make("audit", {
-  bufferSize: ConfigSection.key(ConfigSchema.Int(1, 1_000_000), { default: 10_000, doc: "events held in memory before the overflow policy applies" }),
+  bufferSize: ConfigSection.key(ConfigSchema.Int(1, 1_000_000), {
+    default: 10_000,
+    doc: "events held in memory before the overflow policy applies"
+  }),
   batchSize: ConfigSection.key(ConfigSchema.Int(1, 10_000), { default: 500, doc: "events per insert statement" }),
   overflow: ConfigSection.key(ConfigSchema.Literals(["backpressure", "drop"]), {
     default: "backpressure",
@@ -69,14 +72,16 @@ const checked = (event: AuditEvent): Effect.Effect<AuditEvent> => {
     : Effect.die(new Error(`invalid audit event ${JSON.stringify(event.code)}: ${r.failure.message}`))
 }
 
-const toRow = (nodeId: string) => (e: AuditEvent): AuditSql.Row => ({
-  code: e.code,
-  actor: e.actor,
-  subject: e.subject ?? null,
-  details: e.details ?? {},
-  at: e.at ?? new Date(),
-  node_id: nodeId
-})
+const toRow =
+  (nodeId: string) =>
+  (e: AuditEvent): AuditSql.Row => ({
+    code: e.code,
+    actor: e.actor,
+    subject: e.subject ?? null,
+    details: e.details ?? {},
+    at: e.at ?? new Date(),
+    node_id: nodeId
+  })
 
 /** SQLSTATE classes 22 (data exception) and 23 (integrity violation): retrying the same rows cannot help. */
 const isRejectedData = (cause: Cause.Cause<unknown>): boolean =>
@@ -96,7 +101,7 @@ export const layerBuffered: Layer.Layer<
   SqlClient.SqlClient | NodeIdentity | ConfigSection.Tag<"audit"> | ConfigSection.Tag<"shutdown">
 > = Layer.effect(
   AuditLog,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const shutdown = yield* Shutdown.Config
     const { id: nodeId } = yield* NodeIdentity
@@ -128,12 +133,15 @@ export const layerBuffered: Layer.Layer<
       let delay = 100
       const attempt: Effect.Effect<void> = insertBatch(rows).pipe(
         Effect.catchCause((cause) =>
-          Effect.gen(function*() {
+          Effect.gen(function* () {
             yield* Metric.update(Telemetry.metrics.auditFlushFailures, 1)
             if (isRejectedData(cause)) {
               if (rows.length > 1) return yield* Effect.forEach(rows, (r) => insertUntilWritten([r]), { discard: true })
               yield* Metric.update(Telemetry.metrics.auditDropped, 1)
-              return yield* Effect.logError(`audit event ${rows[0]!.code} (${rows[0]!.subject ?? "no subject"}) rejected by the database and dropped`, cause)
+              return yield* Effect.logError(
+                `audit event ${rows[0]!.code} (${rows[0]!.subject ?? "no subject"}) rejected by the database and dropped`,
+                cause
+              )
             }
             yield* Effect.logWarning(`audit batch of ${rows.length} failed; retrying in ${delay} ms`, cause)
             yield* Effect.sleep(Duration.millis(delay))
@@ -145,7 +153,7 @@ export const layerBuffered: Layer.Layer<
       return attempt
     }
 
-    const writer = Effect.gen(function*() {
+    const writer = Effect.gen(function* () {
       while (true) {
         const items = yield* Queue.takeBetween(queue, 1, batchSize)
         const rows: Array<AuditSql.Row> = []
@@ -166,7 +174,7 @@ export const layerBuffered: Layer.Layer<
     const fiber = yield* Effect.forkScoped(writer)
     // Registered after the fork, so it runs before the fork's own interruption.
     yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const pending = yield* Queue.size(queue)
         yield* Queue.end(queue)
         const joined = yield* Fiber.join(fiber).pipe(Effect.timeoutOption(finalFlushBudget(shutdown.timeout)))
@@ -182,16 +190,14 @@ export const layerBuffered: Layer.Layer<
     const record = (event: AuditEvent) =>
       Effect.flatMap(checked(event), (e) =>
         Effect.flatMap(Queue.offer(queue, { _tag: "Event", row: row(e) }), (accepted) =>
-          accepted
-            ? Metric.update(Telemetry.metrics.auditRecorded, 1)
-            : Metric.update(Telemetry.metrics.auditDropped, 1)))
+          accepted ? Metric.update(Telemetry.metrics.auditRecorded, 1) : Metric.update(Telemetry.metrics.auditDropped, 1)
+        )
+      )
 
     const flush = Effect.callback<void>((resume) => {
       const done = () => resume(Effect.void)
       // A barrier behind every event recorded so far; the writer releases it after their batch.
-      Effect.runFork(Queue.offer(queue, { _tag: "Barrier", done }).pipe(
-        Effect.flatMap((ok) => (ok ? Effect.void : Effect.sync(done)))
-      ))
+      Effect.runFork(Queue.offer(queue, { _tag: "Barrier", done }).pipe(Effect.flatMap((ok) => (ok ? Effect.void : Effect.sync(done)))))
     })
 
     return AuditLog.of({ record, flush, depth: Queue.size(queue) })
@@ -201,7 +207,7 @@ export const layerBuffered: Layer.Layer<
 /** Writes each event synchronously; for tools and tests that want no buffering. */
 export const layerDirect: Layer.Layer<AuditLog, never, SqlClient.SqlClient | NodeIdentity> = Layer.effect(
   AuditLog,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const { id } = yield* NodeIdentity
     const row = toRow(id)

@@ -7,7 +7,7 @@
  * and the node keeps running on the configuration it had. Both are audited.
  * Keys that need a restart are reported as ignored, never half-applied.
  */
-import { Context, Effect, Layer, Metric, Option, PubSub, Result, Schedule, Scope } from "effect"
+import { Context, Effect, Layer, Metric, Option, PubSub, Result, Schedule, type Scope } from "effect"
 import * as Fs from "node:fs"
 import * as AuditEvents from "./AuditEvents.ts"
 import { AuditLog } from "./AuditLog.ts"
@@ -48,19 +48,21 @@ const diff = (before: RuntimeConfig.RuntimeConfigShape, after: RuntimeConfig.Run
 
 export const layer: Layer.Layer<ConfigReloader, never, RuntimeConfig.RuntimeConfig | AuditLog | Telemetry.LogLevelControl> = Layer.effect(
   ConfigReloader,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const initial = yield* RuntimeConfig.RuntimeConfig
     const audit = yield* AuditLog
     const logLevel = yield* Telemetry.LogLevelControl
     const pubsub = yield* PubSub.unbounded<Reloaded>()
     let current = initial
 
-    const reload = Effect.gen(function*() {
+    const reload = Effect.gen(function* () {
       const next = RuntimeConfig.resolve(current.sources, current.moduleSections)
       if (Result.isFailure(next)) {
         yield* Metric.update(Metric.withAttributes(Telemetry.metrics.configReloads, { result: "rejected" }), 1)
         yield* Effect.logWarning(`config reload rejected; keeping the running configuration\n${next.failure.message}`)
-        yield* audit.record(AuditEvents.configReloadRejected({ actor: AuditEvents.actors.system, details: { problems: next.failure.problems } }))
+        yield* audit.record(
+          AuditEvents.configReloadRejected({ actor: AuditEvents.actors.system, details: { problems: next.failure.problems } })
+        )
         return Option.none()
       }
       const changes = diff(current, next.success)
@@ -78,10 +80,12 @@ export const layer: Layer.Layer<ConfigReloader, never, RuntimeConfig.RuntimeConf
       yield* PubSub.publish(pubsub, event)
       yield* Metric.update(Metric.withAttributes(Telemetry.metrics.configReloads, { result: "applied" }), 1)
       yield* Effect.logInfo(`config reloaded: ${applied.map((c) => `${c.key} ${c.from} -> ${c.to}`).join(", ")}`)
-      yield* audit.record(AuditEvents.configReloaded({
-        actor: AuditEvents.actors.system,
-        details: { applied, ignored: ignored.map((c) => c.key) }
-      }))
+      yield* audit.record(
+        AuditEvents.configReloaded({
+          actor: AuditEvents.actors.system,
+          details: { applied, ignored: ignored.map((c) => c.key) }
+        })
+      )
       return Option.some(event)
     }).pipe(Telemetry.component("runtime"))
 

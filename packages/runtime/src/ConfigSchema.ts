@@ -41,13 +41,18 @@ const problem = (message: string) => new Problem(message)
 
 /** `unknown` -> A through `parse`, which returns the value or the problem in words. */
 const parsed = <A>(to: Schema.Codec<A, A>, parse: (u: unknown) => NoInfer<A> | Problem, show: (a: A) => unknown): Value<A> =>
-  Schema.Unknown.pipe(Schema.decodeTo(to, SchemaTransformation.transformEffect({
-    decode: (u: unknown) => {
-      const r = parse(u)
-      return r instanceof Problem ? Effect.fail(invalid(u, r.message)) : Effect.succeed(r)
-    },
-    encode: (a: A) => Effect.succeed(show(a))
-  }))) as unknown as Value<A>
+  Schema.Unknown.pipe(
+    Schema.decodeTo(
+      to,
+      SchemaTransformation.transformEffect({
+        decode: (u: unknown) => {
+          const r = parse(u)
+          return r instanceof Problem ? Effect.fail(invalid(u, r.message)) : Effect.succeed(r)
+        },
+        encode: (a: A) => Effect.succeed(show(a))
+      })
+    )
+  ) as unknown as Value<A>
 
 const numberFrom = (u: unknown): number | undefined => {
   if (typeof u === "number") return u
@@ -57,40 +62,80 @@ const numberFrom = (u: unknown): number | undefined => {
 
 /** An integer within `[minimum, maximum]`; accepts `8` or `"8"`. */
 export const Int = (minimum: number, maximum: number): Value<number> =>
-  kind(`integer ${minimum}..${maximum}`, parsed(Schema.Number, (u) => {
-    const n = numberFrom(u)
-    if (n === undefined || !Number.isInteger(n)) return problem(`Expected an integer between ${minimum} and ${maximum}`)
-    return n >= minimum && n <= maximum ? n : problem(`Expected a value between ${minimum} and ${maximum}`)
-  }, (n) => n))
+  kind(
+    `integer ${minimum}..${maximum}`,
+    parsed(
+      Schema.Number,
+      (u) => {
+        const n = numberFrom(u)
+        if (n === undefined || !Number.isInteger(n)) return problem(`Expected an integer between ${minimum} and ${maximum}`)
+        return n >= minimum && n <= maximum ? n : problem(`Expected a value between ${minimum} and ${maximum}`)
+      },
+      (n) => n
+    )
+  )
 
 const truthy = ["1", "true", "yes", "on"]
 const falsy = ["0", "false", "no", "off"]
 
 /** `true`/`false`, or `1`/`0`, `yes`/`no`, `on`/`off` as text. */
-export const Boolean: Value<boolean> = kind("boolean", parsed(Schema.Boolean, (u) => {
-  if (typeof u === "boolean") return u
-  const v = typeof u === "string" ? u.trim().toLowerCase() : undefined
-  if (v !== undefined && truthy.includes(v)) return true
-  if (v !== undefined && falsy.includes(v)) return false
-  return problem("Expected a boolean (true/false, 1/0, yes/no, on/off)")
-}, (b) => b))
+// biome-ignore lint/suspicious/noShadowRestrictedNames: named like Schema.Boolean; always used qualified, as ConfigSchema.Boolean
+export const Boolean: Value<boolean> = kind(
+  "boolean",
+  parsed(
+    Schema.Boolean,
+    (u) => {
+      if (typeof u === "boolean") return u
+      const v = typeof u === "string" ? u.trim().toLowerCase() : undefined
+      if (v !== undefined && truthy.includes(v)) return true
+      if (v !== undefined && falsy.includes(v)) return false
+      return problem("Expected a boolean (true/false, 1/0, yes/no, on/off)")
+    },
+    (b) => b
+  )
+)
 
 /** A non-empty string. */
-export const NonEmptyString: Value<string> = kind("string", parsed(Schema.String, (u) =>
-  typeof u === "string" && u.length > 0 ? u : problem("Expected a non-empty string"), (s) => s))
+export const NonEmptyString: Value<string> = kind(
+  "string",
+  parsed(
+    Schema.String,
+    (u) => (typeof u === "string" && u.length > 0 ? u : problem("Expected a non-empty string")),
+    (s) => s
+  )
+)
 
 /** An `http://` or `https://` URL with a host (a collector, a webhook target). */
-export const HttpUrl: Value<string> = kind("http(s) URL", parsed(Schema.String, (u) =>
-  typeof u === "string" && /^https?:\/\/[^\s/]+/.test(u) ? u : problem("Expected an http(s) URL such as http://127.0.0.1:4318"), (s) => s))
+export const HttpUrl: Value<string> = kind(
+  "http(s) URL",
+  parsed(
+    Schema.String,
+    (u) => (typeof u === "string" && /^https?:\/\/[^\s/]+/.test(u) ? u : problem("Expected an http(s) URL such as http://127.0.0.1:4318")),
+    (s) => s
+  )
+)
 
 /** One of the given strings. */
 export const Literals = <const L extends ReadonlyArray<string>>(values: L): Value<L[number]> =>
-  kind(values.join(" / "), parsed(Schema.String as unknown as Schema.Codec<L[number], L[number]>, (u) =>
-    typeof u === "string" && values.includes(u) ? u as L[number] : problem(`Expected ${values.map((v) => `"${v}"`).join(" | ")}`), (s) => s))
+  kind(
+    values.join(" / "),
+    parsed(
+      Schema.String as unknown as Schema.Codec<L[number], L[number]>,
+      (u) =>
+        typeof u === "string" && values.includes(u) ? (u as L[number]) : problem(`Expected ${values.map((v) => `"${v}"`).join(" | ")}`),
+      (s) => s
+    )
+  )
 
 /** A secret string: `Redacted`, so it prints `<redacted>`; a failure never shows the value. */
-export const Secret: Value<R.Redacted<string>> = kind("secret", parsed(Schema.Redacted(Schema.String) as unknown as Schema.Codec<R.Redacted<string>, R.Redacted<string>>, (u) =>
-  typeof u === "string" && u.length > 0 ? R.make(u) : problem("Expected a non-empty string"), (r) => r))
+export const Secret: Value<R.Redacted<string>> = kind(
+  "secret",
+  parsed(
+    Schema.Redacted(Schema.String) as unknown as Schema.Codec<R.Redacted<string>, R.Redacted<string>>,
+    (u) => (typeof u === "string" && u.length > 0 ? R.make(u) : problem("Expected a non-empty string")),
+    (r) => r
+  )
+)
 
 const durationPattern = /^(\d+(?:\.\d+)?)\s*(ms|millis|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)$/i
 const unitMillis = (unit: string): number => {
@@ -116,18 +161,25 @@ export const Duration = (bounds: { readonly minimum?: D.Input; readonly maximum?
   const min = bounds.minimum === undefined ? undefined : D.toMillis(D.fromInputUnsafe(bounds.minimum))
   const max = D.toMillis(bounds.maximum === undefined ? maxDuration : D.fromInputUnsafe(bounds.maximum))
   const range = min === undefined ? `more than 0 and at most ${formatMillis(max)}` : `between ${formatMillis(min)} and ${formatMillis(max)}`
-  return kind(min === undefined && max === D.toMillis(maxDuration) ? "duration" : `duration ${range.replace("more than 0 and at most", "up to")}`, parsed(Schema.Duration, (u) => {
-    let ms: number | undefined
-    if (typeof u === "number" && Number.isFinite(u)) ms = u
-    else if (typeof u === "string") {
-      const m = durationPattern.exec(u.trim())
-      if (m) ms = Number(m[1]) * unitMillis(m[2]!)
-      else if (u.trim() !== "" && Number.isFinite(Number(u))) ms = Number(u)
-    }
-    if (ms === undefined) return problem("Expected a duration such as \"500ms\", \"10 seconds\", \"2 minutes\" or a number of milliseconds")
-    if ((min === undefined ? ms <= 0 : ms < min) || ms > max) return problem(`Expected a duration ${range}`)
-    return D.millis(ms)
-  }, (d) => D.toMillis(d)))
+  return kind(
+    min === undefined && max === D.toMillis(maxDuration) ? "duration" : `duration ${range.replace("more than 0 and at most", "up to")}`,
+    parsed(
+      Schema.Duration,
+      (u) => {
+        let ms: number | undefined
+        if (typeof u === "number" && Number.isFinite(u)) ms = u
+        else if (typeof u === "string") {
+          const m = durationPattern.exec(u.trim())
+          if (m) ms = Number(m[1]) * unitMillis(m[2]!)
+          else if (u.trim() !== "" && Number.isFinite(Number(u))) ms = Number(u)
+        }
+        if (ms === undefined) return problem('Expected a duration such as "500ms", "10 seconds", "2 minutes" or a number of milliseconds')
+        if ((min === undefined ? ms <= 0 : ms < min) || ms > max) return problem(`Expected a duration ${range}`)
+        return D.millis(ms)
+      },
+      (d) => D.toMillis(d)
+    )
+  )
 }
 
 /** A duration that may be zero (a delay that is off by default). */
@@ -139,53 +191,81 @@ export const DurationOrZero = (maximum: D.Input = maxDuration): Value<D.Duration
  */
 export const List = <A>(item: Value<A>): Value<ReadonlyArray<A>> => {
   const decodeItem = Schema.decodeUnknownResult(item)
-  return kind(`list of ${describe(item)}`, parsed(Schema.Array(Schema.Any) as unknown as Schema.Codec<ReadonlyArray<A>, ReadonlyArray<A>>, (u) => {
-    const raw: ReadonlyArray<unknown> | undefined = Array.isArray(u)
-      ? u
-      : typeof u === "string" ? u.split(",").map((s) => s.trim()).filter((s) => s !== "") : undefined
-    if (raw === undefined) return problem("Expected a list: a TOML array or comma-separated text")
-    const out: Array<A> = []
-    for (const [i, r] of raw.entries()) {
-      const d = decodeItem(r)
-      if (d._tag === "Failure") return problem(`item ${i + 1} (${JSON.stringify(r)}): ${messageOf(d.failure)}`)
-      out.push(d.success)
-    }
-    return out
-  }, (a) => a))
+  return kind(
+    `list of ${describe(item)}`,
+    parsed(
+      Schema.Array(Schema.Any) as unknown as Schema.Codec<ReadonlyArray<A>, ReadonlyArray<A>>,
+      (u) => {
+        const raw: ReadonlyArray<unknown> | undefined = Array.isArray(u)
+          ? u
+          : typeof u === "string"
+            ? u
+                .split(",")
+                .map((s) => s.trim())
+                .filter((s) => s !== "")
+            : undefined
+        if (raw === undefined) return problem("Expected a list: a TOML array or comma-separated text")
+        const out: Array<A> = []
+        for (const [i, r] of raw.entries()) {
+          const d = decodeItem(r)
+          if (d._tag === "Failure") return problem(`item ${i + 1} (${JSON.stringify(r)}): ${messageOf(d.failure)}`)
+          out.push(d.success)
+        }
+        return out
+      },
+      (a) => a
+    )
+  )
 }
 
 /**
  * A map of names to values: a TOML table (`{ default = 8, mail = 2 }`) or text
  * (`"default=8,mail=2"`). Names must match `name`.
  */
-export const NamedValues = <A>(value: Value<A>, name: { readonly pattern: RegExp; readonly describe: string }): Value<ReadonlyMap<string, A>> => {
+export const NamedValues = <A>(
+  value: Value<A>,
+  name: { readonly pattern: RegExp; readonly describe: string }
+): Value<ReadonlyMap<string, A>> => {
   const decodeValue = Schema.decodeUnknownResult(value)
-  return kind(`"name=value,..." (${describe(value)})`, parsed(Schema.Any as unknown as Schema.Codec<ReadonlyMap<string, A>, ReadonlyMap<string, A>>, (u) => {
-    let entries: Array<readonly [string, unknown]>
-    if (typeof u === "string") {
-      entries = []
-      for (const part of u.split(",").map((p) => p.trim()).filter((p) => p !== "")) {
-        const eq = part.indexOf("=")
-        if (eq < 0) return problem(`expected name=value, got ${JSON.stringify(part)}`)
-        entries.push([part.slice(0, eq).trim(), part.slice(eq + 1).trim()])
-      }
-    } else if (typeof u === "object" && u !== null && !Array.isArray(u)) {
-      entries = Object.entries(u)
-    } else {
-      return problem("Expected \"name=value,...\" or a table of name = value")
-    }
-    const out = new Map<string, A>()
-    for (const [k, v] of entries) {
-      if (!name.pattern.test(k)) return problem(`invalid name ${JSON.stringify(k)}: ${name.describe}`)
-      const d = decodeValue(v)
-      if (d._tag === "Failure") return problem(`${k}: ${messageOf(d.failure)}`)
-      out.set(k, d.success)
-    }
-    return out
-  }, (m) => Object.fromEntries(m)))
+  return kind(
+    `"name=value,..." (${describe(value)})`,
+    parsed(
+      Schema.Any as unknown as Schema.Codec<ReadonlyMap<string, A>, ReadonlyMap<string, A>>,
+      (u) => {
+        let entries: Array<readonly [string, unknown]>
+        if (typeof u === "string") {
+          entries = []
+          for (const part of u
+            .split(",")
+            .map((p) => p.trim())
+            .filter((p) => p !== "")) {
+            const eq = part.indexOf("=")
+            if (eq < 0) return problem(`expected name=value, got ${JSON.stringify(part)}`)
+            entries.push([part.slice(0, eq).trim(), part.slice(eq + 1).trim()])
+          }
+        } else if (typeof u === "object" && u !== null && !Array.isArray(u)) {
+          entries = Object.entries(u)
+        } else {
+          return problem('Expected "name=value,..." or a table of name = value')
+        }
+        const out = new Map<string, A>()
+        for (const [k, v] of entries) {
+          if (!name.pattern.test(k)) return problem(`invalid name ${JSON.stringify(k)}: ${name.describe}`)
+          const d = decodeValue(v)
+          if (d._tag === "Failure") return problem(`${k}: ${messageOf(d.failure)}`)
+          out.set(k, d.success)
+        }
+        return out
+      },
+      (m) => Object.fromEntries(m)
+    )
+  )
 }
 
 /** The first issue's message of a failed decode, for nesting in another message. */
-export const messageOf = (error: Schema.SchemaError): string => formatter(error.issue).issues.map((i) => i.message).join("; ")
+export const messageOf = (error: Schema.SchemaError): string =>
+  formatter(error.issue)
+    .issues.map((i) => i.message)
+    .join("; ")
 
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()

@@ -208,7 +208,10 @@ export const decode = <F extends Fields>(
  * one Error naming every bad or unknown option: a misconfigured part is a
  * programming error, found when the node is composed.
  */
-export const decodeOrThrow = <F extends Fields>(section: Section<any, F>, given: { readonly [K in keyof F]?: unknown } | undefined): ValueOf<F> => {
+export const decodeOrThrow = <F extends Fields>(
+  section: Section<any, F>,
+  given: { readonly [K in keyof F]?: unknown } | undefined
+): ValueOf<F> => {
   const raw: Record<string, Raw> = {}
   const unknown: Array<string> = []
   for (const [field, value] of Object.entries(given ?? {})) {
@@ -247,5 +250,5 @@ export const show = (u: unknown): string => {
   if (Duration.isDuration(u)) return Duration.format(u)
   if (u instanceof Map) return [...u].map(([k, v]) => `${k}=${show(v)}`).join(",") || "(none)"
   if (Array.isArray(u)) return u.map(show).join(",") || "(none)"
-  return typeof u === "string" ? u : JSON.stringify(u) ?? String(u)
+  return typeof u === "string" ? u : (JSON.stringify(u) ?? String(u))
 }

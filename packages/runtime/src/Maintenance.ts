@@ -26,12 +26,16 @@ import * as Telemetry from "./Telemetry.ts"
  *
  * @category config
  */
-export const Config = ConfigSection.make("maintenance", {
-  disabledLanes: ConfigSection.key(ConfigSchema.List(ConfigSchema.NonEmptyString), {
-    default: [],
-    doc: "lane names this node never runs, e.g. \"pruning,audit_retention\""
-  })
-}, { id: "maintenance#lanes" })
+export const Config = ConfigSection.make(
+  "maintenance",
+  {
+    disabledLanes: ConfigSection.key(ConfigSchema.List(ConfigSchema.NonEmptyString), {
+      default: [],
+      doc: 'lane names this node never runs, e.g. "pruning,audit_retention"'
+    })
+  },
+  { id: "maintenance#lanes" }
+)
 export type Config = ConfigSection.TypeOf<typeof Config>
 
 /** One lane's status on this node, as `/health/ready` shows it. */
@@ -81,7 +85,7 @@ export const layer = <R>(
 ): Layer.Layer<Maintenance, never, Leadership | SqlClient.SqlClient | HealthRegistry | ConfigSection.Tag<"maintenance#lanes"> | R> =>
   Layer.effect(
     Maintenance,
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const leadership = yield* Leadership
       const config = yield* Config
       const sql = yield* SqlClient.SqlClient
@@ -93,9 +97,19 @@ export const layer = <R>(
         names.add(lane.name)
       }
       const active = lanes.filter((l) => !disabled.has(l.name))
-      const tracked = new Map<string, Tracked>(active.map((l) => [l.name, {
-        lastRunAt: null, lastDurationMs: null, lastCounts: null, lastError: null, failures: 0, leadingSince: null
-      }]))
+      const tracked = new Map<string, Tracked>(
+        active.map((l) => [
+          l.name,
+          {
+            lastRunAt: null,
+            lastDurationMs: null,
+            lastCounts: null,
+            lastError: null,
+            failures: 0,
+            leadingSince: null
+          }
+        ])
+      )
 
       const lagMs = (lane: Lane.Lane<unknown, R>, t: Tracked): number => {
         if (t.leadingSince === null) return 0
@@ -105,7 +119,7 @@ export const layer = <R>(
 
       /** What the lane does while this node leads it: passes, forever. */
       const run = (lane: Lane.Lane<unknown, R>, t: Tracked) => (epoch: number) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           t.leadingSince = Date.now()
           const ctx = Lane.context(sql, lane.name, epoch)
           yield* Effect.sleep(Lane.startStagger(lane))
@@ -130,9 +144,11 @@ export const layer = <R>(
         }).pipe(
           // Defects too: a lane never takes the node down.
           Effect.catchCause((cause) => Effect.logError("lane stopped unexpectedly; it restarts at the next election", cause)),
-          Effect.ensuring(Effect.sync(() => {
-            t.leadingSince = null
-          })),
+          Effect.ensuring(
+            Effect.sync(() => {
+              t.leadingSince = null
+            })
+          ),
           Effect.annotateLogs({ component: `lane:${lane.name}` })
         )
 
@@ -140,7 +156,7 @@ export const layer = <R>(
         yield* Effect.forkScoped(leadership.lead(lane.name, run(lane, tracked.get(lane.name)!)))
       }
 
-      const status = Effect.gen(function*() {
+      const status = Effect.gen(function* () {
         const leaders = new Map((yield* leadership.status).map((l) => [l.lane, l]))
         return active.map((lane): LaneStatus => {
           const t = tracked.get(lane.name)!
@@ -163,13 +179,16 @@ export const layer = <R>(
       // Lanes report, they do not gate readiness: a failing lane is an alert, not a reason to stop serving.
       yield* health.register({
         name: "maintenance",
-        check: Effect.map(status, (lanes) => healthPass(
-          `${lanes.filter((l) => l.leader).length} of ${lanes.length} lane(s) led here`,
-          { lanes: Object.fromEntries(lanes.map(({ lane, ...rest }) => [lane, rest])), disabled: [...disabled] }
-        ))
+        check: Effect.map(status, (lanes) =>
+          healthPass(`${lanes.filter((l) => l.leader).length} of ${lanes.length} lane(s) led here`, {
+            lanes: Object.fromEntries(lanes.map(({ lane, ...rest }) => [lane, rest])),
+            disabled: [...disabled]
+          })
+        )
       })
-      yield* Effect.logInfo(`maintenance started: ${active.map((l) => l.name).join(", ") || "no lanes"}${disabled.size ? ` (disabled: ${[...disabled].join(", ")})` : ""}`)
-        .pipe(Telemetry.component("maintenance"))
+      yield* Effect.logInfo(
+        `maintenance started: ${active.map((l) => l.name).join(", ") || "no lanes"}${disabled.size ? ` (disabled: ${[...disabled].join(", ")})` : ""}`
+      ).pipe(Telemetry.component("maintenance"))
       return Maintenance.of({ status })
     })
   )

@@ -62,10 +62,7 @@ const configFlags = {
   ),
   logLevel: Flag.String("log-level").pipe(Flag.withDescription("trace | debug | info | warn | error"), Flag.optional),
   logFormat: Flag.String("log-format").pipe(Flag.withDescription("json | pretty"), Flag.optional),
-  set: Flag.String("set").pipe(
-    Flag.withDescription("any config key, e.g. --set shutdown.grace=5s (repeatable)"),
-    Flag.atLeast(0)
-  )
+  set: Flag.String("set").pipe(Flag.withDescription("any config key, e.g. --set shutdown.grace=5s (repeatable)"), Flag.atLeast(0))
 }
 
 type ConfigFlagValues = {
@@ -90,10 +87,7 @@ export const flagSources = (flags: ConfigFlagValues): NonNullable<RuntimeConfig.
       ? { key: entry, value: "", label: `--set ${entry} (expected KEY=VALUE)` }
       : { key: entry.slice(0, eq).trim(), value: entry.slice(eq + 1), label: `--set ${entry.slice(0, eq).trim()}` }
   })
-  return [
-    ...fromSet,
-    ...named.flatMap(([key, value, label]) => (Option.isSome(value) ? [{ key, value: value.value, label }] : []))
-  ]
+  return [...fromSet, ...named.flatMap(([key, value, label]) => (Option.isSome(value) ? [{ key, value: value.value, label }] : []))]
 }
 
 /**
@@ -111,7 +105,7 @@ export const make = (options: Options): NodeCli => {
 
   /** Resolves the configuration (flags win) or fails with every problem listed. */
   const resolveConfig = (flags: ConfigFlagValues) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const { config: file } = yield* root
       const cfg = yield* RuntimeConfig.load(
         { file: Option.getOrUndefined(file), env: process.env, flags: flagSources(flags) },
@@ -135,9 +129,15 @@ export const make = (options: Options): NodeCli => {
   /** A command that is `start` with its mode fixed. */
   const { mode: _mode, ...fixedModeFlags } = configFlags
   const startAs = (name: string, mode: "worker" | "maintenance", description: string) =>
-    Command.make(name, fixedModeFlags, (flags) => launchWith({ ...flags, mode: Option.some(mode) })).pipe(Command.withDescription(description))
+    Command.make(name, fixedModeFlags, (flags) => launchWith({ ...flags, mode: Option.some(mode) })).pipe(
+      Command.withDescription(description)
+    )
 
-  const worker = startAs("worker", "worker", "start a worker node: claims and runs tasks, serves health and status only (same as start --mode worker)")
+  const worker = startAs(
+    "worker",
+    "worker",
+    "start a worker node: claims and runs tasks, serves health and status only (same as start --mode worker)"
+  )
   const maintenance = Command.make("maintenance").pipe(
     Command.withDescription("maintenance lanes: promotion, lease/deadline/callback rescue, pruning, retention, stats, liveness"),
     Command.withSubcommands([
@@ -145,44 +145,52 @@ export const make = (options: Options): NodeCli => {
     ])
   )
 
-  const migrate = Command.make("migrate", {
-    databaseUrl: configFlags.databaseUrl,
-    logLevel: configFlags.logLevel,
-    logFormat: configFlags.logFormat,
-    set: configFlags.set
-  }, (flags) =>
-    Effect.gen(function*() {
-      const cfg = yield* resolveConfig({ ...flags, ...noNodeFlags })
-      const applied = yield* Database.migrate.pipe(
-        Effect.provide(Database.layerClient.pipe(
-          Layer.provideMerge(Database.layerUrl),
-          Layer.provideMerge(Database.layerMigrationSets(options.modules)),
-          Layer.provide(RuntimeConfig.layer(cfg)),
-          Layer.provide(NodeIdentity.layer({ mode: cfg.server.startMode, name: cfg.server.nodeName }))
-        )),
-        Effect.provide(Telemetry.loggerLayer({ format: cfg.telemetry.logFormat, level: cfg.telemetry.logLevel }))
-      )
-      yield* Console.log(applied.length === 0
-        ? "database schema is up to date"
-        : `applied ${applied.length} migration(s):\n${applied.map((a) => `  ${Database.describeApplied(a)}`).join("\n")}`)
-    })).pipe(Command.withDescription("apply pending database migrations and exit (safe to run while nodes are running)"))
+  const migrate = Command.make(
+    "migrate",
+    {
+      databaseUrl: configFlags.databaseUrl,
+      logLevel: configFlags.logLevel,
+      logFormat: configFlags.logFormat,
+      set: configFlags.set
+    },
+    (flags) =>
+      Effect.gen(function* () {
+        const cfg = yield* resolveConfig({ ...flags, ...noNodeFlags })
+        const applied = yield* Database.migrate.pipe(
+          Effect.provide(
+            Database.layerClient.pipe(
+              Layer.provideMerge(Database.layerUrl),
+              Layer.provideMerge(Database.layerMigrationSets(options.modules)),
+              Layer.provide(RuntimeConfig.layer(cfg)),
+              Layer.provide(NodeIdentity.layer({ mode: cfg.server.startMode, name: cfg.server.nodeName }))
+            )
+          ),
+          Effect.provide(Telemetry.loggerLayer({ format: cfg.telemetry.logFormat, level: cfg.telemetry.logLevel }))
+        )
+        yield* Console.log(
+          applied.length === 0
+            ? "database schema is up to date"
+            : `applied ${applied.length} migration(s):\n${applied.map((a) => `  ${Database.describeApplied(a)}`).join("\n")}`
+        )
+      })
+  ).pipe(Command.withDescription("apply pending database migrations and exit (safe to run while nodes are running)"))
 
   const check = Command.make("check", configFlags, (flags) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cfg = yield* resolveConfig(flags)
       const rows = RuntimeConfig.describe(cfg)
       const width = Math.max(...rows.map((r) => r.key.length))
       yield* Console.log(`# effective configuration${Option.isSome(cfg.file) ? ` (file: ${cfg.file.value})` : " (no config file)"}`)
       for (const r of rows) yield* Console.log(`${r.key.padEnd(width)} = ${r.value}  # ${r.origin}`)
-    })).pipe(Command.withDescription("print the effective configuration (secrets redacted) and exit 0, or list every problem and exit 1"))
+    })
+  ).pipe(Command.withDescription("print the effective configuration (secrets redacted) and exit 0, or list every problem and exit 1"))
 
-  const config = Command.make("config").pipe(
-    Command.withDescription("inspect the configuration"),
-    Command.withSubcommands([check])
-  )
+  const config = Command.make("config").pipe(Command.withDescription("inspect the configuration"), Command.withSubcommands([check]))
 
   return {
-    command: root.pipe(Command.withSubcommands([start, worker, maintenance, migrate, config, ...(options.commands ?? [])])) as NodeCli["command"],
+    command: root.pipe(
+      Command.withSubcommands([start, worker, maintenance, migrate, config, ...(options.commands ?? [])])
+    ) as NodeCli["command"],
     shutdownTimeout: () => shutdownTimeout
   }
 }

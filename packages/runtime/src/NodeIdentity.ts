@@ -18,20 +18,31 @@ import * as Module from "node:module"
  *
  * @category config
  */
-export const Config = ConfigSection.make("server", {
-  startMode: ConfigSection.key(ConfigSchema.Literals(NodeMode.names), {
-    default: "primary",
-    doc: "node mode: what this process runs",
-    aliases: [{ name: "ASTERFORGE_MODE", map: (s) => s }]
-  }),
-  environment: ConfigSection.key(ConfigSchema.Literals(["development", "production"]), {
-    default: "development",
-    doc: "production enables strict secret rules",
-    aliases: [{ name: "NODE_ENV", shown: "NODE_ENV=production", map: (s) => (s.trim() === "production" ? "production" : undefined) }]
-  }),
-  nodeName: ConfigSection.key(ConfigSchema.NonEmptyString, { default: Os.hostname(), shownDefault: "(the host name)", doc: "name shown for this node in status views" }),
-  dataDir: ConfigSection.key(ConfigSchema.NonEmptyString, { default: ".asterforge", doc: "local state directory (embedded Postgres, pid files)" })
-}, { id: "server#node" })
+export const Config = ConfigSection.make(
+  "server",
+  {
+    startMode: ConfigSection.key(ConfigSchema.Literals(NodeMode.names), {
+      default: "primary",
+      doc: "node mode: what this process runs",
+      aliases: [{ name: "ASTERFORGE_MODE", map: (s) => s }]
+    }),
+    environment: ConfigSection.key(ConfigSchema.Literals(["development", "production"]), {
+      default: "development",
+      doc: "production enables strict secret rules",
+      aliases: [{ name: "NODE_ENV", shown: "NODE_ENV=production", map: (s) => (s.trim() === "production" ? "production" : undefined) }]
+    }),
+    nodeName: ConfigSection.key(ConfigSchema.NonEmptyString, {
+      default: Os.hostname(),
+      shownDefault: "(the host name)",
+      doc: "name shown for this node in status views"
+    }),
+    dataDir: ConfigSection.key(ConfigSchema.NonEmptyString, {
+      default: ".asterforge",
+      doc: "local state directory (embedded Postgres, pid files)"
+    })
+  },
+  { id: "server#node" }
+)
 export type Config = ConfigSection.TypeOf<typeof Config>
 
 export interface NodeIdentityShape {
@@ -68,5 +79,4 @@ export const make = (options: Options): NodeIdentityShape => ({
   startedAt: new Date()
 })
 
-export const layer = (options: Options): Layer.Layer<NodeIdentity> =>
-  Layer.sync(NodeIdentity, () => make(options))
+export const layer = (options: Options): Layer.Layer<NodeIdentity> => Layer.sync(NodeIdentity, () => make(options))

@@ -32,7 +32,7 @@ export type Config = ConfigSection.TypeOf<typeof Config>
 
 export const layer: Layer.Layer<never, never, SqlClient.SqlClient | NodeIdentity | AuditLog | HealthRegistry | ConfigSection.Tag<"node">> =
   Layer.effectDiscard(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const node = yield* NodeIdentity
       const audit = yield* AuditLog
@@ -41,23 +41,26 @@ export const layer: Layer.Layer<never, never, SqlClient.SqlClient | NodeIdentity
       const actor = AuditEvents.actors.node(node.id)
       const interval = config.heartbeatInterval
 
-      yield* Effect.acquireRelease(
-        NodesSql.insert(sql, node).pipe(Effect.orDie),
-        () =>
-          NodesSql.markStopped(sql, node.id).pipe(
-            Effect.andThen(audit.record(AuditEvents.nodeStopped({ actor, subject: node.id, details: { mode: node.mode } }))),
-            Effect.andThen(Effect.logInfo("node row marked stopped")),
-            Effect.catchCause((cause) => Effect.logError("could not mark the node row stopped", cause)),
-            Effect.timeout(Duration.seconds(5)),
-            Effect.ignore
-          )
+      yield* Effect.acquireRelease(NodesSql.insert(sql, node).pipe(Effect.orDie), () =>
+        NodesSql.markStopped(sql, node.id).pipe(
+          Effect.andThen(audit.record(AuditEvents.nodeStopped({ actor, subject: node.id, details: { mode: node.mode } }))),
+          Effect.andThen(Effect.logInfo("node row marked stopped")),
+          Effect.catchCause((cause) => Effect.logError("could not mark the node row stopped", cause)),
+          Effect.timeout(Duration.seconds(5)),
+          Effect.ignore
+        )
       )
-      yield* Metric.update(Metric.withAttributes(Telemetry.metrics.nodeInfo, { mode: node.mode, version: node.version, node_id: node.id }), 1)
-      yield* audit.record(AuditEvents.nodeStarted({
-        actor,
-        subject: node.id,
-        details: { mode: node.mode, host: node.host, pid: node.pid, version: node.version, name: node.name }
-      }))
+      yield* Metric.update(
+        Metric.withAttributes(Telemetry.metrics.nodeInfo, { mode: node.mode, version: node.version, node_id: node.id }),
+        1
+      )
+      yield* audit.record(
+        AuditEvents.nodeStarted({
+          actor,
+          subject: node.id,
+          details: { mode: node.mode, host: node.host, pid: node.pid, version: node.version, name: node.name }
+        })
+      )
 
       let lastBeat = Date.now()
       let lastError: string | undefined

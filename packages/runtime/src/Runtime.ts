@@ -14,8 +14,8 @@
  * embedded Postgres stops. `run` is the process entry: it maps exits to codes
  * and arms the shutdown watchdog on the first stop signal.
  */
-import { Cause, Duration, Effect, Exit, Layer, Result, Runtime as EffectRuntime } from "effect"
-import { HttpRouter } from "effect/http"
+import { Cause, type Duration, Effect, Exit, Layer, Runtime as EffectRuntime } from "effect"
+import type { HttpRouter } from "effect/http"
 import { Command } from "effect/cli"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
@@ -39,7 +39,6 @@ import * as NodeRegistry from "./NodeRegistry.ts"
 import * as RuntimeConfig from "./RuntimeConfig.ts"
 import * as RuntimeError from "./RuntimeError.ts"
 import * as Shutdown from "./Shutdown.ts"
-import type * as Task from "./Task.ts"
 import * as TaskQueue from "./TaskQueue.ts"
 import * as TaskRegistry from "./TaskRegistry.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -94,17 +93,21 @@ const preflight = (
   role: NodeMode.Role,
   modules: ReadonlyArray<ApplicationModule.ApplicationModule>
 ) =>
-  Layer.effectDiscard(Effect.suspend(() => {
-    const builtInLanes = BuiltInLanes.builtIn(config.maintenance.lanes, config.node.heartbeatInterval).map((l) => l.name)
-    const moduleProblems = ApplicationModule.validate(modules, builtInLanes)
-    if (moduleProblems.length > 0) return RuntimeError.fail(new RuntimeError.ModuleInvalid({ problems: moduleProblems }))
-    const queues = modules.flatMap((m) => (m.tasks ?? []).map((h) => h.definition.queue))
-    const problems = role.dispatches ? Dispatcher.queuePlan(config.worker, queues).problems : []
-    return problems.length === 0 ? Effect.void : RuntimeError.fail(new RuntimeError.ConfigInvalid({ problems }))
-  }))
+  Layer.effectDiscard(
+    Effect.suspend(() => {
+      const builtInLanes = BuiltInLanes.builtIn(config.maintenance.lanes, config.node.heartbeatInterval).map((l) => l.name)
+      const moduleProblems = ApplicationModule.validate(modules, builtInLanes)
+      if (moduleProblems.length > 0) return RuntimeError.fail(new RuntimeError.ModuleInvalid({ problems: moduleProblems }))
+      const queues = modules.flatMap((m) => (m.tasks ?? []).map((h) => h.definition.queue))
+      const problems = role.dispatches ? Dispatcher.queuePlan(config.worker, queues).problems : []
+      return problems.length === 0 ? Effect.void : RuntimeError.fail(new RuntimeError.ConfigInvalid({ problems }))
+    })
+  )
 
-const runsHere = (role: NodeMode.Role) => (b: ApplicationModule.Background): boolean =>
-  b.runsOn === "every-node" || role[b.runsOn]
+const runsHere =
+  (role: NodeMode.Role) =>
+  (b: ApplicationModule.Background): boolean =>
+    b.runsOn === "every-node" || role[b.runsOn]
 
 /**
  * What this node's role adds on top of the core: the dispatcher (dispatching
@@ -120,11 +123,13 @@ const roleParts = (
   const background = modules.flatMap((m) => (m.background ?? []).filter(runsHere(role)).map((b) => b.layer))
   const checks = modules.flatMap((m) => m.health ?? [])
   // A module's checks may use the runtime's services: they run with this layer's context.
-  const health = Layer.effectDiscard(Effect.gen(function*() {
-    const registry = yield* Health.HealthRegistry
-    const context = yield* Effect.context<ApplicationModule.RuntimeServices>()
-    for (const c of checks) yield* registry.register({ ...c, check: Effect.provideContext(c.check, context) })
-  }))
+  const health = Layer.effectDiscard(
+    Effect.gen(function* () {
+      const registry = yield* Health.HealthRegistry
+      const context = yield* Effect.context<ApplicationModule.RuntimeServices>()
+      for (const c of checks) yield* registry.register({ ...c, check: Effect.provideContext(c.check, context) })
+    })
+  )
   const dispatcher = role.dispatches ? [Dispatcher.layer] : []
   const lanes = [...BuiltInLanes.builtIn(config.maintenance.lanes, config.node.heartbeatInterval), ...modules.flatMap((m) => m.lanes ?? [])]
   const maintenance = role.runsLanes ? [Maintenance.layer(lanes).pipe(Layer.provide(leadership))] : []
@@ -140,9 +145,16 @@ export const layer = (options: Options) => {
   const mode = options.mode ?? options.config.server.startMode
   const config = { ...options.config, server: { ...options.config.server, startMode: mode } }
   const modules = options.modules ?? []
-  const parts = roleParts(NodeMode.roleFor(mode, { inlineWorker: config.worker.inline }), config, modules, options.leadership ?? Leadership.layerAdvisoryLock)
+  const parts = roleParts(
+    NodeMode.roleFor(mode, { inlineWorker: config.worker.inline }),
+    config,
+    modules,
+    options.leadership ?? Leadership.layerAdvisoryLock
+  )
   return Shutdown.layer.pipe(
-    Layer.provideMerge(HttpServerLayer.layer(parts.routes as Layer.Layer<never, never, HttpRouter.HttpRouter | ApplicationModule.RuntimeServices>)),
+    Layer.provideMerge(
+      HttpServerLayer.layer(parts.routes as Layer.Layer<never, never, HttpRouter.HttpRouter | ApplicationModule.RuntimeServices>)
+    ),
     Layer.provideMerge(parts.work),
     Layer.provideMerge(coreLayer(config, mode, modules))
   )
@@ -204,15 +216,17 @@ export const launch = (options: Options) => Layer.launch(layer(options))
  *
  * @category entry points
  */
-export const main = (options: {
-  readonly modules?: ReadonlyArray<ApplicationModule.ApplicationModule> | undefined
-  /** The program's name in help (default: the script's file name). */
-  readonly name?: string | undefined
-  readonly version?: string | undefined
-  readonly description?: string | undefined
-  /** More subcommands beside the node's own. */
-  readonly commands?: NodeCli.Options["commands"]
-} = {}): void => {
+export const main = (
+  options: {
+    readonly modules?: ReadonlyArray<ApplicationModule.ApplicationModule> | undefined
+    /** The program's name in help (default: the script's file name). */
+    readonly name?: string | undefined
+    readonly version?: string | undefined
+    readonly description?: string | undefined
+    /** More subcommands beside the node's own. */
+    readonly commands?: NodeCli.Options["commands"]
+  } = {}
+): void => {
   const modules = options.modules ?? []
   const version = options.version ?? NodeIdentity.version
   const cli = NodeCli.make({

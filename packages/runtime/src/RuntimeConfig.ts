@@ -62,21 +62,25 @@ const base64Key = (text: string): string | undefined => {
  *
  * @category config
  */
-export const Security = ConfigSection.make("security", {
-  adminToken: ConfigSection.optionalKey(ConfigSchema.Secret, {
-    doc: "bearer token of the admin API (>= 32 chars in production)",
-    secret: true
-  }),
-  encryptionKey: ConfigSection.optionalKey(ConfigSchema.Secret, {
-    doc: "base64 of exactly 32 random bytes",
-    secret: true
-  })
-}, {
-  check: (c) => {
-    const problem = Option.isSome(c.encryptionKey) ? base64Key(Redacted.value(c.encryptionKey.value)) : undefined
-    return problem === undefined ? [] : [{ key: "security.encryption_key", message: problem }]
+export const Security = ConfigSection.make(
+  "security",
+  {
+    adminToken: ConfigSection.optionalKey(ConfigSchema.Secret, {
+      doc: "bearer token of the admin API (>= 32 chars in production)",
+      secret: true
+    }),
+    encryptionKey: ConfigSection.optionalKey(ConfigSchema.Secret, {
+      doc: "base64 of exactly 32 random bytes",
+      secret: true
+    })
+  },
+  {
+    check: (c) => {
+      const problem = Option.isSome(c.encryptionKey) ? base64Key(Redacted.value(c.encryptionKey.value)) : undefined
+      return problem === undefined ? [] : [{ key: "security.encryption_key", message: problem }]
+    }
   }
-})
+)
 export type Security = ConfigSection.TypeOf<typeof Security>
 
 // ---------------------------------------------------------------------------
@@ -107,10 +111,11 @@ export interface RuntimeConfigShape {
   readonly server: NodeIdentity.Config & HttpServer.Config
   readonly database: Database.Config
   readonly worker: Dispatcher.Config
-  readonly maintenance: Leadership.Config & Maintenance.Config & {
-    /** Each built-in lane's options, from `[maintenance.<lane>]`. */
-    readonly lanes: BuiltInLanes.Options
-  }
+  readonly maintenance: Leadership.Config &
+    Maintenance.Config & {
+      /** Each built-in lane's options, from `[maintenance.<lane>]`. */
+      readonly lanes: BuiltInLanes.Options
+    }
   readonly audit: AuditLog.Config
   readonly node: NodeRegistry.Config
   readonly shutdown: Shutdown.Config
@@ -187,7 +192,19 @@ export const reference: ReadonlyArray<ReferenceRow> = [...catalogOfRuntime.keys.
 // Rules across sections.
 
 /** Placeholders people paste from examples; refused as production secrets. */
-const placeholderTokens = ["changeme", "change-me", "secret", "password", "admin", "token", "example", "placeholder", "xxx", "test", "default"]
+const placeholderTokens = [
+  "changeme",
+  "change-me",
+  "secret",
+  "password",
+  "admin",
+  "token",
+  "example",
+  "placeholder",
+  "xxx",
+  "test",
+  "default"
+]
 const looksLikePlaceholder = (token: string): boolean => {
   const t = token.toLowerCase()
   if (/^(.)\1*$/.test(t)) return true
@@ -204,9 +221,11 @@ const productionRules = (raws: ReadonlyMap<string, ConfigSources.RawValue>, prob
   const adminToken = keyValue(raws, Security, "adminToken")
   if (environment !== "production" || adminToken === undefined || problems.some((p) => p.key.includes("security.admin_token"))) return []
   const security = { adminToken }
-  if (Option.isNone(security.adminToken)) return [{ key: "security.admin_token", message: "required in production (at least 32 characters)" }]
+  if (Option.isNone(security.adminToken))
+    return [{ key: "security.admin_token", message: "required in production (at least 32 characters)" }]
   const token = Redacted.value(security.adminToken.value)
-  if (token.length < 32) return [{ key: "security.admin_token", message: `must be at least 32 characters in production (got ${token.length})` }]
+  if (token.length < 32)
+    return [{ key: "security.admin_token", message: `must be at least 32 characters in production (got ${token.length})` }]
   if (looksLikePlaceholder(token)) {
     return [{ key: "security.admin_token", message: "is a known placeholder value; generate a random token (e.g. `openssl rand -hex 32`)" }]
   }
@@ -224,7 +243,7 @@ const keyValue = <S extends ConfigSection.Any, K extends keyof S["fields"] & str
 ): ConfigSection.TypeOf<S>[K] | undefined => {
   const key: ConfigSection.Key<unknown> = section.fields[field]
   const input = raws.get(ConfigSection.keyName(section, field))?.value ?? key.default
-  if (input === undefined) return key.optional ? Option.none() as never : undefined
+  if (input === undefined) return key.optional ? (Option.none() as never) : undefined
   const decoded = Schema.decodeUnknownResult(key.schema)(input)
   if (Result.isFailure(decoded)) return undefined
   return (key.optional ? Option.some(decoded.success) : decoded.success) as never
@@ -239,7 +258,10 @@ const byField = (section: ConfigSection.Any, raws: ReadonlyMap<string, ConfigSou
   return out
 }
 
-const assemble = (values: ReadonlyMap<string, unknown>, rest: Pick<RuntimeConfigShape, "origins" | "file" | "sources" | "moduleSections">): RuntimeConfigShape => {
+const assemble = (
+  values: ReadonlyMap<string, unknown>,
+  rest: Pick<RuntimeConfigShape, "origins" | "file" | "sources" | "moduleSections">
+): RuntimeConfigShape => {
   const get = <S extends ConfigSection.Any>(section: S) => values.get(section.id) as ConfigSection.TypeOf<S>
   return {
     server: { ...get(NodeIdentity.Config), ...get(HttpServer.Config) },
@@ -261,14 +283,19 @@ const assemble = (values: ReadonlyMap<string, unknown>, rest: Pick<RuntimeConfig
  * applications' (`moduleSections`). Pure apart from reading the file, so
  * `config check`, the node and tests share it.
  */
-export const resolve = (sources: Sources, moduleSections: ReadonlyArray<ConfigSection.Any> = []): Result.Result<RuntimeConfigShape, ConfigInvalid> => {
+export const resolve = (
+  sources: Sources,
+  moduleSections: ReadonlyArray<ConfigSection.Any> = []
+): Result.Result<RuntimeConfigShape, ConfigInvalid> => {
   const all = moduleSections.length === 0 ? sections : [...sections, ...moduleSections]
   const problems: Array<Problem> = []
   let catalog = catalogOfRuntime
   try {
     if (moduleSections.length > 0) catalog = catalogOf(all)
   } catch (e) {
-    return Result.fail(new ConfigInvalid({ problems: [{ key: moduleSections.map((s) => `[${s.section}]`).join(", "), message: (e as Error).message }] }))
+    return Result.fail(
+      new ConfigInvalid({ problems: [{ key: moduleSections.map((s) => `[${s.section}]`).join(", "), message: (e as Error).message }] })
+    )
   }
   const env = sources.env ?? {}
   const filePath = sources.file ?? env.ASTERFORGE_CONFIG ?? "asterforge.toml"
@@ -297,7 +324,10 @@ export const resolve = (sources: Sources, moduleSections: ReadonlyArray<ConfigSe
 }
 
 /** Resolves, failing with a `RuntimeError` whose `ConfigInvalid` reason lists every problem. */
-export const load = (sources: Sources, moduleSections: ReadonlyArray<ConfigSection.Any> = []): Effect.Effect<RuntimeConfigShape, RuntimeError> =>
+export const load = (
+  sources: Sources,
+  moduleSections: ReadonlyArray<ConfigSection.Any> = []
+): Effect.Effect<RuntimeConfigShape, RuntimeError> =>
   Effect.fromResult(resolve(sources, moduleSections)).pipe(Effect.mapError((reason) => new RuntimeError({ reason })))
 
 /** The value of one section (a module's own, or a built-in lane's). */
@@ -311,7 +341,11 @@ export const section = <S extends ConfigSection.Any>(config: RuntimeConfigShape,
 export const describe = (cfg: RuntimeConfigShape): ReadonlyArray<{ key: Key; value: string; origin: Origin }> =>
   [...(cfg.moduleSections.length === 0 ? catalogOfRuntime : catalogOf([...sections, ...cfg.moduleSections])).keys.values()].map((spec) => {
     const value = (cfg.sections.get(spec.section.id) as Record<string, unknown> | undefined)?.[spec.field]
-    return { key: spec.dotted, value: spec.key.secret && !Option.isOption(value) ? "<redacted>" : ConfigSection.show(value), origin: cfg.origins[spec.dotted] ?? "default" }
+    return {
+      key: spec.dotted,
+      value: spec.key.secret && !Option.isOption(value) ? "<redacted>" : ConfigSection.show(value),
+      origin: cfg.origins[spec.dotted] ?? "default"
+    }
   })
 
 /**

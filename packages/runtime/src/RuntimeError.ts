@@ -29,8 +29,10 @@ export type Problem = typeof Problem.Type
 
 /** Renders problems the way `config check` and a failed start print them. */
 export const renderProblems = (problems: ReadonlyArray<Problem>): string =>
-  [`invalid configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):`,
-    ...problems.map((p) => `  - ${p.key}: ${p.message}`)].join("\n")
+  [
+    `invalid configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):`,
+    ...problems.map((p) => `  - ${p.key}: ${p.message}`)
+  ].join("\n")
 
 /**
  * The configuration does not validate; `problems` lists every one of them.
@@ -61,8 +63,10 @@ export class ModuleInvalid extends Schema.TaggedError<ModuleInvalid>(id("ModuleI
   readonly isRetryable = false
   readonly httpStatus = 500
   override get message(): string {
-    return [`invalid application modules (${this.problems.length} problem${this.problems.length === 1 ? "" : "s"}):`,
-      ...this.problems.map((p) => `  - ${p.key}: ${p.message}`)].join("\n")
+    return [
+      `invalid application modules (${this.problems.length} problem${this.problems.length === 1 ? "" : "s"}):`,
+      ...this.problems.map((p) => `  - ${p.key}: ${p.message}`)
+    ].join("\n")
   }
 }
 
@@ -99,10 +103,13 @@ export class MigrationFailed extends Schema.TaggedError<MigrationFailed>(id("Mig
  *
  * @category errors
  */
-export class EmbeddedPostgresFailed extends Schema.TaggedError<EmbeddedPostgresFailed>(id("EmbeddedPostgresFailed"))("EmbeddedPostgresFailed", {
-  message: Schema.String,
-  ...Cause
-}) {
+export class EmbeddedPostgresFailed extends Schema.TaggedError<EmbeddedPostgresFailed>(id("EmbeddedPostgresFailed"))(
+  "EmbeddedPostgresFailed",
+  {
+    message: Schema.String,
+    ...Cause
+  }
+) {
   readonly [ReasonTypeId] = ReasonTypeId
   readonly isRetryable = false
   readonly httpStatus = 500

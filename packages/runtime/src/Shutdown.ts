@@ -22,36 +22,42 @@ import * as Telemetry from "./Telemetry.ts"
  *
  * @category config
  */
-export const Config = ConfigSection.make("shutdown", {
-  grace: ConfigSection.key(ConfigSchema.DurationOrZero(), {
-    default: "10 seconds",
-    doc: "how long running work may finish after a stop signal"
-  }),
-  timeout: ConfigSection.key(ConfigSchema.Duration({ minimum: "1 second" }), {
-    default: "30 seconds",
-    doc: "watchdog: exit non-zero if shutdown takes longer"
-  }),
-  drainDelay: ConfigSection.key(ConfigSchema.DurationOrZero(), {
-    default: "0 millis",
-    doc: "keep serving (readiness 503) this long before closing HTTP"
-  })
-}, {
-  check: (c) =>
-    Duration.isGreaterThan(c.grace, c.timeout)
-      ? [{ key: "shutdown.grace", message: "must not exceed shutdown.timeout, or the watchdog fires before running work may finish" }]
-      : []
-})
+export const Config = ConfigSection.make(
+  "shutdown",
+  {
+    grace: ConfigSection.key(ConfigSchema.DurationOrZero(), {
+      default: "10 seconds",
+      doc: "how long running work may finish after a stop signal"
+    }),
+    timeout: ConfigSection.key(ConfigSchema.Duration({ minimum: "1 second" }), {
+      default: "30 seconds",
+      doc: "watchdog: exit non-zero if shutdown takes longer"
+    }),
+    drainDelay: ConfigSection.key(ConfigSchema.DurationOrZero(), {
+      default: "0 millis",
+      doc: "keep serving (readiness 503) this long before closing HTTP"
+    })
+  },
+  {
+    check: (c) =>
+      Duration.isGreaterThan(c.grace, c.timeout)
+        ? [{ key: "shutdown.grace", message: "must not exceed shutdown.timeout, or the watchdog fires before running work may finish" }]
+        : []
+  }
+)
 export type Config = ConfigSection.TypeOf<typeof Config>
 
 export const layer: Layer.Layer<never, never, HealthRegistry | ConfigSection.Tag<"shutdown">> = Layer.effectDiscard(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const health = yield* HealthRegistry
     const config = yield* Config
     yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         yield* health.startDraining
         const delay = config.drainDelay
-        yield* Effect.logInfo(`shutting down: readiness now 503${Duration.isZero(delay) ? "" : `, closing HTTP in ${Duration.format(delay)}`}`)
+        yield* Effect.logInfo(
+          `shutting down: readiness now 503${Duration.isZero(delay) ? "" : `, closing HTTP in ${Duration.format(delay)}`}`
+        )
         if (!Duration.isZero(delay)) yield* Effect.sleep(delay)
       }).pipe(Telemetry.component("runtime"))
     )
@@ -73,12 +79,14 @@ export const armWatchdog = (timeout: Duration.Duration, signal: string): void =>
   armed = true
   const ms = Duration.toMillis(timeout)
   setTimeout(() => {
-    process.stderr.write(JSON.stringify({
-      timestamp: new Date().toISOString(),
-      level: "fatal",
-      component: "runtime",
-      message: `shutdown did not finish within ${ms} ms of ${signal}; exiting with code ${watchdogExitCode}`
-    }) + "\n")
+    process.stderr.write(
+      JSON.stringify({
+        timestamp: new Date().toISOString(),
+        level: "fatal",
+        component: "runtime",
+        message: `shutdown did not finish within ${ms} ms of ${signal}; exiting with code ${watchdogExitCode}`
+      }) + "\n"
+    )
     process.exit(watchdogExitCode)
   }, ms).unref()
 }

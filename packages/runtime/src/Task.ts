@@ -57,13 +57,14 @@ export type Failure = Retryable | Terminal | Snooze | AwaitCallback
 
 /** `Effect.fail` shorthands that take duration strings: `yield* Task.snooze("30 seconds")`. */
 export const retry = (message: string, options: { readonly code?: string; readonly delay?: Duration.Input } = {}) =>
-  Effect.fail(new Retryable({
-    message,
-    ...(options.code === undefined ? {} : { code: options.code }),
-    ...(options.delay === undefined ? {} : { delay: Duration.fromInputUnsafe(options.delay) })
-  }))
-export const terminal = (message: string, code?: string) =>
-  Effect.fail(new Terminal({ message, ...(code === undefined ? {} : { code }) }))
+  Effect.fail(
+    new Retryable({
+      message,
+      ...(options.code === undefined ? {} : { code: options.code }),
+      ...(options.delay === undefined ? {} : { delay: Duration.fromInputUnsafe(options.delay) })
+    })
+  )
+export const terminal = (message: string, code?: string) => Effect.fail(new Terminal({ message, ...(code === undefined ? {} : { code }) }))
 export const snooze = (duration: Duration.Input) => Effect.fail(new Snooze({ duration: Duration.fromInputUnsafe(duration) }))
 export const awaitCallback = (timeout: Duration.Input) => Effect.fail(new AwaitCallback({ timeout: Duration.fromInputUnsafe(timeout) }))
 
@@ -77,11 +78,9 @@ export interface RetryPolicy {
 }
 
 /** base * 2^(attempt-1), capped, with +-jitter so retries of a burst spread out. */
-export const exponentialBackoff = (options: {
-  readonly base?: Duration.Input
-  readonly max?: Duration.Input
-  readonly jitter?: number
-} = {}) => {
+export const exponentialBackoff = (
+  options: { readonly base?: Duration.Input; readonly max?: Duration.Input; readonly jitter?: number } = {}
+) => {
   const base = Duration.toMillis(Duration.fromInputUnsafe(options.base ?? "1 second"))
   const max = Duration.toMillis(Duration.fromInputUnsafe(options.max ?? "1 hour"))
   const jitter = options.jitter ?? 0.1
@@ -161,7 +160,9 @@ const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
 /** "path: message" lines, for error details an admin can read. */
 export const describeIssue = (issue: SchemaIssue.Issue): string =>
-  formatter(issue).issues.map((i) => `${i.path?.length ? i.path.join(".") + ": " : ""}${i.message}`).join("; ")
+  formatter(issue)
+    .issues.map((i) => `${i.path?.length ? i.path.join(".") + ": " : ""}${i.message}`)
+    .join("; ")
 
 /** Encodes a payload for storage; the error lists what is wrong. */
 export const encodePayload = <P>(def: Definition<P, any>, payload: P): Result.Result<unknown, string> =>
@@ -170,7 +171,10 @@ export const encodePayload = <P>(def: Definition<P, any>, payload: P): Result.Re
 /** Decodes a stored payload, upgrading rows written under a previous version. */
 export const decodePayload = <P>(def: Definition<P, any>, stored: unknown, version: number): Result.Result<P, string> => {
   if (version === def.version) {
-    return Result.mapError(Schema.decodeUnknownResult(def.payload as any)(stored), (e) => describeIssue(e.issue)) as Result.Result<P, string>
+    return Result.mapError(Schema.decodeUnknownResult(def.payload as any)(stored), (e) => describeIssue(e.issue)) as Result.Result<
+      P,
+      string
+    >
   }
   const previous = def.previous.find((p) => p.version === version)
   if (previous === undefined) return Result.fail(`payload version ${version} is unknown to this build (current ${def.version})`)

@@ -154,7 +154,11 @@ export const ofRun = (definition: Task.Definition, task: Attempt, happened: Happ
     case "ReleasedBeforeRun":
       return next("available", "interrupted", null, 0, undefined, -1)
     case "DeadlinePassed":
-      return failNow(task, detail("DeadlineExceeded", `deadline ${happened.deadline?.toISOString()} passed before the task could run`, null, task.attempt), actor)
+      return failNow(
+        task,
+        detail("DeadlineExceeded", `deadline ${happened.deadline?.toISOString()} passed before the task could run`, null, task.attempt),
+        actor
+      )
     // It will never decode on a retry either: terminal, with the reason.
     case "PayloadInvalid":
       return failNow(task, detail("PayloadInvalid", happened.reason, null, task.attempt), actor)
@@ -208,7 +212,14 @@ const ofExit = (definition: Task.Definition, task: Attempt, happened: Exited, ac
     if (happened.cancelRequested) return cancelled(task, actor)
     // Shutdown (or any interruption we did not ask for): give the task back at once, attempt unused.
     const reason = happened.stopping ? "shutdown" : "interrupted"
-    return next("available", "interrupted", null, 0, AuditEvents.taskInterrupted({ actor, subject: task.id, details: { name: task.name, attempt: task.attempt, reason } }), -1)
+    return next(
+      "available",
+      "interrupted",
+      null,
+      0,
+      AuditEvents.taskInterrupted({ actor, subject: task.id, details: { name: task.name, attempt: task.attempt, reason } }),
+      -1
+    )
   }
   const failure = cause.reasons.find(Cause.isFailReason)?.error
   if (failure !== undefined) return ofFailure(definition, task, failure, happened, actor)

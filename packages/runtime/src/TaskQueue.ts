@@ -28,8 +28,7 @@ import type * as TaskState from "./TaskState.ts"
 import { TaskRegistry } from "./TaskRegistry.ts"
 import * as Telemetry from "./Telemetry.ts"
 
-const storeError = (e: unknown) =>
-  new RuntimeError({ reason: new TaskStoreUnavailable({ message: messageOf(e), cause: e }) })
+const storeError = (e: unknown) => new RuntimeError({ reason: new TaskStoreUnavailable({ message: messageOf(e), cause: e }) })
 
 const failWith = (reason: Reason) => Effect.fail(new RuntimeError({ reason }))
 
@@ -98,12 +97,18 @@ export interface Page {
 export interface TaskQueueShape {
   readonly enqueue: <P>(definition: Task.Definition<P, any>, payload: P, options?: EnqueueOptions) => Effect.Effect<Enqueued, RuntimeError>
   /** Inserts all in one statement; the result is in input order. */
-  readonly enqueueMany: <P>(definition: Task.Definition<P, any>, payloads: ReadonlyArray<P>, options?: EnqueueOptions) =>
-    Effect.Effect<ReadonlyArray<Enqueued>, RuntimeError>
+  readonly enqueueMany: <P>(
+    definition: Task.Definition<P, any>,
+    payloads: ReadonlyArray<P>,
+    options?: EnqueueOptions
+  ) => Effect.Effect<ReadonlyArray<Enqueued>, RuntimeError>
   /** For callers holding only a name and JSON (HTTP, admin tools): `payload` is the encoded form. */
   readonly enqueueByName: (name: string, payload: unknown, options?: EnqueueOptions) => Effect.Effect<Enqueued, RuntimeError>
   readonly get: (id: string) => Effect.Effect<TaskInfo, RuntimeError>
-  readonly list: (filter?: TasksSql.ListFilter, page?: { readonly limit?: number; readonly before?: string }) => Effect.Effect<Page, RuntimeError>
+  readonly list: (
+    filter?: TasksSql.ListFilter,
+    page?: { readonly limit?: number; readonly before?: string }
+  ) => Effect.Effect<Page, RuntimeError>
   /** A running task's handler is interrupted on whichever node runs it. */
   readonly cancel: (id: string, actor?: string) => Effect.Effect<{ readonly id: string; readonly state: TaskState.TaskState }, RuntimeError>
   /** Failed or cancelled back to available, with a fresh attempt budget. */
@@ -170,18 +175,28 @@ const toNew = (definition: Task.Definition, encoded: unknown, options: EnqueueOp
 
 export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog | TaskRegistry> = Layer.effect(
   TaskQueue,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const audit = yield* AuditLog
     const registry = yield* TaskRegistry
 
-    const insertAll = Effect.fn("TaskQueue.enqueue")(function*(definition: Task.Definition, encoded: ReadonlyArray<unknown>, options: EnqueueOptions) {
+    const insertAll = Effect.fn("TaskQueue.enqueue")(function* (
+      definition: Task.Definition,
+      encoded: ReadonlyArray<unknown>,
+      options: EnqueueOptions
+    ) {
       yield* Effect.fromResult(checkOptions(options))
       // The enqueue span is where the worker's span continues the trace, in whichever process runs it.
       const span = yield* Effect.option(Effect.currentSpan)
       const traceparent = Option.isSome(span) ? Telemetry.traceparentOf(span.value) : null
       const rows = encoded.map((e) => toNew(definition, e, options, traceparent))
-      yield* Effect.annotateCurrentSpan({ "messaging.system": "asterforge", "messaging.operation.type": "send", "messaging.destination.name": rows[0]?.queue ?? definition.queue, "asterforge.task.name": definition.name, "messaging.batch.message_count": rows.length })
+      yield* Effect.annotateCurrentSpan({
+        "messaging.system": "asterforge",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": rows[0]?.queue ?? definition.queue,
+        "asterforge.task.name": definition.name,
+        "messaging.batch.message_count": rows.length
+      })
       return yield* place(definition, rows, 1)
     })
 
@@ -189,15 +204,23 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
      * Inserts `rows` and answers, in input order, the task each one is: its own
      * new row, or the unfinished task already holding its unique key.
      */
-    const place = (definition: Task.Definition, rows: ReadonlyArray<TasksSql.NewTask>, round: number): Effect.Effect<ReadonlyArray<Enqueued>, RuntimeError> =>
-      Effect.gen(function*() {
+    const place = (
+      definition: Task.Definition,
+      rows: ReadonlyArray<TasksSql.NewTask>,
+      round: number
+    ): Effect.Effect<ReadonlyArray<Enqueued>, RuntimeError> =>
+      Effect.gen(function* () {
         const inserted = yield* TasksSql.insert(sql, rows).pipe(Effect.mapError(storeError))
-        yield* Metric.update(Metric.withAttributes(Telemetry.metrics.tasksEnqueued, { queue: rows[0]?.queue ?? definition.queue, task: definition.name }), inserted.length)
+        yield* Metric.update(
+          Metric.withAttributes(Telemetry.metrics.tasksEnqueued, { queue: rows[0]?.queue ?? definition.queue, task: definition.name }),
+          inserted.length
+        )
         if (inserted.length === rows.length) return inserted.map((r): Enqueued => ({ id: r.id, existing: false }))
         // Some unique keys were taken: map inserted ids back by key, look up the holders of the rest.
         const byKey = new Map(inserted.filter((r) => r.unique_key !== null).map((r) => [r.unique_key!, r.id]))
         const missingKeys = rows.flatMap((r) => (r.unique_key !== null && !byKey.has(r.unique_key) ? [r.unique_key] : []))
-        const holders = missingKeys.length === 0 ? [] : yield* TasksSql.findUnfinishedByKeys(sql, missingKeys).pipe(Effect.mapError(storeError))
+        const holders =
+          missingKeys.length === 0 ? [] : yield* TasksSql.findUnfinishedByKeys(sql, missingKeys).pipe(Effect.mapError(storeError))
         const holderByKey = new Map(holders.map((h) => [h.unique_key!, h.id]))
         const unkeyed = inserted.filter((r) => r.unique_key === null).map((r) => r.id)
         const seen = new Set<string>()
@@ -212,12 +235,18 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
           return holder === undefined ? undefined : { id: holder, existing: true }
         })
         // A holder finished between our insert and the look-up, freeing its key: place those rows again.
-        const orphaned = rows.flatMap((r, i) => (out[i] === undefined ? [i] : []))
+        const orphaned = rows.flatMap((_r, i) => (out[i] === undefined ? [i] : []))
         if (orphaned.length === 0) return out as ReadonlyArray<Enqueued>
         if (round >= 3) {
-          return yield* failWith(new TaskStoreUnavailable({ message: `unique keys kept changing hands during enqueue (${orphaned.length} task(s)); retry` }))
+          return yield* failWith(
+            new TaskStoreUnavailable({ message: `unique keys kept changing hands during enqueue (${orphaned.length} task(s)); retry` })
+          )
         }
-        const again = yield* place(definition, orphaned.map((i) => rows[i]!), round + 1)
+        const again = yield* place(
+          definition,
+          orphaned.map((i) => rows[i]!),
+          round + 1
+        )
         orphaned.forEach((i, j) => {
           out[i] = again[j]
         })
@@ -230,7 +259,9 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
         for (const [i, p] of payloads.entries()) {
           const r = Task.encodePayload(definition, p)
           if (Result.isFailure(r)) {
-            return failWith(new TaskPayloadInvalid({ name: definition.name, detail: payloads.length > 1 ? `item ${i}: ${r.failure}` : r.failure }))
+            return failWith(
+              new TaskPayloadInvalid({ name: definition.name, detail: payloads.length > 1 ? `item ${i}: ${r.failure}` : r.failure })
+            )
           }
           out.push(r.success)
         }
@@ -243,7 +274,7 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
         : Effect.flatMap(encodeAll(definition, payloads), (encoded) => insertAll(definition, encoded, options))
 
     const get = (id: string) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         if (!/^\d{1,19}$/.test(id)) return yield* failWith(new TaskNotFound({ id }))
         const [row] = yield* TasksSql.getMany(sql, [id]).pipe(Effect.mapError(storeError))
         if (row === undefined) return yield* failWith(new TaskNotFound({ id }))
@@ -254,7 +285,7 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
       enqueue: (definition, payload, options) => Effect.map(enqueueMany(definition, [payload], options), (r) => r[0]!),
       enqueueMany,
       enqueueByName: (name, payload, options) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const definition = registry.definition(name)
           if (definition === undefined) return yield* failWith(new TaskUnknown({ name }))
           // The caller sent the encoded form: decode it to validate, then store the canonical encoding.
@@ -265,23 +296,29 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
         }),
       get,
       list: (filter = {}, page = {}) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const limit = Math.min(Math.max(page.limit ?? 50, 1), 500)
           const rows = yield* TasksSql.list(sql, filter, { limit, before: page.before }).pipe(Effect.mapError(storeError))
           return { tasks: rows.map(toInfo), next: rows.length === limit ? rows[rows.length - 1]!.id : undefined }
         }),
       cancel: (id, actor = AuditEvents.actors.system) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const current = yield* get(id)
           const [row] = yield* TasksSql.cancel(sql, id).pipe(Effect.mapError(storeError))
           if (row === undefined) return yield* failWith(new TaskStateConflict({ id, state: current.state, operation: "cancel" }))
           if (row.state === "cancelled") {
-            yield* audit.record(AuditEvents.taskCancelled({ actor, subject: id, details: { name: current.name, previous: row.previous, attempt: current.attempt } }))
+            yield* audit.record(
+              AuditEvents.taskCancelled({
+                actor,
+                subject: id,
+                details: { name: current.name, previous: row.previous, attempt: current.attempt }
+              })
+            )
           }
           return { id, state: row.state }
         }),
       retry: (id, actor = AuditEvents.actors.system) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const current = yield* get(id)
           const [row] = yield* TasksSql.retry(sql, id).pipe(Effect.mapError(storeError))
           if (row === undefined) return yield* failWith(new TaskStateConflict({ id, state: current.state, operation: "retry" }))

@@ -43,5 +43,4 @@ export const make = (handlers: ReadonlyArray<Task.Handler>): TaskRegistryShape =
  *
  * @category layers
  */
-export const layer = (handlers: ReadonlyArray<Task.Handler>): Layer.Layer<TaskRegistry> =>
-  Layer.sync(TaskRegistry, () => make(handlers))
+export const layer = (handlers: ReadonlyArray<Task.Handler>): Layer.Layer<TaskRegistry> => Layer.sync(TaskRegistry, () => make(handlers))

@@ -16,16 +16,7 @@
  */
 
 /** Every task state. */
-export const all = [
-  "scheduled",
-  "available",
-  "running",
-  "retryable",
-  "waiting_callback",
-  "succeeded",
-  "failed",
-  "cancelled"
-] as const
+export const all = ["scheduled", "available", "running", "retryable", "waiting_callback", "succeeded", "failed", "cancelled"] as const
 
 export type TaskState = (typeof all)[number]
 

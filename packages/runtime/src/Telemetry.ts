@@ -54,7 +54,7 @@ export const metrics = {
   httpDuration: histogram("asterforge_http_request_duration_seconds", "HTTP request duration"),
   auditRecorded: counter("asterforge_audit_recorded_total", "audit events accepted by record()"),
   auditFlushed: counter("asterforge_audit_flushed_total", "audit events written to the database"),
-  auditDropped: counter("asterforge_audit_dropped_total", "audit events dropped because the buffer was full (overflow = \"drop\")"),
+  auditDropped: counter("asterforge_audit_dropped_total", 'audit events dropped because the buffer was full (overflow = "drop")'),
   auditFlushFailures: counter("asterforge_audit_flush_failures_total", "audit batch inserts that failed and were retried"),
   auditBufferDepth: gauge("asterforge_audit_buffer_depth", "audit events waiting in memory"),
   auditFlushDuration: histogram("asterforge_audit_flush_duration_seconds", "duration of one audit batch insert"),
@@ -66,11 +66,17 @@ export const metrics = {
   configReloads: counter("asterforge_config_reloads_total", "configuration file reloads, by result"),
   tasksEnqueued: counter("asterforge_tasks_enqueued_total", "tasks inserted, by queue and task"),
   tasksClaimed: counter("asterforge_tasks_claimed_total", "tasks claimed by this node, by queue"),
-  tasksFinished: counter("asterforge_tasks_finished_total", "handler runs that ended, by queue, task and outcome (success, retry, terminal, snooze, timeout, interrupted, cancelled, callback)"),
+  tasksFinished: counter(
+    "asterforge_tasks_finished_total",
+    "handler runs that ended, by queue, task and outcome (success, retry, terminal, snooze, timeout, interrupted, cancelled, callback)"
+  ),
   taskDuration: histogram("asterforge_task_duration_seconds", "handler run time, by queue"),
   taskWait: histogram("asterforge_task_wait_seconds", "time from creation to the start of the first attempt, by queue"),
   tasksInFlight: gauge("asterforge_tasks_in_flight", "handlers running on this node, by queue"),
-  staleResultsRejected: counter("asterforge_stale_results_rejected_total", "completions refused because the task's lease epoch had moved on"),
+  staleResultsRejected: counter(
+    "asterforge_stale_results_rejected_total",
+    "completions refused because the task's lease epoch had moved on"
+  ),
   laneRuns: counter("asterforge_lane_runs_total", "maintenance lane passes completed, by lane"),
   laneDuration: histogram("asterforge_lane_duration_seconds", "duration of one lane pass, by lane"),
   laneItems: counter("asterforge_lane_items_total", "rows a lane pass acted on, by lane"),
@@ -79,9 +85,15 @@ export const metrics = {
   laneLeader: gauge("asterforge_lane_leader", "1 while this node leads the lane, else 0, by lane"),
   elections: counter("asterforge_lane_elections_total", "lane leaderships won by this node, by lane"),
   queueDepth: gauge("asterforge_queue_depth", "tasks per queue and state, as of the last queue-stats pass"),
-  leaseRescues: counter("asterforge_lease_rescues_total", "tasks whose lease expired and were made available again (or failed, when out of attempts), by outcome"),
+  leaseRescues: counter(
+    "asterforge_lease_rescues_total",
+    "tasks whose lease expired and were made available again (or failed, when out of attempts), by outcome"
+  ),
   nodesDeclaredDead: counter("asterforge_nodes_declared_dead_total", "nodes that stopped heartbeating and were declared dead"),
-  dbPoolConnections: gauge("asterforge_db_pool_connections", "this node's pooled database connections by server-side state (active, idle, idle in transaction), sampled"),
+  dbPoolConnections: gauge(
+    "asterforge_db_pool_connections",
+    "this node's pooled database connections by server-side state (active, idle, idle in transaction), sampled"
+  ),
   dbPoolMax: gauge("asterforge_db_pool_max", "configured pool size (database.pool_max)"),
   dbLatency: gauge("asterforge_db_latency_seconds", "round trip of a trivial query, as of the last system-health pass"),
   workerRestarts: counter("asterforge_worker_restarts_total", "claim loops restarted by the supervisor after a failure, by queue")
@@ -122,10 +134,13 @@ const toLogLevel: Record<LevelName, LogLevel.LogLevel> = {
  * The live log level. A plain mutable cell read by the logger on every entry,
  * so a reload takes effect on the next log line without rebuilding layers.
  */
-export class LogLevelControl extends Context.Service<LogLevelControl, {
-  readonly get: () => LevelName
-  readonly set: (level: LevelName) => void
-}>()("@asterforge/runtime/Telemetry/LogLevelControl") {}
+export class LogLevelControl extends Context.Service<
+  LogLevelControl,
+  {
+    readonly get: () => LevelName
+    readonly set: (level: LevelName) => void
+  }
+>()("@asterforge/runtime/Telemetry/LogLevelControl") {}
 
 const messageText = (message: unknown): string => {
   const parts = Array.isArray(message) ? message : [message]
@@ -153,18 +168,22 @@ const jsonLine = (options: Logger.Options<unknown>): string => {
 const prettyLine = (options: Logger.Options<unknown>): string => {
   const annotations = options.fiber.getRef(References.CurrentLogAnnotations)
   const { component = "runtime", ...rest } = annotations as Record<string, unknown>
-  const extra = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" ")
+  const extra = Object.entries(rest)
+    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .join(" ")
   const cause = options.cause.reasons.length > 0 ? `\n${Cause.pretty(options.cause)}` : ""
   return `${options.date.toISOString()} ${options.logLevel.toUpperCase().padEnd(5)} [${String(component)}] ${messageText(options.message)}${extra ? ` ${extra}` : ""}${cause}`
 }
 
 /** A structured logger whose level is read from `LogLevelControl` on every entry. */
-export const loggerLayer = (options: {
-  readonly format: "json" | "pretty"
-  readonly level: LevelName
-}): Layer.Layer<LogLevelControl> => {
+export const loggerLayer = (options: { readonly format: "json" | "pretty"; readonly level: LevelName }): Layer.Layer<LogLevelControl> => {
   let current = options.level
-  const control = LogLevelControl.of({ get: () => current, set: (l) => { current = l } })
+  const control = LogLevelControl.of({
+    get: () => current,
+    set: (l) => {
+      current = l
+    }
+  })
   const render = options.format === "json" ? jsonLine : prettyLine
   const logger = Logger.make((entry: Logger.Options<unknown>) => {
     if (current === "none" || !LogLevel.isGreaterThanOrEqualTo(entry.logLevel, toLogLevel[current])) return
@@ -199,27 +218,28 @@ export const tracingLayer = (options: {
 }): Layer.Layer<never> => {
   if (Option.isNone(options.endpoint)) return Layer.empty
   const url = `${options.endpoint.value.replace(/\/+$/, "")}/v1/traces`
-  return Layer.unwrap(Effect.promise(async () => {
-    const [NodeSdk, { BatchSpanProcessor }, { OTLPTraceExporter }] = await Promise.all([
-      import("@effect/opentelemetry/NodeSdk"),
-      import("@opentelemetry/sdk-trace-base"),
-      import("@opentelemetry/exporter-trace-otlp-http")
-    ])
-    return NodeSdk.layer(() => ({
-      resource: {
-        serviceName: process.env.OTEL_SERVICE_NAME ?? "asterforge",
-        serviceVersion: options.serviceVersion,
-        attributes: options.attributes
-      },
-      spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter({ url }), { scheduledDelayMillis: 1000 }),
-      shutdownTimeout: "5 seconds"
-    })) as Layer.Layer<never>
-  }))
+  return Layer.unwrap(
+    Effect.promise(async () => {
+      const [NodeSdk, { BatchSpanProcessor }, { OTLPTraceExporter }] = await Promise.all([
+        import("@effect/opentelemetry/NodeSdk"),
+        import("@opentelemetry/sdk-trace-base"),
+        import("@opentelemetry/exporter-trace-otlp-http")
+      ])
+      return NodeSdk.layer(() => ({
+        resource: {
+          serviceName: process.env.OTEL_SERVICE_NAME ?? "asterforge",
+          serviceVersion: options.serviceVersion,
+          attributes: options.attributes
+        },
+        spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter({ url }), { scheduledDelayMillis: 1000 }),
+        shutdownTimeout: "5 seconds"
+      })) as Layer.Layer<never>
+    })
+  )
 }
 
 /** W3C traceparent of a span, to store with work that another process continues. */
-export const traceparentOf = (span: Tracer.AnySpan): string =>
-  `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
+export const traceparentOf = (span: Tracer.AnySpan): string => `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
 
 const traceparentPattern = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
 

@@ -33,17 +33,19 @@ const BenchModule = ApplicationModule.make({
 })
 
 const configFor = (url: string, extra: Record<string, string> = {}) =>
-  Result.getOrThrow(RuntimeConfig.resolve({
-    file: "/nonexistent/asterforge.toml",
-    fileRequired: false,
-    env: {
-      DATABASE_URL: url,
-      ASTERFORGE_SERVER_PORT: "0",
-      ASTERFORGE_TELEMETRY_LOG_LEVEL: "warn",
-      ASTERFORGE_SHUTDOWN_GRACE: "5s",
-      ...extra
-    }
-  }))
+  Result.getOrThrow(
+    RuntimeConfig.resolve({
+      file: "/nonexistent/asterforge.toml",
+      fileRequired: false,
+      env: {
+        DATABASE_URL: url,
+        ASTERFORGE_SERVER_PORT: "0",
+        ASTERFORGE_TELEMETRY_LOG_LEVEL: "warn",
+        ASTERFORGE_SHUTDOWN_GRACE: "5s",
+        ...extra
+      }
+    })
+  )
 
 const adapter: Adapter = {
   name: "asterforge",
@@ -59,13 +61,17 @@ const adapter: Adapter = {
 
   async setup(url) {
     // Migrations only: the schema the nodes expect.
-    await Effect.runPromise(Database.migrate.pipe(
-      Effect.provide(Database.layerClient.pipe(Layer.provideMerge(Database.layerUrl), Layer.provide(RuntimeConfig.layer(configFor(url)))))
-    ))
+    await Effect.runPromise(
+      Database.migrate.pipe(
+        Effect.provide(Database.layerClient.pipe(Layer.provideMerge(Database.layerUrl), Layer.provide(RuntimeConfig.layer(configFor(url)))))
+      )
+    )
   },
 
   async openProducer(url) {
-    const runtime = ManagedRuntime.make(Runtime.coreLayer(configFor(url, { ASTERFORGE_DATABASE_POOL_MAX: "20" }), "follower", [BenchModule]))
+    const runtime = ManagedRuntime.make(
+      Runtime.coreLayer(configFor(url, { ASTERFORGE_DATABASE_POOL_MAX: "20" }), "follower", [BenchModule])
+    )
     const queue = await runtime.runPromise(TaskQueue.TaskQueue)
     return {
       insertBatch: async (payloads) => {
@@ -81,10 +87,19 @@ const adapter: Adapter = {
   async startWorkers({ url, concurrency, onJob }) {
     onJobHook = onJob
     const scope = Effect.runSync(Scope.make())
-    await Effect.runPromise(Layer.buildWithScope(
-      Runtime.layer({ config: configFor(url, { ASTERFORGE_WORKER_CONCURRENCY: String(concurrencyFor(concurrency)), ASTERFORGE_WORKER_PREFETCH: prefetch }), mode: "worker", modules: [BenchModule] }),
-      scope
-    ))
+    await Effect.runPromise(
+      Layer.buildWithScope(
+        Runtime.layer({
+          config: configFor(url, {
+            ASTERFORGE_WORKER_CONCURRENCY: String(concurrencyFor(concurrency)),
+            ASTERFORGE_WORKER_PREFETCH: prefetch
+          }),
+          mode: "worker",
+          modules: [BenchModule]
+        }),
+        scope
+      )
+    )
     return { stop: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
   },
 

@@ -11,7 +11,7 @@ import { pathToFileURL } from "node:url"
 import type { Adapter } from "../Adapter.ts"
 
 export const adapters: Readonly<Record<string, string>> = {
-  "asterforge": "./asterforge.ts",
+  asterforge: "./asterforge.ts",
   "graphile-worker": "./graphile-worker.ts",
   "pg-boss": "./pg-boss.ts"
 }
@@ -19,8 +19,7 @@ export const adapters: Readonly<Record<string, string>> = {
 /** The anchors: established systems the asterforge numbers are compared with. */
 export const anchorSystems: ReadonlyArray<string> = ["graphile-worker", "pg-boss"]
 
-export const isAdapterPath = (system: string): boolean =>
-  system.includes("/") || /\.(ts|js|mjs)$/.test(system)
+export const isAdapterPath = (system: string): boolean => system.includes("/") || /\.(ts|js|mjs)$/.test(system)
 
 export const adapterModuleUrl = (system: string): string => {
   const registered = adapters[system]

@@ -55,7 +55,10 @@ const adapter: Adapter = {
     const boss = await client(url)
     return {
       insertBatch: async (payloads) => {
-        await boss.insert(QUEUE, payloads.map((data) => ({ data: data as object })))
+        await boss.insert(
+          QUEUE,
+          payloads.map((data) => ({ data: data as object }))
+        )
       },
       send: async (payload) => {
         await boss.send(QUEUE, payload as object)

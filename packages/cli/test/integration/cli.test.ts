@@ -7,19 +7,15 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { freshDatabase, query, type FreshDatabase } from "../../../runtime/test/support/kit.ts"
-import { pollHttp, spawnCli, type Spawned } from "../../../runtime/test/support/process.ts"
+import { pollHttp, spawnCli, trackProcesses } from "../../../runtime/test/support/process.ts"
 
 let db: FreshDatabase
-const running: Array<Spawned> = []
-const track = (p: Spawned) => (running.push(p), p)
+const track = trackProcesses()
 
 beforeAll(async () => {
   db = await freshDatabase("cli")
-})
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((p) => p.stop()))
 })
 afterAll(async () => {
   await db.drop()
@@ -64,14 +60,15 @@ grace = "forever"
     const stderr = cli.stderr.join("\n")
     expect(stderr).toContain("invalid configuration (7 problems):")
     for (const expected of [
-      "server.mode: unknown key (did you mean \"start_mode\"?)",
+      'server.mode: unknown key (did you mean "start_mode"?)',
       "server.port: Expected",
       "shutdown.grace: Expected a duration",
-      "--mode (server.start_mode): Expected \"primary\" | \"follower\" | \"maintenance\" | \"worker\", got \"leader\"",
+      '--mode (server.start_mode): Expected "primary" | "follower" | "maintenance" | "worker", got "leader"',
       "--set audit.overflow (audit.overflow):",
       "ASTERFORGE_DATABASE_POOL_MAX (database.pool_max): Expected a value between 1 and 1000, got -1",
       "security.admin_token: required in production"
-    ]) expect(stderr).toContain(expected)
+    ])
+      expect(stderr).toContain(expected)
     expect(hasStackTrace(stderr)).toBe(false)
     // Nothing started: no embedded Postgres, no HTTP server, no log lines at all.
     expect(cli.logs).toEqual([])
@@ -98,7 +95,17 @@ grace = "forever"
   })
 
   it("an unreachable database at start: exit 1 with one clear line", async () => {
-    const cli = spawnCli(["start", "--port", "0", "--database-url", "postgres://127.0.0.1:1/x", "--set", "database.connect_attempts=2", "--set", "database.connect_backoff=10ms"])
+    const cli = spawnCli([
+      "start",
+      "--port",
+      "0",
+      "--database-url",
+      "postgres://127.0.0.1:1/x",
+      "--set",
+      "database.connect_attempts=2",
+      "--set",
+      "database.connect_backoff=10ms"
+    ])
     expect((await cli.exited).code).toBe(1)
     expect(cli.stderr.join("\n")).toMatch(/^error: cannot connect to postgres:\/\/127\.0\.0\.1:1\/x after 2 attempts: /m)
     expect(hasStackTrace(cli.output)).toBe(false)
@@ -124,11 +131,13 @@ describe("node modes", () => {
     const base = await node.baseUrl()
     const ready = JSON.parse((await pollHttp(`${base}/health/ready`, (s) => s === 200)).body)
     expect(ready.mode).toBe(mode)
-    expect(ready.role).toEqual({
-      follower: { fullApi: true, dispatches: false, runsLanes: false },
-      maintenance: { fullApi: false, dispatches: false, runsLanes: true },
-      worker: { fullApi: false, dispatches: true, runsLanes: false }
-    }[mode])
+    expect(ready.role).toEqual(
+      {
+        follower: { fullApi: true, dispatches: false, runsLanes: false },
+        maintenance: { fullApi: false, dispatches: false, runsLanes: true },
+        worker: { fullApi: false, dispatches: true, runsLanes: false }
+      }[mode]
+    )
     const [row] = await query<{ mode: string }>(db.url, "SELECT mode FROM nodes WHERE id = $1", [ready.node.id])
     expect(row?.mode).toBe(mode)
   })
@@ -190,7 +199,10 @@ describe("config reload", () => {
     expect((await node.exited).code).toBe(0)
     const nodeId = JSON.parse(node.stderr.find((l) => l.includes("registered as primary"))!).message.match(/\(([0-9a-f-]{36})\)/)[1]
     const events = await query<{ code: string; details: { applied?: Array<{ key: string; to: string }> } }>(
-      db.url, "SELECT code, details FROM audit_events WHERE node_id = $1 AND code LIKE 'config.%' ORDER BY id", [nodeId])
+      db.url,
+      "SELECT code, details FROM audit_events WHERE node_id = $1 AND code LIKE 'config.%' ORDER BY id",
+      [nodeId]
+    )
     expect(events.map((e) => e.code)).toEqual(["config.reloaded", "config.reload_rejected"])
     expect(events[0]?.details.applied).toEqual([{ key: "telemetry.log_level", from: "info", to: "debug" }])
   })

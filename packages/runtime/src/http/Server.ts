@@ -19,10 +19,14 @@ import * as Telemetry from "../Telemetry.ts"
  *
  * @category config
  */
-export const Config = ConfigSection.make("server", {
-  host: ConfigSection.key(ConfigSchema.NonEmptyString, { default: "127.0.0.1", doc: "HTTP listen address" }),
-  port: ConfigSection.key(ConfigSchema.Int(0, 65535), { default: 3000, doc: "HTTP listen port (0 = any free port)" })
-}, { id: "server#http" })
+export const Config = ConfigSection.make(
+  "server",
+  {
+    host: ConfigSection.key(ConfigSchema.NonEmptyString, { default: "127.0.0.1", doc: "HTTP listen address" }),
+    port: ConfigSection.key(ConfigSchema.Int(0, 65535), { default: 3000, doc: "HTTP listen port (0 = any free port)" })
+  },
+  { id: "server#http" }
+)
 export type Config = ConfigSection.TypeOf<typeof Config>
 
 /** Paths with a fixed shape are their own label; anything unmatched shares one, to bound cardinality. */
@@ -35,22 +39,30 @@ const statusOf = (exit: Exit.Exit<{ readonly status: number }, unknown>): number
 }
 
 /** Request metrics and a debug log line per request (the platform's INFO-per-request logger is off). */
-const requestMetrics = HttpRouter.middleware((httpEffect) =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const started = performance.now()
-    const path = request.url.split("?")[0] ?? request.url
-    return yield* httpEffect.pipe(Effect.onExit((exit) => {
-      const status = statusOf(exit)
-      const seconds = (performance.now() - started) / 1000
-      const attributes = { route: routeLabel(path, status), method: request.method, status: String(status) }
-      return Effect.all([
-        Metric.update(Metric.withAttributes(Telemetry.metrics.httpRequests, attributes), 1),
-        Metric.update(Metric.withAttributes(Telemetry.metrics.httpDuration, { route: attributes.route }), seconds),
-        Effect.logDebug(`${request.method} ${path} ${status} ${Math.round(seconds * 1000)}ms`).pipe(Telemetry.component("http"))
-      ], { discard: true })
-    }))
-  }), { global: true })
+const requestMetrics = HttpRouter.middleware(
+  (httpEffect) =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const started = performance.now()
+      const path = request.url.split("?")[0] ?? request.url
+      return yield* httpEffect.pipe(
+        Effect.onExit((exit) => {
+          const status = statusOf(exit)
+          const seconds = (performance.now() - started) / 1000
+          const attributes = { route: routeLabel(path, status), method: request.method, status: String(status) }
+          return Effect.all(
+            [
+              Metric.update(Metric.withAttributes(Telemetry.metrics.httpRequests, attributes), 1),
+              Metric.update(Metric.withAttributes(Telemetry.metrics.httpDuration, { route: attributes.route }), seconds),
+              Effect.logDebug(`${request.method} ${path} ${status} ${Math.round(seconds * 1000)}ms`).pipe(Telemetry.component("http"))
+            ],
+            { discard: true }
+          )
+        })
+      )
+    }),
+  { global: true }
+)
 
 /** The OS reason (EADDRINUSE, EACCES...) buried in the platform's ServeError. */
 const listenFailure = (error: unknown): string => {
@@ -67,27 +79,33 @@ const listenFailure = (error: unknown): string => {
  * the port cannot be bound.
  */
 export const layer = <E, R>(routes: Layer.Layer<never, E, R>) =>
-  Layer.unwrap(Effect.gen(function*() {
-    const { host, port } = yield* Config
-    const shutdown = yield* Shutdown.Config
-    const listening = Layer.effectDiscard(Effect.gen(function*() {
-      const server = yield* HttpServer.HttpServer
-      const address = server.address
-      const where = address._tag === "UnixPathAddress" ? address.path : NetAddress.formatUrlUnsafe(address, "http")
-      yield* Effect.logInfo(`http listening on ${where}`).pipe(Effect.annotateLogs({ component: "http", url: where }))
-    }))
-    const app = Layer.mergeAll(routes, requestMetrics)
-    return Layer.mergeAll(HttpRouter.serve(app, { disableLogger: true, disableListenLog: true }), listening).pipe(
-      Layer.provide(
-        NodeHttpServer.layer(createServer, { host, port, gracefulShutdownTimeout: shutdown.grace }).pipe(
-          Layer.catchCause((cause) =>
-            Layer.fromBuild(() =>
-              Effect.fail(new RuntimeError({
-                reason: new ServerListenFailed({ message: `cannot listen on ${host}:${port}: ${listenFailure(Cause.squash(cause))}` })
-              }))
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const { host, port } = yield* Config
+      const shutdown = yield* Shutdown.Config
+      const listening = Layer.effectDiscard(
+        Effect.gen(function* () {
+          const server = yield* HttpServer.HttpServer
+          const address = server.address
+          const where = address._tag === "UnixPathAddress" ? address.path : NetAddress.formatUrlUnsafe(address, "http")
+          yield* Effect.logInfo(`http listening on ${where}`).pipe(Effect.annotateLogs({ component: "http", url: where }))
+        })
+      )
+      const app = Layer.mergeAll(routes, requestMetrics)
+      return Layer.mergeAll(HttpRouter.serve(app, { disableLogger: true, disableListenLog: true }), listening).pipe(
+        Layer.provide(
+          NodeHttpServer.layer(createServer, { host, port, gracefulShutdownTimeout: shutdown.grace }).pipe(
+            Layer.catchCause((cause) =>
+              Layer.fromBuild(() =>
+                Effect.fail(
+                  new RuntimeError({
+                    reason: new ServerListenFailed({ message: `cannot listen on ${host}:${port}: ${listenFailure(Cause.squash(cause))}` })
+                  })
+                )
+              )
             )
           )
         )
       )
-    )
-  }))
+    })
+  )

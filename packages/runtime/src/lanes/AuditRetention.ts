@@ -12,12 +12,16 @@ import * as Kit from "./kit.ts"
 export const name = "audit_retention"
 
 /** `[maintenance.audit_retention]`: `interval`, `retention`, `batch_size`, `max_batches_per_pass`. */
-export const Config = Kit.section(name, {
-  interval: Kit.interval("10 minutes"),
-  retention: Kit.duration("90 days", "audit events are kept this long"),
-  // Audit volume can be high: up to 100k rows per pass by default.
-  ...Kit.batches({ maxBatchesPerPass: 100 })
-}, "deletion of audit events past their retention")
+export const Config = Kit.section(
+  name,
+  {
+    interval: Kit.interval("10 minutes"),
+    retention: Kit.duration("90 days", "audit events are kept this long"),
+    // Audit volume can be high: up to 100k rows per pass by default.
+    ...Kit.batches({ maxBatchesPerPass: 100 })
+  },
+  "deletion of audit events past their retention"
+)
 
 /** The decoded defaults of `Config`. */
 export const defaults = ConfigSection.defaults(Config)
@@ -28,5 +32,7 @@ export const make = Kit.batched({
   config: Config,
   count: "deleted",
   statement: (sql, fence, o) =>
-    AuditEventsSql.prune(sql, fence, { retentionMs: Duration.toMillis(o.retention), limit: o.batchSize }).pipe(Effect.map(Kit.count("deleted")))
+    AuditEventsSql.prune(sql, fence, { retentionMs: Duration.toMillis(o.retention), limit: o.batchSize }).pipe(
+      Effect.map(Kit.count("deleted"))
+    )
 })

@@ -15,10 +15,14 @@ import * as Kit from "./kit.ts"
 export const name = "callback_rescue"
 
 /** `[maintenance.callback_rescue]`: `interval`, `batch_size`, `max_batches_per_pass`. */
-export const Config = Kit.section(name, {
-  interval: Kit.interval("1 second"),
-  ...Kit.batches({ maxBatchesPerPass: 10 })
-}, "retry or failure of parked tasks whose callback timed out")
+export const Config = Kit.section(
+  name,
+  {
+    interval: Kit.interval("1 second"),
+    ...Kit.batches({ maxBatchesPerPass: 10 })
+  },
+  "retry or failure of parked tasks whose callback timed out"
+)
 
 /** The decoded defaults of `Config`. */
 export const defaults = ConfigSection.defaults(Config)
@@ -28,16 +32,19 @@ export const make = Kit.lane({
   name,
   config: Config,
   pass: (o) => (ctx, sql) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const totals = { retried: 0, failed: 0 }
-      yield* Kit.inBatches(o, Effect.gen(function*() {
-        const rows = yield* TaskSql.expireCallbacks(sql, ctx.fence, { limit: o.batchSize })
-        const failed = rows.filter((t) => t.state === "failed")
-        yield* Kit.auditTasksFailed(name, failed, { tag: "CallbackTimeout", exhausted: true })
-        totals.retried += rows.length - failed.length
-        totals.failed += failed.length
-        return rows.length
-      }))
+      yield* Kit.inBatches(
+        o,
+        Effect.gen(function* () {
+          const rows = yield* TaskSql.expireCallbacks(sql, ctx.fence, { limit: o.batchSize })
+          const failed = rows.filter((t) => t.state === "failed")
+          yield* Kit.auditTasksFailed(name, failed, { tag: "CallbackTimeout", exhausted: true })
+          totals.retried += rows.length - failed.length
+          totals.failed += failed.length
+          return rows.length
+        })
+      )
       return totals
     })
 })

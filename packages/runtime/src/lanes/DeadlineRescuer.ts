@@ -15,10 +15,14 @@ import * as Kit from "./kit.ts"
 export const name = "deadline_rescue"
 
 /** `[maintenance.deadline_rescue]`: `interval`, `batch_size`, `max_batches_per_pass`. */
-export const Config = Kit.section(name, {
-  interval: Kit.interval("1 second"),
-  ...Kit.batches({ maxBatchesPerPass: 10 })
-}, "failure of waiting tasks past their deadline")
+export const Config = Kit.section(
+  name,
+  {
+    interval: Kit.interval("1 second"),
+    ...Kit.batches({ maxBatchesPerPass: 10 })
+  },
+  "failure of waiting tasks past their deadline"
+)
 
 /** The decoded defaults of `Config`. */
 export const defaults = ConfigSection.defaults(Config)

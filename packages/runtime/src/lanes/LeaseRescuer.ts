@@ -17,10 +17,14 @@ import * as Kit from "./kit.ts"
 export const name = "lease_rescue"
 
 /** `[maintenance.lease_rescue]`: `interval`, `batch_size`, `max_batches_per_pass`. */
-export const Config = Kit.section(name, {
-  interval: Kit.interval("2 seconds"),
-  ...Kit.batches({ maxBatchesPerPass: 10 })
-}, "release of running tasks whose lease expired")
+export const Config = Kit.section(
+  name,
+  {
+    interval: Kit.interval("2 seconds"),
+    ...Kit.batches({ maxBatchesPerPass: 10 })
+  },
+  "release of running tasks whose lease expired"
+)
 
 /** The decoded defaults of `Config`. */
 export const defaults = ConfigSection.defaults(Config)
@@ -31,8 +35,12 @@ export const defaults = ConfigSection.defaults(Config)
  * outcome (available, failed, cancelled).
  */
 export const recordReleased = (lane: string, released: ReadonlyArray<TaskSql.Released>, tag: string) =>
-  Effect.gen(function*() {
-    yield* Kit.auditTasksFailed(lane, released.filter((t) => t.state === "failed"), { tag, exhausted: true })
+  Effect.gen(function* () {
+    yield* Kit.auditTasksFailed(
+      lane,
+      released.filter((t) => t.state === "failed"),
+      { tag, exhausted: true }
+    )
     const counts = { available: 0, failed: 0, cancelled: 0 }
     for (const t of released) counts[t.state]++
     for (const [outcome, n] of Object.entries(counts)) {
@@ -46,16 +54,19 @@ export const make = Kit.lane({
   name,
   config: Config,
   pass: (o) => (ctx, sql) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const totals = { rescued: 0, failed: 0, cancelled: 0 }
-      yield* Kit.inBatches(o, Effect.gen(function*() {
-        const released = yield* TaskSql.rescueExpiredLeases(sql, ctx.fence, { limit: o.batchSize })
-        const counts = yield* recordReleased(name, released, "LeaseExpired")
-        totals.rescued += counts.available
-        totals.failed += counts.failed
-        totals.cancelled += counts.cancelled
-        return released.length
-      }))
+      yield* Kit.inBatches(
+        o,
+        Effect.gen(function* () {
+          const released = yield* TaskSql.rescueExpiredLeases(sql, ctx.fence, { limit: o.batchSize })
+          const counts = yield* recordReleased(name, released, "LeaseExpired")
+          totals.rescued += counts.available
+          totals.failed += counts.failed
+          totals.cancelled += counts.cancelled
+          return released.length
+        })
+      )
       const total = totals.rescued + totals.failed + totals.cancelled
       if (total > 0) {
         yield* Effect.logWarning(

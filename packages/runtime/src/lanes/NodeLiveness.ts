@@ -28,16 +28,20 @@ import { recordReleased } from "./LeaseRescuer.ts"
 export const name = "node_liveness"
 
 /** `[maintenance.node_liveness]`: `interval`, `missed_heartbeats`, `retention`, `batch_size`, `max_batches_per_pass`. */
-export const Config = Kit.section(name, {
-  interval: Kit.interval("5 seconds"),
-  missedHeartbeats: ConfigSection.key(ConfigSchema.Int(2, 1000), {
-    default: 3,
-    doc: "a node is dead after this many heartbeat periods (node.heartbeat_interval) without one"
-  }),
-  retention: Kit.duration("7 days", "stopped and dead nodes' rows are kept this long"),
-  // Per step: declare, release, remove.
-  ...Kit.batches({ maxBatchesPerPass: 10 })
-}, "dead-node detection, release of their tasks, removal of old node rows")
+export const Config = Kit.section(
+  name,
+  {
+    interval: Kit.interval("5 seconds"),
+    missedHeartbeats: ConfigSection.key(ConfigSchema.Int(2, 1000), {
+      default: 3,
+      doc: "a node is dead after this many heartbeat periods (node.heartbeat_interval) without one"
+    }),
+    retention: Kit.duration("7 days", "stopped and dead nodes' rows are kept this long"),
+    // Per step: declare, release, remove.
+    ...Kit.batches({ maxBatchesPerPass: 10 })
+  },
+  "dead-node detection, release of their tasks, removal of old node rows"
+)
 
 /** The decoded defaults of `Config`. */
 export const defaults = ConfigSection.defaults(Config)
@@ -59,20 +63,27 @@ const heartbeatMillis = (input: Duration.Input): number => {
 
 /** Declares silent nodes dead, in batches: logged, audited and counted. */
 const declareDead = (sql: SqlClient.SqlClient, fence: Statement.Fragment, o: Kit.Batches & { readonly staleMs: number }) =>
-  Kit.inBatches(o, Effect.gen(function*() {
-    const audit = yield* AuditLog
-    const nodes = yield* NodesSql.declareDead(sql, fence, { staleMs: o.staleMs, limit: o.batchSize })
-    for (const n of nodes) {
-      yield* Effect.logWarning(`node ${n.name} (${n.id}, ${n.host} pid ${n.pid}) declared dead: last heartbeat ${n.heartbeat_at.toISOString()}`)
-      yield* audit.record(AuditEvents.nodeDeclaredDead({
-        actor: AuditEvents.actors.lane(name),
-        subject: n.id,
-        details: { name: n.name, mode: n.mode, host: n.host, pid: n.pid, heartbeatAt: n.heartbeat_at.toISOString() }
-      }))
-    }
-    if (nodes.length > 0) yield* Metric.update(Telemetry.metrics.nodesDeclaredDead, nodes.length)
-    return nodes.length
-  }))
+  Kit.inBatches(
+    o,
+    Effect.gen(function* () {
+      const audit = yield* AuditLog
+      const nodes = yield* NodesSql.declareDead(sql, fence, { staleMs: o.staleMs, limit: o.batchSize })
+      for (const n of nodes) {
+        yield* Effect.logWarning(
+          `node ${n.name} (${n.id}, ${n.host} pid ${n.pid}) declared dead: last heartbeat ${n.heartbeat_at.toISOString()}`
+        )
+        yield* audit.record(
+          AuditEvents.nodeDeclaredDead({
+            actor: AuditEvents.actors.lane(name),
+            subject: n.id,
+            details: { name: n.name, mode: n.mode, host: n.host, pid: n.pid, heartbeatAt: n.heartbeat_at.toISOString() }
+          })
+        )
+      }
+      if (nodes.length > 0) yield* Metric.update(Telemetry.metrics.nodesDeclaredDead, nodes.length)
+      return nodes.length
+    })
+  )
 
 /** The lane for nodes that heartbeat every `heartbeatMs`. */
 const laneFor = (heartbeatMs: number) =>
@@ -83,17 +94,23 @@ const laneFor = (heartbeatMs: number) =>
       const staleMs = heartbeatMs * o.missedHeartbeats
       const retentionMs = Duration.toMillis(o.retention)
       return (ctx, sql) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const dead = yield* declareDead(sql, ctx.fence, { ...o, staleMs })
           // After the declaration committed: any dead node's running tasks, including those of
           // nodes declared by an earlier pass that stopped before releasing them.
-          const released = yield* Kit.inBatches(o, Effect.gen(function*() {
-            const tasks = yield* TaskSql.releaseDeadNodesTasks(sql, ctx.fence, { limit: o.batchSize })
-            yield* recordReleased(name, tasks, "NodeDead")
-            return tasks.length
-          }))
+          const released = yield* Kit.inBatches(
+            o,
+            Effect.gen(function* () {
+              const tasks = yield* TaskSql.releaseDeadNodesTasks(sql, ctx.fence, { limit: o.batchSize })
+              yield* recordReleased(name, tasks, "NodeDead")
+              return tasks.length
+            })
+          )
           if (released > 0) yield* Effect.logWarning(`released ${released} running task(s) held by dead nodes`)
-          const removed = yield* Kit.inBatches(o, NodesSql.removeOld(sql, ctx.fence, { retentionMs, limit: o.batchSize }).pipe(Effect.map(Kit.count("removed"))))
+          const removed = yield* Kit.inBatches(
+            o,
+            NodesSql.removeOld(sql, ctx.fence, { retentionMs, limit: o.batchSize }).pipe(Effect.map(Kit.count("removed")))
+          )
           return { dead, released, removed }
         })
     }

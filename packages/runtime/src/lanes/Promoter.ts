@@ -15,10 +15,14 @@ import * as Kit from "./kit.ts"
 export const name = "promotion"
 
 /** `[maintenance.promotion]`: `interval`, `batch_size`, `max_batches_per_pass`. */
-export const Config = Kit.section(name, {
-  interval: Kit.interval("200 millis"),
-  ...Kit.batches({ maxBatchesPerPass: 10 })
-}, "promotion of due scheduled and retryable tasks to available")
+export const Config = Kit.section(
+  name,
+  {
+    interval: Kit.interval("200 millis"),
+    ...Kit.batches({ maxBatchesPerPass: 10 })
+  },
+  "promotion of due scheduled and retryable tasks to available"
+)
 
 /** The decoded defaults of `Config`. */
 export const defaults = ConfigSection.defaults(Config)

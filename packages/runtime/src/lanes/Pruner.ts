@@ -14,13 +14,17 @@ import * as Kit from "./kit.ts"
 export const name = "pruning"
 
 /** `[maintenance.pruning]`: `interval`, the three retentions, `batch_size`, `max_batches_per_pass`. */
-export const Config = Kit.section(name, {
-  interval: Kit.interval("1 minute"),
-  succeededRetention: Kit.duration("24 hours", "succeeded tasks are kept this long after they finish"),
-  failedRetention: Kit.duration("7 days", "failed tasks are kept this long after they finish"),
-  cancelledRetention: Kit.duration("7 days", "cancelled tasks are kept this long after they finish"),
-  ...Kit.batches({ maxBatchesPerPass: 10 })
-}, "deletion of finished tasks past their state's retention")
+export const Config = Kit.section(
+  name,
+  {
+    interval: Kit.interval("1 minute"),
+    succeededRetention: Kit.duration("24 hours", "succeeded tasks are kept this long after they finish"),
+    failedRetention: Kit.duration("7 days", "failed tasks are kept this long after they finish"),
+    cancelledRetention: Kit.duration("7 days", "cancelled tasks are kept this long after they finish"),
+    ...Kit.batches({ maxBatchesPerPass: 10 })
+  },
+  "deletion of finished tasks past their state's retention"
+)
 
 /** The decoded defaults of `Config`. */
 export const defaults = ConfigSection.defaults(Config)

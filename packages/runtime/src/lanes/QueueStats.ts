@@ -23,11 +23,15 @@ import * as Kit from "./kit.ts"
 export const name = "queue_stats"
 
 /** `[maintenance.queue_stats]`: `interval`, `finished_window`, `finished_refresh`. */
-export const Config = Kit.section(name, {
-  interval: Kit.interval("5 seconds"),
-  finishedWindow: Kit.duration("24 hours", "finished tasks are counted over this window"),
-  finishedRefresh: Kit.duration("1 minute", "finished counts are recomputed at most this often (unfinished ones every pass)")
-}, "counts per queue and state into queue_stats and the queue-depth gauge")
+export const Config = Kit.section(
+  name,
+  {
+    interval: Kit.interval("5 seconds"),
+    finishedWindow: Kit.duration("24 hours", "finished tasks are counted over this window"),
+    finishedRefresh: Kit.duration("1 minute", "finished counts are recomputed at most this often (unfinished ones every pass)")
+  },
+  "counts per queue and state into queue_stats and the queue-depth gauge"
+)
 
 /** The decoded defaults of `Config`. */
 export const defaults = ConfigSection.defaults(Config)
@@ -42,7 +46,7 @@ export const make = Kit.lane({
     // When this lane last recounted finished groups, under which epoch: a new leadership recounts at once.
     let finishedAt: { readonly epoch: number; readonly ms: number } | undefined
     return (ctx, sql) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const now = Date.now()
         const withFinished = finishedAt === undefined || finishedAt.epoch !== ctx.epoch || now - finishedAt.ms >= finishedRefreshMs
         const rows = yield* QueueStatsSql.refresh(sql, ctx.fence, { finishedWindowMs: withFinished ? finishedWindowMs : null })

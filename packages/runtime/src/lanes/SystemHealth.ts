@@ -19,9 +19,13 @@ import * as Kit from "./kit.ts"
 export const name = "system_health"
 
 /** `[maintenance.system_health]`: `interval`. */
-export const Config = Kit.section(name, {
-  interval: Kit.interval("10 seconds")
-}, "a health snapshot: database latency, queue depth")
+export const Config = Kit.section(
+  name,
+  {
+    interval: Kit.interval("10 seconds")
+  },
+  "a health snapshot: database latency, queue depth"
+)
 
 /** The decoded defaults of `Config`. */
 export const defaults = ConfigSection.defaults(Config)
@@ -47,7 +51,7 @@ export const make = Kit.lane({
   config: Config,
   writes: false,
   pass: () => (_ctx, sql) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const started = performance.now()
       yield* ping(sql)
       const dbLatencyMs = performance.now() - started

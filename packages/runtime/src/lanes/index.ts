@@ -34,7 +34,17 @@ export * as QueueStats from "./QueueStats.ts"
 export * as SystemHealth from "./SystemHealth.ts"
 
 /** Every built-in lane module, in the order `builtIn` starts their lanes. */
-const modules = [Promoter, LeaseRescuer, DeadlineRescuer, CallbackRescuer, Pruner, AuditRetention, QueueStats, NodeLiveness, SystemHealth] as const
+const modules = [
+  Promoter,
+  LeaseRescuer,
+  DeadlineRescuer,
+  CallbackRescuer,
+  Pruner,
+  AuditRetention,
+  QueueStats,
+  NodeLiveness,
+  SystemHealth
+] as const
 
 type Module = (typeof modules)[number]
 
@@ -58,22 +68,23 @@ export const defaults: Options = {
 }
 
 /** The options of every lane from their decoded sections (`RuntimeConfig` assembles them this way). */
-export const optionsFrom = (valueOf: (section: ConfigSection.Any) => unknown): Options =>
-  Object.fromEntries(modules.map((m) => [m.name, valueOf(m.Config)])) as unknown as Options
+export const optionsFrom = (valueFor: (section: ConfigSection.Any) => unknown): Options =>
+  Object.fromEntries(modules.map((m) => [m.name, valueFor(m.Config)])) as unknown as Options
 
 /**
  * Every built-in lane, made with its resolved options (the decoded
  * `maintenance.<lane>` sections); node liveness judges heartbeats by the
  * configured `node.heartbeat_interval`.
  */
-export const builtIn = (options: Options, nodeHeartbeatInterval: Duration.Duration) => [
-  Promoter.make(options.promotion),
-  LeaseRescuer.make(options.lease_rescue),
-  DeadlineRescuer.make(options.deadline_rescue),
-  CallbackRescuer.make(options.callback_rescue),
-  Pruner.make(options.pruning),
-  AuditRetention.make(options.audit_retention),
-  QueueStats.make(options.queue_stats),
-  NodeLiveness.make({ ...options.node_liveness, heartbeatInterval: nodeHeartbeatInterval }),
-  SystemHealth.make(options.system_health)
-] as const
+export const builtIn = (options: Options, nodeHeartbeatInterval: Duration.Duration) =>
+  [
+    Promoter.make(options.promotion),
+    LeaseRescuer.make(options.lease_rescue),
+    DeadlineRescuer.make(options.deadline_rescue),
+    CallbackRescuer.make(options.callback_rescue),
+    Pruner.make(options.pruning),
+    AuditRetention.make(options.audit_retention),
+    QueueStats.make(options.queue_stats),
+    NodeLiveness.make({ ...options.node_liveness, heartbeatInterval: nodeHeartbeatInterval }),
+    SystemHealth.make(options.system_health)
+  ] as const

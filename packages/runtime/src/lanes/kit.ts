@@ -41,8 +41,11 @@ import * as Lane from "../Lane.ts"
  *
  * @category constructors
  */
-export const section = <const L extends string, F extends Fields>(lane: L, fields: F, doc: string): ConfigSection.Section<`maintenance.${L}`, F> =>
-  ConfigSection.make(`maintenance.${lane}`, fields, { doc })
+export const section = <const L extends string, F extends Fields>(
+  lane: L,
+  fields: F,
+  doc: string
+): ConfigSection.Section<`maintenance.${L}`, F> => ConfigSection.make(`maintenance.${lane}`, fields, { doc })
 
 /** The keys every lane made here has. */
 export type Fields = ConfigSection.Fields & { readonly interval: ConfigSection.Key<Duration.Duration> }
@@ -94,7 +97,7 @@ export interface Batches {
  * ends the loop.
  */
 export const inBatches = <E, R>(options: Batches, statement: Effect.Effect<number, E, R>): Effect.Effect<number, E, R> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     let total = 0
     for (let i = 0; i < options.maxBatchesPerPass; i++) {
       const n = yield* statement
@@ -123,15 +126,25 @@ export const auditTasksFailed = (
   options: { readonly tag: string; readonly exhausted: boolean }
 ): Effect.Effect<void, never, AuditLog> =>
   Effect.flatMap(AuditLog, (audit) =>
-    Effect.forEach(tasks, (t) =>
-      audit.record(AuditEvents.taskFailed({
-        actor: AuditEvents.actors.lane(lane),
-        subject: t.id,
-        details: { name: t.name, attempt: t.attempt, tag: options.tag, message: t.message, code: null, exhausted: options.exhausted }
-      })), { discard: true }))
+    Effect.forEach(
+      tasks,
+      (t) =>
+        audit.record(
+          AuditEvents.taskFailed({
+            actor: AuditEvents.actors.lane(lane),
+            subject: t.id,
+            details: { name: t.name, attempt: t.attempt, tag: options.tag, message: t.message, code: null, exhausted: options.exhausted }
+          })
+        ),
+      { discard: true }
+    )
+  )
 
 /** The count a `SELECT count(*)::int AS <key>` statement returns (0 when it returns no row). */
-export const count = <K extends string>(key: K) => (rows: ReadonlyArray<{ readonly [_ in K]: number }>): number => rows[0]?.[key] ?? 0
+export const count =
+  <K extends string>(key: K) =>
+  (rows: ReadonlyArray<{ readonly [_ in K]: number }>): number =>
+    rows[0]?.[key] ?? 0
 
 // ---------------------------------------------------------------------------
 // Constructors
@@ -164,21 +177,22 @@ export type Make<F extends Fields, E, R> = (options?: Input<F>) => Lane.Lane<E, 
  *
  * @category constructors
  */
-export const lane = <F extends Fields, E, R>(
-  spec: Declaration<F> & {
-    readonly pass: (options: Decoded<F>) => (ctx: Lane.Context, sql: SqlClient.SqlClient) => Effect.Effect<Lane.Counts, E, R>
+export const lane =
+  <F extends Fields, E, R>(
+    spec: Declaration<F> & {
+      readonly pass: (options: Decoded<F>) => (ctx: Lane.Context, sql: SqlClient.SqlClient) => Effect.Effect<Lane.Counts, E, R>
+    }
+  ): Make<F, E, R> =>
+  (given) => {
+    const options = ConfigSection.decodeOrThrow(spec.config, given)
+    const pass = spec.pass(options)
+    return Lane.make({
+      name: spec.name,
+      interval: (options as Decoded<Fields>).interval,
+      ...(spec.writes === undefined ? {} : { writes: spec.writes }),
+      runOnce: (ctx) => Effect.flatMap(SqlClient.SqlClient, (sql) => pass(ctx, sql))
+    })
   }
-): Make<F, E, R> =>
-(given) => {
-  const options = ConfigSection.decodeOrThrow(spec.config, given)
-  const pass = spec.pass(options)
-  return Lane.make({
-    name: spec.name,
-    interval: (options as Decoded<Fields>).interval,
-    ...(spec.writes === undefined ? {} : { writes: spec.writes }),
-    runOnce: (ctx) => Effect.flatMap(SqlClient.SqlClient, (sql) => pass(ctx, sql))
-  })
-}
 
 /**
  * A lane module's `make` for a lane that is one fenced statement run in

@@ -4,7 +4,7 @@
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 
-export default Effect.gen(function*() {
+export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   // One row per lane. A node that wins a lane's advisory lock bumps `epoch`; every maintenance
   // write of that lane requires its epoch to still be current (the fence).

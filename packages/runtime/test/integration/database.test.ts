@@ -27,7 +27,7 @@ const closedPort = Kit.freePort
 
 describe("migrations", () => {
   it.live("apply once, then are a no-op; readiness sees the schema as current", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const before = yield* Database.migrationsApplied
       const first = yield* Database.migrate
       const second = yield* Database.migrate
@@ -38,7 +38,8 @@ describe("migrations", () => {
       expect(after).toBe(true)
       const tables = yield* Kit.queryDb<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
       expect(tables.map((t) => t.t)).toEqual(["asterforge_migrations", "audit_events", "lane_leaders", "nodes", "queue_stats", "tasks"])
-    }).pipe(Effect.provide(client.pipe(Layer.provideMerge(Kit.database("migrate_idem"))))))
+    }).pipe(Effect.provide(client.pipe(Layer.provideMerge(Kit.database("migrate_idem")))))
+  )
 
   it("two migrator processes started together: one applies, the other waits and finds nothing to do", async () => {
     const db = await newDb("migrate_race")
@@ -83,15 +84,20 @@ describe("connecting", () => {
     const port = await closedPort()
     const cli = spawnCli([
       "migrate",
-      "--database-url", `postgres://someone:s3cret@127.0.0.1:${port}/nowhere`,
-      "--set", "database.connect_attempts=3",
-      "--set", "database.connect_backoff=50ms"
+      "--database-url",
+      `postgres://someone:s3cret@127.0.0.1:${port}/nowhere`,
+      "--set",
+      "database.connect_attempts=3",
+      "--set",
+      "database.connect_backoff=50ms"
     ])
     const exit = await cli.exited
     expect(exit.code).toBe(1)
     const warnings = cli.logs.filter((l) => l.level === "warn").map((l) => String(l.message))
     expect(warnings).toHaveLength(2)
-    expect(warnings[0]).toMatch(new RegExp(`attempt 1/3 to postgres://someone:\\*\\*\\*@127\\.0\\.0\\.1:${port}/nowhere failed: .*retrying in 50 ms`))
+    expect(warnings[0]).toMatch(
+      new RegExp(`attempt 1/3 to postgres://someone:\\*\\*\\*@127\\.0\\.0\\.1:${port}/nowhere failed: .*retrying in 50 ms`)
+    )
     expect(warnings[1]).toMatch(/attempt 2\/3 .*retrying in 100 ms/)
     const stderr = cli.stderr.join("\n")
     expect(stderr).toMatch(/error: cannot connect to .* after 3 attempts/)

@@ -22,7 +22,7 @@ const runExample = async (mode: "primary" | "follower") => {
     const base = await app.baseUrl()
     const ready = JSON.parse((await pollHttp(`${base}/health/ready`, (s) => s === 200)).body)
     const created = await fetch(`${base}/orders`, { method: "POST" })
-    const body = created.status === 201 ? await created.json() as { id: string } : undefined
+    const body = created.status === 201 ? ((await created.json()) as { id: string }) : undefined
     app.kill("SIGTERM")
     expect((await app.exited).code).toBe(0)
     return { ready, created: created.status, orderId: body?.id }
@@ -42,7 +42,11 @@ describe("downstream example app", () => {
     const codes = await auditCodes(r.ready.node.id)
     expect(codes).toContain("order.report_generated")
     expect(codes).toContain("order.created")
-    const [order] = await query<{ subject: string }>(db.url, "SELECT subject FROM audit_events WHERE code = 'order.created' AND node_id = $1", [r.ready.node.id])
+    const [order] = await query<{ subject: string }>(
+      db.url,
+      "SELECT subject FROM audit_events WHERE code = 'order.created' AND node_id = $1",
+      [r.ready.node.id]
+    )
     expect(order?.subject).toBe(`order:${r.orderId}`)
   })
 
@@ -60,17 +64,23 @@ describe("downstream example app", () => {
 describe("tasks example app", () => {
   it("enqueues in the same transaction as the app's write, and runs the task", async () => {
     await query(db.url, "CREATE TABLE IF NOT EXISTS signups (email text PRIMARY KEY)")
-    const app = spawnNode(Path.join(repoRoot, "packages/runtime/examples/tasks-app.ts"), ["start"], { DATABASE_URL: db.url, ASTERFORGE_SERVER_PORT: "0" })
+    const app = spawnNode(Path.join(repoRoot, "packages/runtime/examples/tasks-app.ts"), ["start"], {
+      DATABASE_URL: db.url,
+      ASTERFORGE_SERVER_PORT: "0"
+    })
     try {
       const base = await app.baseUrl()
       const ok = await fetch(`${base}/signups/ada@example.org`, { method: "POST" })
       expect(ok.status).toBe(202)
-      const { id } = await ok.json() as { id: string }
+      const { id } = (await ok.json()) as { id: string }
       await pollTask(id, "succeeded")
       // The second signup fails on the app's own primary key: its task is rolled back with it.
       const dup = await fetch(`${base}/signups/ada@example.org`, { method: "POST" })
       expect(dup.status).toBe(400)
-      const [n] = await query<{ n: number }>(db.url, "SELECT count(*)::int AS n FROM tasks WHERE name = 'mail.send_welcome' AND payload->>'email' = 'ada@example.org'")
+      const [n] = await query<{ n: number }>(
+        db.url,
+        "SELECT count(*)::int AS n FROM tasks WHERE name = 'mail.send_welcome' AND payload->>'email' = 'ada@example.org'"
+      )
       expect(n?.n).toBe(1)
       const bad = await fetch(`${base}/signups/bob@invalid.example`, { method: "POST" })
       const failed = await pollTask(((await bad.json()) as { id: string }).id, "failed")
@@ -85,6 +95,10 @@ describe("tasks example app", () => {
 
 const pollTask = (id: string, state: string) =>
   eventually(async () => {
-    const [row] = await query<{ state: string; errors: Array<Record<string, unknown>> }>(db.url, "SELECT state, errors FROM tasks WHERE id = $1", [id])
+    const [row] = await query<{ state: string; errors: Array<Record<string, unknown>> }>(
+      db.url,
+      "SELECT state, errors FROM tasks WHERE id = $1",
+      [id]
+    )
     return row?.state === state ? row : undefined
   }, `task ${id} to reach ${state}`)

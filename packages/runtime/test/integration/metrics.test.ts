@@ -44,8 +44,11 @@ const spawnTasksNode = (mode: string) => {
 const queue = <A, E>(f: (q: TaskQueue["Service"]) => Effect.Effect<A, E>) => client.run(Effect.flatMap(TaskQueue, f))
 const count = async (sqlText: string) => (await query<{ n: number }>(db.url, sqlText))[0]!.n
 const allFinished = (n: number) =>
-  eventually(async () =>
-    (await count("SELECT count(*)::int AS n FROM tasks WHERE state IN ('succeeded', 'failed')")) === n ? true : undefined, `${n} tasks to finish`, 30_000)
+  eventually(
+    async () => ((await count("SELECT count(*)::int AS n FROM tasks WHERE state IN ('succeeded', 'failed')")) === n ? true : undefined),
+    `${n} tasks to finish`,
+    30_000
+  )
 
 /**
  * The path of `prometheus` or `promtool`. Both come with Debian's `prometheus` package, which
@@ -55,7 +58,9 @@ const allFinished = (n: number) =>
 const requireTool = (name: "prometheus" | "promtool"): string => {
   const found = ChildProcess.spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" })
   if (found.status !== 0 || found.stdout.trim() === "") {
-    throw new Error(`\`${name}\` is not installed: install the \`prometheus\` package (Debian/Ubuntu: \`apt-get install prometheus\`), which ships prometheus and promtool`)
+    throw new Error(
+      `\`${name}\` is not installed: install the \`prometheus\` package (Debian/Ubuntu: \`apt-get install prometheus\`), which ships prometheus and promtool`
+    )
   }
   return found.stdout.trim()
 }
@@ -77,28 +82,41 @@ describe("Prometheus", () => {
     const base = await node.baseUrl()
     const prometheus = await startPrometheus(new URL(base).host)
 
-    const targetHealth = await eventually(async () => {
-      const res = await fetch(`${prometheus.url}/api/v1/targets`)
-      const body = await res.json() as { data: { activeTargets: Array<{ health: string; lastError: string; scrapeUrl: string }> } }
-      const target = body.data.activeTargets[0]
-      return target?.health === "up" ? target : undefined
-    }, "the Prometheus target to be up", 30_000)
+    const targetHealth = await eventually(
+      async () => {
+        const res = await fetch(`${prometheus.url}/api/v1/targets`)
+        const body = (await res.json()) as { data: { activeTargets: Array<{ health: string; lastError: string; scrapeUrl: string }> } }
+        const target = body.data.activeTargets[0]
+        return target?.health === "up" ? target : undefined
+      },
+      "the Prometheus target to be up",
+      30_000
+    )
     expect(targetHealth.scrapeUrl).toBe(`${base}/health/metrics`)
     expect(targetHealth.lastError).toBe("")
 
     const n = 12
-    await queue((q) => q.enqueueMany(T.Record, Array.from({ length: n }, (_, i) => ({ key: `p${i}` }))))
+    await queue((q) =>
+      q.enqueueMany(
+        T.Record,
+        Array.from({ length: n }, (_, i) => ({ key: `p${i}` }))
+      )
+    )
     await allFinished(n)
     expect(await count("SELECT count(*)::int AS n FROM test_task_runs")).toBe(n)
 
     // Prometheus sees the node's counter once a scrape after the work lands.
     const promql = `asterforge_tasks_finished_total{task="test.record",outcome="success"}`
-    const value = await eventually(async () => {
-      const v = await prometheus.query(promql)
-      // Thrown so that a timeout reports the last value Prometheus had.
-      if (v !== n) throw new Error(`Prometheus has ${v}`)
-      return v
-    }, `Prometheus to report ${promql} = ${n}`, 30_000)
+    const value = await eventually(
+      async () => {
+        const v = await prometheus.query(promql)
+        // Thrown so that a timeout reports the last value Prometheus had.
+        if (v !== n) throw new Error(`Prometheus has ${v}`)
+        return v
+      },
+      `Prometheus to report ${promql} = ${n}`,
+      30_000
+    )
     expect(value).toBe(n)
     expect(await prometheus.query(`asterforge_node_info{mode="primary"}`)).toBe(1)
     expect(await prometheus.query(`up{job="asterforge"}`)).toBe(1)
@@ -117,7 +135,12 @@ describe("task metrics under a workload", () => {
     const finished = (body: string, task: string, outcome: string) => sample(body, "asterforge_tasks_finished_total", { task, outcome })
     const before = await scrape()
 
-    await queue((q) => q.enqueueMany(T.Record, Array.from({ length: 5 }, (_, i) => ({ key: `w${i}` }))))
+    await queue((q) =>
+      q.enqueueMany(
+        T.Record,
+        Array.from({ length: 5 }, (_, i) => ({ key: `w${i}` }))
+      )
+    )
     await queue((q) => q.enqueueMany(T.Refuse, [{}, {}]))
     await queue((q) => q.enqueue(T.Flaky, { failTimes: 1 }))
     await allFinished(8)
@@ -134,7 +157,8 @@ describe("task metrics under a workload", () => {
     expect(delta("test.flaky", "retry")).toBe(1)
     expect(delta("test.flaky", "success")).toBe(1)
     // No other outcome moved for these tasks.
-    for (const outcome of ["retry", "terminal", "timeout", "interrupted", "cancelled", "snooze"]) expect(delta("test.record", outcome)).toBe(0)
+    for (const outcome of ["retry", "terminal", "timeout", "interrupted", "cancelled", "snooze"])
+      expect(delta("test.record", outcome)).toBe(0)
     expect(delta("test.terminal", "success")).toBe(0)
     // Every handler run began with a claim (the retry is claimed again).
     const claimed = (body: string) => sample(body, "asterforge_tasks_claimed_total", { queue: "default" })
@@ -154,24 +178,33 @@ describe("task metrics under a workload", () => {
 const startPrometheus = async (target: string) => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "asterforge-prom-"))
   tmpDirs.push(dir)
-  Fs.writeFileSync(Path.join(dir, "prometheus.yml"), [
-    "global:",
-    "  scrape_interval: 1s",
-    "  scrape_timeout: 1s",
-    "scrape_configs:",
-    "  - job_name: asterforge",
-    "    metrics_path: /health/metrics",
-    "    static_configs:",
-    `      - targets: ["${target}"]`,
-    ""
-  ].join("\n"))
+  Fs.writeFileSync(
+    Path.join(dir, "prometheus.yml"),
+    [
+      "global:",
+      "  scrape_interval: 1s",
+      "  scrape_timeout: 1s",
+      "scrape_configs:",
+      "  - job_name: asterforge",
+      "    metrics_path: /health/metrics",
+      "    static_configs:",
+      `      - targets: ["${target}"]`,
+      ""
+    ].join("\n")
+  )
   const port = await freePort()
   const binary = requireTool("prometheus")
-  const proc = new Spawned(ChildProcess.spawn(binary, [
-    `--config.file=${Path.join(dir, "prometheus.yml")}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    `--storage.tsdb.path=${Path.join(dir, "data")}`
-  ], { stdio: ["ignore", "pipe", "pipe"] }))
+  const proc = new Spawned(
+    ChildProcess.spawn(
+      binary,
+      [
+        `--config.file=${Path.join(dir, "prometheus.yml")}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        `--storage.tsdb.path=${Path.join(dir, "data")}`
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] }
+    )
+  )
   running.push(proc)
   const url = `http://127.0.0.1:${port}`
   await eventually(async () => ((await fetch(`${url}/-/ready`)).ok ? true : undefined), `Prometheus to be ready\n${proc.output}`, 30_000)
@@ -180,7 +213,7 @@ const startPrometheus = async (target: string) => {
     /** The single sample of an instant query, or undefined when the query returns nothing. */
     query: async (promql: string): Promise<number | undefined> => {
       const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`)
-      const body = await res.json() as { status: string; error?: string; data: { result: Array<{ value: [number, string] }> } }
+      const body = (await res.json()) as { status: string; error?: string; data: { result: Array<{ value: [number, string] }> } }
       if (body.status !== "success") throw new Error(`${promql}: ${body.error}`)
       expect(body.data.result.length).toBeLessThanOrEqual(1)
       return body.data.result[0] ? Number(body.data.result[0].value[1]) : undefined

@@ -3,19 +3,15 @@
  * reaches the table, the node row is marked stopped, readiness flips first,
  * and a hanging finalizer cannot keep the process alive.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { freshDatabase, query, type FreshDatabase } from "../support/kit.ts"
-import { fixture, pollHttp, spawnCli, spawnNode, type Spawned } from "../support/process.ts"
+import { fixture, pollHttp, spawnCli, spawnNode, trackProcesses } from "../support/process.ts"
 
 let db: FreshDatabase
-const running: Array<Spawned> = []
-const track = (p: Spawned) => (running.push(p), p)
+const track = trackProcesses()
 
 beforeAll(async () => {
   db = await freshDatabase("shutdown")
-})
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((p) => p.stop()))
 })
 afterAll(async () => {
   await db.drop()
@@ -24,13 +20,15 @@ afterAll(async () => {
 describe("audit buffer on stop signals", () => {
   it.each(["SIGTERM", "SIGINT"] as const)("every event whose record() returned is in the table after %s", async (signal) => {
     await query(db.url, "DELETE FROM audit_events").catch(() => undefined)
-    const app = track(spawnNode(fixture("audit-stress.ts"), ["start"], {
-      DATABASE_URL: db.url,
-      ASTERFORGE_SERVER_PORT: "0",
-      // A small buffer, so the writer is behind when the signal arrives and backpressure is exercised.
-      ASTERFORGE_AUDIT_BUFFER_SIZE: "2000",
-      ASTERFORGE_AUDIT_BATCH_SIZE: "200"
-    }))
+    const app = track(
+      spawnNode(fixture("audit-stress.ts"), ["start"], {
+        DATABASE_URL: db.url,
+        ASTERFORGE_SERVER_PORT: "0",
+        // A small buffer, so the writer is behind when the signal arrives and backpressure is exercised.
+        ASTERFORGE_AUDIT_BUFFER_SIZE: "2000",
+        ASTERFORGE_AUDIT_BATCH_SIZE: "200"
+      })
+    )
     // Mid-stream: well after start, while the recorder is still going.
     await app.waitFor(/^recorded 5000$/, 60_000)
     app.kill(signal)
@@ -39,11 +37,15 @@ describe("audit buffer on stop signals", () => {
 
     const lastReturned = Math.max(...app.stdout.flatMap((l) => /^recorded (\d+)$/.exec(l)?.[1] ?? []).map(Number))
     expect(lastReturned).toBeGreaterThanOrEqual(5000)
-    const [stats] = await query<{ n: number; distinct_seq: number; max_seq: number; missing: number }>(db.url, `
+    const [stats] = await query<{ n: number; distinct_seq: number; max_seq: number; missing: number }>(
+      db.url,
+      `
       WITH s AS (SELECT (details->>'seq')::int AS seq FROM audit_events WHERE code = 'fixture.recorded')
       SELECT count(*)::int AS n, count(DISTINCT seq)::int AS distinct_seq, max(seq)::int AS max_seq,
              (SELECT count(*)::int FROM generate_series(1, $1::int) g WHERE g NOT IN (SELECT seq FROM s)) AS missing
-      FROM s`, [lastReturned])
+      FROM s`,
+      [lastReturned]
+    )
     expect(stats!.missing).toBe(0)
     expect(stats!.n).toBe(stats!.distinct_seq) // nothing written twice
     expect(stats!.max_seq).toBeGreaterThanOrEqual(lastReturned)
@@ -64,7 +66,9 @@ describe("the real CLI", () => {
 
     node.kill("SIGTERM")
     expect(await node.exited, node.output).toEqual({ code: 0, signal: null })
-    const [after] = await query<{ status: string; stopped_at: Date | null }>(db.url, "SELECT status, stopped_at FROM nodes WHERE id = $1", [nodeId])
+    const [after] = await query<{ status: string; stopped_at: Date | null }>(db.url, "SELECT status, stopped_at FROM nodes WHERE id = $1", [
+      nodeId
+    ])
     expect(after?.status).toBe("stopped")
     expect(after?.stopped_at).not.toBeNull()
     const events = await query<{ code: string }>(db.url, "SELECT code FROM audit_events WHERE subject = $1 ORDER BY id", [`node:${nodeId}`])
@@ -87,12 +91,14 @@ describe("the real CLI", () => {
   })
 
   it("a finalizer that hangs is cut off by the watchdog with a non-zero exit", async () => {
-    const app = track(spawnNode(fixture("hanging-finalizer.ts"), ["start"], {
-      DATABASE_URL: db.url,
-      ASTERFORGE_SERVER_PORT: "0",
-      ASTERFORGE_SHUTDOWN_TIMEOUT: "2s",
-      ASTERFORGE_SHUTDOWN_GRACE: "1s"
-    }))
+    const app = track(
+      spawnNode(fixture("hanging-finalizer.ts"), ["start"], {
+        DATABASE_URL: db.url,
+        ASTERFORGE_SERVER_PORT: "0",
+        ASTERFORGE_SHUTDOWN_TIMEOUT: "2s",
+        ASTERFORGE_SHUTDOWN_GRACE: "1s"
+      })
+    )
     await app.baseUrl()
     app.kill("SIGTERM")
     const exit = await app.exited

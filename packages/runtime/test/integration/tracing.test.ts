@@ -32,7 +32,12 @@ const startReceiver = () =>
       req.on("data", (c) => (body += c))
       req.on("end", () => {
         if (req.url === "/v1/traces") {
-          const doc = JSON.parse(body) as { resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> }; scopeSpans: Array<{ spans: Array<any> }> }> }
+          const doc = JSON.parse(body) as {
+            resourceSpans: Array<{
+              resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> }
+              scopeSpans: Array<{ spans: Array<any> }>
+            }>
+          }
           for (const rs of doc.resourceSpans ?? []) {
             const service = rs.resource.attributes.find((a) => a.key === "service.name")?.value.stringValue ?? "?"
             for (const ss of rs.scopeSpans ?? []) {
@@ -89,9 +94,12 @@ describe("tracing", () => {
       // The caller is itself traced: its traceparent must be continued, not replaced.
       const traceId = Crypto.randomBytes(16).toString("hex")
       const callerSpan = Crypto.randomBytes(8).toString("hex")
-      const res = await fetch(`${base}/signups/ada@example.org`, { method: "POST", headers: { traceparent: `00-${traceId}-${callerSpan}-01` } })
+      const res = await fetch(`${base}/signups/ada@example.org`, {
+        method: "POST",
+        headers: { traceparent: `00-${traceId}-${callerSpan}-01` }
+      })
       expect(res.status).toBe(202)
-      const { id } = await res.json() as { id: string }
+      const { id } = (await res.json()) as { id: string }
       await eventually(async () => {
         const [row] = await query<{ state: string }>(db.url, "SELECT state FROM tasks WHERE id = $1", [id])
         return row?.state === "succeeded" ? true : undefined
@@ -119,7 +127,12 @@ describe("tracing", () => {
       expect(run?.service).toBe("shop-worker")
       expect(run?.parentSpanId).toBe(enqueue!.spanId)
       expect(run?.kind).toBe(5) // CONSUMER
-      expect(run?.attributes).toMatchObject({ "messaging.system": "asterforge", "messaging.destination.name": "mail", "asterforge.task.name": "mail.send_welcome", "messaging.message.id": id })
+      expect(run?.attributes).toMatchObject({
+        "messaging.system": "asterforge",
+        "messaging.destination.name": "mail",
+        "asterforge.task.name": "mail.send_welcome",
+        "messaging.message.id": id
+      })
       expect(enqueue?.attributes).toMatchObject({ "messaging.operation.type": "send", "messaging.destination.name": "mail" })
 
       // The handler's log line is JSON and names the trace it ran in.
@@ -127,7 +140,8 @@ describe("tracing", () => {
       expect(logLine).toMatchObject({ level: "info", trace_id: traceId, task: "mail.send_welcome", task_id: id })
       expect(logLine?.span_id).toMatch(/^[0-9a-f]{16}$/)
       // Every stderr line of both processes is a JSON object.
-      for (const line of [...api.stderr, ...worker.stderr].filter((l) => l.trim() !== "")) expect(() => JSON.parse(line), line).not.toThrow()
+      for (const line of [...api.stderr, ...worker.stderr].filter((l) => l.trim() !== ""))
+        expect(() => JSON.parse(line), line).not.toThrow()
     } finally {
       await api.stop()
       await worker.stop()

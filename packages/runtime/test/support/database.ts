@@ -10,13 +10,19 @@ import { inject } from "vitest"
 export const adminUrl = (): string => inject("adminDatabaseUrl")
 
 /** Runs one statement on its own connection; for setup and assertions outside the code under test. */
-export const query = async <Row = Record<string, unknown>>(url: string, text: string, params: ReadonlyArray<unknown> = []): Promise<ReadonlyArray<Row>> =>
-  Effect.runPromise(Effect.scoped(
-    PgConnection.make({ url: Redacted.make(url), connectTimeout: "5 seconds" }).pipe(
-      Effect.flatMap((c) => c.query(text, params, false)),
-      Effect.map((r) => r.rows as unknown as ReadonlyArray<Row>)
+export const query = async <Row = Record<string, unknown>>(
+  url: string,
+  text: string,
+  params: ReadonlyArray<unknown> = []
+): Promise<ReadonlyArray<Row>> =>
+  Effect.runPromise(
+    Effect.scoped(
+      PgConnection.make({ url: Redacted.make(url), connectTimeout: "5 seconds" }).pipe(
+        Effect.flatMap((c) => c.query(text, params, false)),
+        Effect.map((r) => r.rows as unknown as ReadonlyArray<Row>)
+      )
     )
-  ))
+  )
 
 export interface TestDatabase {
   readonly name: string

@@ -51,10 +51,13 @@ const nodeDefaults: Env = {
 // The test database
 
 /** The database the code under test connects to. */
-export class TestDatabase extends Context.Service<TestDatabase, {
-  readonly name: string
-  readonly url: string
-}>()("asterforge/test/TestDatabase") {}
+export class TestDatabase extends Context.Service<
+  TestDatabase,
+  {
+    readonly name: string
+    readonly url: string
+  }
+>()("asterforge/test/TestDatabase") {}
 
 /** A fresh database on the test server, created when the layer is built and dropped when it is released. */
 export const database = (label: string): Layer.Layer<TestDatabase> =>
@@ -71,7 +74,10 @@ export const existingDatabase = (url: string): Layer.Layer<TestDatabase> =>
   Layer.succeed(TestDatabase, TestDatabase.of({ name: new URL(url).pathname.slice(1), url }))
 
 /** One statement on its own connection to the test database (not the node's pool): set-up and assertions. */
-export const queryDb = <Row = Record<string, unknown>>(text: string, params: ReadonlyArray<unknown> = []): Effect.Effect<ReadonlyArray<Row>, never, TestDatabase> =>
+export const queryDb = <Row = Record<string, unknown>>(
+  text: string,
+  params: ReadonlyArray<unknown> = []
+): Effect.Effect<ReadonlyArray<Row>, never, TestDatabase> =>
   Effect.flatMap(TestDatabase, (db) => Effect.promise(() => query<Row>(db.url, text, params)))
 
 /** Runs set-up statements (test tables, fixtures) on the test database once, when the layer is built. */
@@ -107,23 +113,27 @@ export class NodeAddress extends Context.Service<NodeAddress, { readonly baseUrl
  * the first node's memoized ones.
  */
 const isolated = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
-  Layer.effectContext(Effect.gen(function*() {
-    const memoMap = yield* Layer.makeMemoMap
-    return yield* Layer.buildWithMemoMap(layer, memoMap, yield* Effect.scope)
-  }))
+  Layer.effectContext(
+    Effect.gen(function* () {
+      const memoMap = yield* Layer.makeMemoMap
+      return yield* Layer.buildWithMemoMap(layer, memoMap, yield* Effect.scope)
+    })
+  )
 
 /**
  * A whole node (`Runtime.layer`, as the CLI runs it) on the test database and
  * a free loopback port; releasing the layer runs the real shutdown sequence.
  */
 export const node = (options: NodeOptions = {}) =>
-  Layer.unwrap(Effect.gen(function*() {
-    const port = yield* Effect.promise(freePort)
-    const config = yield* databaseConfig({ ...nodeDefaults, ASTERFORGE_SERVER_PORT: String(port), ...options.env })
-    return isolated(Runtime.layer({ config, mode: options.mode ?? "primary", modules: options.modules ?? [] })).pipe(
-      Layer.merge(Layer.succeed(NodeAddress, NodeAddress.of({ baseUrl: `http://127.0.0.1:${port}` })))
-    )
-  }))
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const port = yield* Effect.promise(freePort)
+      const config = yield* databaseConfig({ ...nodeDefaults, ASTERFORGE_SERVER_PORT: String(port), ...options.env })
+      return isolated(Runtime.layer({ config, mode: options.mode ?? "primary", modules: options.modules ?? [] })).pipe(
+        Layer.merge(Layer.succeed(NodeAddress, NodeAddress.of({ baseUrl: `http://127.0.0.1:${port}` })))
+      )
+    })
+  )
 
 /**
  * The services every node has (database with migrations, audit log, health,
@@ -131,10 +141,11 @@ export const node = (options: NodeOptions = {}) =>
  * lanes, no HTTP. For tests that drive one part by hand.
  */
 export const core = (options: NodeOptions = {}) =>
-  Layer.unwrap(Effect.map(
-    databaseConfig({ ...nodeDefaults, ...options.env }),
-    (config) => isolated(Runtime.coreLayer(config, options.mode ?? "primary", options.modules ?? []))
-  ))
+  Layer.unwrap(
+    Effect.map(databaseConfig({ ...nodeDefaults, ...options.env }), (config) =>
+      isolated(Runtime.coreLayer(config, options.mode ?? "primary", options.modules ?? []))
+    )
+  )
 
 /** An in-process node for promise-style tests: `run` effects against it, `close` it (the real shutdown). */
 export interface TestNode {
@@ -181,8 +192,12 @@ export function eventually<A, E, R>(
 
 const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, pollEveryMs)))
 
-const eventuallyEffect = <A, E, R>(check: Effect.Effect<A | undefined, E, R>, what: string, timeoutMs: number): Effect.Effect<A, Error, R> =>
-  Effect.gen(function*() {
+const eventuallyEffect = <A, E, R>(
+  check: Effect.Effect<A | undefined, E, R>,
+  what: string,
+  timeoutMs: number
+): Effect.Effect<A, Error, R> =>
+  Effect.gen(function* () {
     const deadline = Date.now() + timeoutMs
     let last: string | undefined
     while (Date.now() < deadline) {

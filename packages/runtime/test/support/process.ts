@@ -5,6 +5,7 @@
 import * as ChildProcess from "node:child_process"
 import * as Path from "node:path"
 import * as Url from "node:url"
+import { afterEach } from "vitest"
 
 export const repoRoot = Path.resolve(Path.dirname(Url.fileURLToPath(import.meta.url)), "../../../..")
 export const cliBin = Path.join(repoRoot, "packages/cli/src/bin.ts")
@@ -43,10 +44,12 @@ export class Spawned {
     }
     collect(child.stdout, this.stdout)
     collect(child.stderr, this.stderr)
-    this.exited = new Promise((resolve) => child.once("exit", (code, signal) => {
-      // Let the stream 'end' handlers flush the last partial lines first.
-      setImmediate(() => resolve({ code, signal }))
-    }))
+    this.exited = new Promise((resolve) =>
+      child.once("exit", (code, signal) => {
+        // Let the stream 'end' handlers flush the last partial lines first.
+        setImmediate(() => resolve({ code, signal }))
+      })
+    )
   }
 
   get output(): string {
@@ -83,11 +86,13 @@ export class Spawned {
           if (m) return finish(undefined, m)
         }
         if (this.child.exitCode !== null || this.child.signalCode !== null) {
-          return finish(new Error(`process exited (${this.child.exitCode ?? this.child.signalCode}) before ${pattern}\n--- output ---\n${this.output}`))
+          return finish(
+            new Error(`process exited (${this.child.exitCode ?? this.child.signalCode}) before ${pattern}\n--- output ---\n${this.output}`)
+          )
         }
         this.waiters.push(check)
       }
-      this.exited.then(() => check())
+      void this.exited.then(() => check())
       check()
     })
   }
@@ -110,11 +115,13 @@ export class Spawned {
 }
 
 export const spawnNode = (script: string, args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Spawned =>
-  new Spawned(ChildProcess.spawn(process.execPath, [script, ...args], {
-    cwd: repoRoot,
-    env: { ...cleanEnv(), ASTERFORGE_TELEMETRY_LOG_FORMAT: "json", ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  }))
+  new Spawned(
+    ChildProcess.spawn(process.execPath, [script, ...args], {
+      cwd: repoRoot,
+      env: { ...cleanEnv(), ASTERFORGE_TELEMETRY_LOG_FORMAT: "json", ...env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+  )
 
 /** The parent's environment minus anything that would configure the child behind the test's back. */
 const cleanEnv = (): Record<string, string | undefined> => {
@@ -126,8 +133,7 @@ const cleanEnv = (): Record<string, string | undefined> => {
   return env
 }
 
-export const spawnCli = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Spawned =>
-  spawnNode(cliBin, args, env)
+export const spawnCli = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Spawned => spawnNode(cliBin, args, env)
 
 /** Polls `url` until `predicate(status, body)` holds. Bounded; used for readiness, never for timing assertions. */
 export const pollHttp = async (url: string, predicate: (status: number, body: string) => boolean, timeoutMs = 30_000) => {
@@ -145,4 +151,19 @@ export const pollHttp = async (url: string, predicate: (status: number, body: st
     await new Promise((r) => setTimeout(r, 100))
   }
   throw new Error(`condition on ${url} not met within ${timeoutMs} ms; last: ${last}`)
+}
+
+/**
+ * Processes a test file started, stopped after each test: `const track = trackProcesses()`,
+ * then `track(spawnCli(...))`. Registers its own `afterEach`.
+ */
+export const trackProcesses = (): (<P extends Spawned>(p: P) => P) => {
+  const running: Array<Spawned> = []
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((p) => p.stop()))
+  })
+  return (p) => {
+    running.push(p)
+    return p
+  }
 }

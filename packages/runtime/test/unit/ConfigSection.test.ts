@@ -30,7 +30,7 @@ describe("ConfigSchema values accept what TOML holds and what env/flags hold", (
     [0, "more than 0"],
     ["0s", "more than 0"],
     ["99999999999 hours", "at most 3650d"],
-    ["soon", "such as \"500ms\""],
+    ["soon", 'such as "500ms"'],
     [-5, "more than 0"],
     [true, "such as"]
   ] as const)("duration %j is refused (%s)", (input, message) => {
@@ -57,7 +57,7 @@ describe("ConfigSchema values accept what TOML holds and what env/flags hold", (
     [ConfigSchema.Boolean, false, Result.succeed(false)],
     [ConfigSchema.Boolean, "maybe", Result.fail("Expected a boolean (true/false, 1/0, yes/no, on/off)")],
     [ConfigSchema.Literals(["a", "b"]), "b", Result.succeed("b")],
-    [ConfigSchema.Literals(["a", "b"]), "c", Result.fail("Expected \"a\" | \"b\"")],
+    [ConfigSchema.Literals(["a", "b"]), "c", Result.fail('Expected "a" | "b"')],
     [ConfigSchema.HttpUrl, "http://127.0.0.1:4318", Result.succeed("http://127.0.0.1:4318")],
     [ConfigSchema.HttpUrl, "collector:4318", Result.fail("Expected an http(s) URL such as http://127.0.0.1:4318")],
     [ConfigSchema.List(ConfigSchema.NonEmptyString), "a, b,", Result.succeed(["a", "b"])],
@@ -68,11 +68,16 @@ describe("ConfigSchema values accept what TOML holds and what env/flags hold", (
 
   it("named values from text or a table, each checked", () => {
     const named = ConfigSchema.NamedValues(ConfigSchema.Int(1, 64), { pattern: /^[a-z]+$/, describe: "lower-case letters" })
-    expect(Result.map(decode(named, "default=8,mail=2"), (m) => [...m])).toEqual(Result.succeed([["default", 8], ["mail", 2]]))
+    expect(Result.map(decode(named, "default=8,mail=2"), (m) => [...m])).toEqual(
+      Result.succeed([
+        ["default", 8],
+        ["mail", 2]
+      ])
+    )
     expect(Result.map(decode(named, { mail: 3 }), (m) => [...m])).toEqual(Result.succeed([["mail", 3]]))
     expect(decode(named, "mail=99")).toEqual(Result.fail("mail: Expected a value between 1 and 64"))
-    expect(decode(named, "Mail=1")).toEqual(Result.fail("invalid name \"Mail\": lower-case letters"))
-    expect(decode(named, "mail")).toEqual(Result.fail("expected name=value, got \"mail\""))
+    expect(decode(named, "Mail=1")).toEqual(Result.fail('invalid name "Mail": lower-case letters'))
+    expect(decode(named, "mail")).toEqual(Result.fail('expected name=value, got "mail"'))
   })
 
   it("a secret decodes to Redacted and its failure shows no value", () => {
@@ -84,11 +89,15 @@ describe("ConfigSchema values accept what TOML holds and what env/flags hold", (
 })
 
 describe("ConfigSection", () => {
-  const Example = ConfigSection.make("maintenance.example", {
-    interval: ConfigSection.key(ConfigSchema.Duration(), { default: "1 second", doc: "how often" }),
-    batchSize: ConfigSection.key(ConfigSchema.Int(1, 100), { default: 10, doc: "rows per statement" }),
-    token: ConfigSection.optionalKey(ConfigSchema.Secret, { doc: "a secret", secret: true })
-  }, { check: (c) => (c.batchSize === 13 ? [{ key: "maintenance.example.batch_size", message: "unlucky" }] : []) })
+  const Example = ConfigSection.make(
+    "maintenance.example",
+    {
+      interval: ConfigSection.key(ConfigSchema.Duration(), { default: "1 second", doc: "how often" }),
+      batchSize: ConfigSection.key(ConfigSchema.Int(1, 100), { default: 10, doc: "rows per statement" }),
+      token: ConfigSection.optionalKey(ConfigSchema.Secret, { doc: "a secret", secret: true })
+    },
+    { check: (c) => (c.batchSize === 13 ? [{ key: "maintenance.example.batch_size", message: "unlucky" }] : []) }
+  )
 
   it("names keys and variables from the fields", () => {
     expect(ConfigSection.keyName(Example, "batchSize")).toBe("maintenance.example.batch_size")
@@ -110,8 +119,11 @@ describe("ConfigSection", () => {
     })
     assert(Result.isFailure(r))
     expect(r.failure).toEqual([
-      { key: "maintenance.example.interval", message: expect.stringContaining("got \"never\"") },
-      { key: "ASTERFORGE_MAINTENANCE_EXAMPLE_BATCH_SIZE (maintenance.example.batch_size)", message: "Expected a value between 1 and 100, got 0" },
+      { key: "maintenance.example.interval", message: expect.stringContaining('got "never"') },
+      {
+        key: "ASTERFORGE_MAINTENANCE_EXAMPLE_BATCH_SIZE (maintenance.example.batch_size)",
+        message: "Expected a value between 1 and 100, got 0"
+      },
       { key: "maintenance.example.token", message: "Expected a non-empty string" }
     ])
   })
@@ -130,20 +142,23 @@ describe("ConfigSection", () => {
   })
 
   it.effect("a section is the Context key of its value", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const value = yield* Example
       expect(value.batchSize).toBe(10)
-    }).pipe(Effect.provideService(Example, ConfigSection.defaults(Example))))
+    }).pipe(Effect.provideService(Example, ConfigSection.defaults(Example)))
+  )
 })
 
 describe("checks that need the modules run before anything connects", () => {
   const config = (env: Record<string, string>) =>
-    Result.getOrThrow(RuntimeConfig.resolve({
-      file: "/nonexistent/asterforge.toml",
-      fileRequired: false,
-      // A database nobody listens on: reaching it would fail differently.
-      env: { DATABASE_URL: "postgres://nobody@127.0.0.1:1/none", ASTERFORGE_TELEMETRY_LOG_LEVEL: "none", ...env }
-    }))
+    Result.getOrThrow(
+      RuntimeConfig.resolve({
+        file: "/nonexistent/asterforge.toml",
+        fileRequired: false,
+        // A database nobody listens on: reaching it would fail differently.
+        env: { DATABASE_URL: "postgres://nobody@127.0.0.1:1/none", ASTERFORGE_TELEMETRY_LOG_LEVEL: "none", ...env }
+      })
+    )
   const tasks = (queues: ReadonlyArray<string>) =>
     ApplicationModule.make({
       name: "many-queues",
@@ -151,14 +166,35 @@ describe("checks that need the modules run before anything connects", () => {
     })
 
   it.effect("too much concurrency over the registered queues fails with ConfigInvalid, not a connection error", () =>
-    Effect.gen(function*() {
-      const exit = yield* Layer.build(Runtime.layer({ config: config({ ASTERFORGE_WORKER_CONCURRENCY: "20" }), modules: [tasks(["a", "b", "c", "d"])] })).pipe(Effect.exit)
+    Effect.gen(function* () {
+      const exit = yield* Layer.build(
+        Runtime.layer({ config: config({ ASTERFORGE_WORKER_CONCURRENCY: "20" }), modules: [tasks(["a", "b", "c", "d"])] })
+      ).pipe(Effect.exit)
       assert(Exit.isFailure(exit))
-      expect(Runtime.describeFailure(exit.cause)).toContain("worker.concurrency: concurrency over all queues is 80 (a=20, b=20, c=20, d=20); at most 64 per process")
-    }))
+      expect(Runtime.describeFailure(exit.cause)).toContain(
+        "worker.concurrency: concurrency over all queues is 80 (a=20, b=20, c=20, d=20); at most 64 per process"
+      )
+    })
+  )
 
   it("queuePlan: one pool per registered or listed queue, overrides win", () => {
-    const plan = Dispatcher.queuePlan({ concurrency: 4, queues: new Map([["mail", 2], ["reports", 1]]) }, ["default", "mail"])
-    expect(plan).toEqual({ pools: [{ queue: "default", concurrency: 4 }, { queue: "mail", concurrency: 2 }, { queue: "reports", concurrency: 1 }], problems: [] })
+    const plan = Dispatcher.queuePlan(
+      {
+        concurrency: 4,
+        queues: new Map([
+          ["mail", 2],
+          ["reports", 1]
+        ])
+      },
+      ["default", "mail"]
+    )
+    expect(plan).toEqual({
+      pools: [
+        { queue: "default", concurrency: 4 },
+        { queue: "mail", concurrency: 2 },
+        { queue: "reports", concurrency: 1 }
+      ],
+      problems: []
+    })
   })
 })

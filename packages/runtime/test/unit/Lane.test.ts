@@ -12,13 +12,41 @@ const runOnce = () => Effect.succeed({})
 
 describe("Lane.make", () => {
   it.each([
-    { case: "an upper-case name", options: { name: "Bad-Name", interval: "1 second" }, error: 'invalid lane "Bad-Name": name must be dotted lower-case words' },
-    { case: "a zero interval", options: { name: "x", interval: "0 seconds" }, error: 'invalid lane "x": interval must be a positive duration' },
-    { case: "an unparsable interval", options: { name: "x", interval: "soon" }, error: 'invalid lane "x": interval must be a positive duration' },
-    { case: "a zero timeout", options: { name: "x", interval: "1 second", timeout: "0 millis" }, error: 'invalid lane "x": timeout must be a positive duration' },
-    { case: "jitter above 0.5", options: { name: "x", interval: "1 second", jitter: 0.6 }, error: 'invalid lane "x": jitter must be between 0 and 0.5' },
-    { case: "negative jitter", options: { name: "x", interval: "1 second", jitter: -0.1 }, error: 'invalid lane "x": jitter must be between 0 and 0.5' },
-    { case: "several problems", options: { name: "x", interval: "0 seconds", jitter: 2 }, error: 'invalid lane "x": interval must be a positive duration; jitter must be between 0 and 0.5' }
+    {
+      case: "an upper-case name",
+      options: { name: "Bad-Name", interval: "1 second" },
+      error: 'invalid lane "Bad-Name": name must be dotted lower-case words'
+    },
+    {
+      case: "a zero interval",
+      options: { name: "x", interval: "0 seconds" },
+      error: 'invalid lane "x": interval must be a positive duration'
+    },
+    {
+      case: "an unparsable interval",
+      options: { name: "x", interval: "soon" },
+      error: 'invalid lane "x": interval must be a positive duration'
+    },
+    {
+      case: "a zero timeout",
+      options: { name: "x", interval: "1 second", timeout: "0 millis" },
+      error: 'invalid lane "x": timeout must be a positive duration'
+    },
+    {
+      case: "jitter above 0.5",
+      options: { name: "x", interval: "1 second", jitter: 0.6 },
+      error: 'invalid lane "x": jitter must be between 0 and 0.5'
+    },
+    {
+      case: "negative jitter",
+      options: { name: "x", interval: "1 second", jitter: -0.1 },
+      error: 'invalid lane "x": jitter must be between 0 and 0.5'
+    },
+    {
+      case: "several problems",
+      options: { name: "x", interval: "0 seconds", jitter: 2 },
+      error: 'invalid lane "x": interval must be a positive duration; jitter must be between 0 and 0.5'
+    }
   ] as const)("refuses $case, naming the lane and every problem", ({ options, error }) => {
     expect(() => Lane.make({ ...options, runOnce } as Lane.Options<never, never>)).toThrow(new Error(error))
   })

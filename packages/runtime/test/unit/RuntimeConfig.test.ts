@@ -85,7 +85,11 @@ grace = "3 seconds"
   })
 
   it("an explicit ASTERFORGE_* variable wins over its well-known alias", () => {
-    const cfg = ok({ file: noFile, fileRequired: false, env: { DATABASE_URL: "postgres://a/x", ASTERFORGE_DATABASE_URL: "postgres://b/y" } })
+    const cfg = ok({
+      file: noFile,
+      fileRequired: false,
+      env: { DATABASE_URL: "postgres://a/x", ASTERFORGE_DATABASE_URL: "postgres://b/y" }
+    })
     expect(Redacted.value(Option.getOrThrow(cfg.database.url))).toBe("postgres://b/y")
   })
 
@@ -120,15 +124,17 @@ overflow = "explode"
       flags: [{ key: "server.start_mode", value: "leader", label: "--mode" }]
     })
     const keys = found.map((p) => p.key)
-    expect(keys).toEqual(expect.arrayContaining([
-      "server.start_mod",
-      expect.stringContaining("[databse]"),
-      "server.port",
-      "audit.overflow",
-      "ASTERFORGE_DATABASE_POOL_MAX (database.pool_max)",
-      "ASTERFORGE_SHUTDOWN_GRACE (shutdown.grace)",
-      "--mode (server.start_mode)"
-    ]))
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        "server.start_mod",
+        expect.stringContaining("[databse]"),
+        "server.port",
+        "audit.overflow",
+        "ASTERFORGE_DATABASE_POOL_MAX (database.pool_max)",
+        "ASTERFORGE_SHUTDOWN_GRACE (shutdown.grace)",
+        "--mode (server.start_mode)"
+      ])
+    )
     expect(found).toHaveLength(7)
     expect(found.find((p) => p.key === "server.start_mod")?.message).toContain('did you mean "start_mode"')
     expect(found.find((p) => p.key.includes("[databse]"))?.message).toContain('did you mean "database"')
@@ -196,7 +202,11 @@ describe("RuntimeConfig secret rules", () => {
   })
 
   it("grace longer than the watchdog timeout is refused", () => {
-    const found = problems({ file: noFile, fileRequired: false, env: { ASTERFORGE_SHUTDOWN_GRACE: "60s", ASTERFORGE_SHUTDOWN_TIMEOUT: "30s" } })
+    const found = problems({
+      file: noFile,
+      fileRequired: false,
+      env: { ASTERFORGE_SHUTDOWN_GRACE: "60s", ASTERFORGE_SHUTDOWN_TIMEOUT: "30s" }
+    })
     expect(found.map((p) => p.key)).toEqual(["shutdown.grace"])
   })
 })

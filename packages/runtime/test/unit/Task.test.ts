@@ -55,13 +55,20 @@ describe("Task.define", () => {
   })
 
   it.each([0, -1, 1.5])("refuses retry.maxAttempts = %s", (maxAttempts) => {
-    expect(() => Task.define({ name: "mail.send", payload: Schema.Struct({}), retry: { maxAttempts } })).toThrow(/task mail.send: retry.maxAttempts must be an integer >= 1/)
+    expect(() => Task.define({ name: "mail.send", payload: Schema.Struct({}), retry: { maxAttempts } })).toThrow(
+      /task mail.send: retry.maxAttempts must be an integer >= 1/
+    )
   })
 
   it("fills the defaults", () => {
     const def = Task.define({ name: "mail.send", payload: Schema.Struct({}) })
-    expect({ queue: def.queue, priority: def.priority, maxAttempts: def.retry.maxAttempts, timeout: Duration.toMillis(def.timeout), version: def.version })
-      .toEqual({ queue: "default", priority: 0, maxAttempts: 25, timeout: 300_000, version: 1 })
+    expect({
+      queue: def.queue,
+      priority: def.priority,
+      maxAttempts: def.retry.maxAttempts,
+      timeout: Duration.toMillis(def.timeout),
+      version: def.version
+    }).toEqual({ queue: "default", priority: 0, maxAttempts: 25, timeout: 300_000, version: 1 })
   })
 })
 
@@ -72,7 +79,11 @@ describe("Task.decodePayload", () => {
     payload: Schema.Struct({ fullName: Schema.String }),
     version: 3,
     previous: [
-      { version: 1, payload: Schema.Struct({ first: Schema.String, last: Schema.String }), upgrade: (old: { first: string; last: string }) => ({ fullName: `${old.first} ${old.last}` }) },
+      {
+        version: 1,
+        payload: Schema.Struct({ first: Schema.String, last: Schema.String }),
+        upgrade: (old: { first: string; last: string }) => ({ fullName: `${old.first} ${old.last}` })
+      },
       {
         version: 2,
         payload: Schema.Struct({ name: Schema.String }),
@@ -94,9 +105,24 @@ describe("Task.decodePayload", () => {
 
   it.each([
     { case: "a current row that does not match", stored: {}, version: 3, error: "fullName: Missing key" },
-    { case: "an old row that does not match its own version", stored: { first: 1 }, version: 1, error: "payload version 1: first: Expected string" },
-    { case: "an old row checked against its own version, not the current one", stored: { fullName: "x" }, version: 1, error: "payload version 1: first: Missing key" },
-    { case: "a version this build does not know", stored: { fullName: "x" }, version: 7, error: "payload version 7 is unknown to this build (current 3)" },
+    {
+      case: "an old row that does not match its own version",
+      stored: { first: 1 },
+      version: 1,
+      error: "payload version 1: first: Expected string"
+    },
+    {
+      case: "an old row checked against its own version, not the current one",
+      stored: { fullName: "x" },
+      version: 1,
+      error: "payload version 1: first: Missing key"
+    },
+    {
+      case: "a version this build does not know",
+      stored: { fullName: "x" },
+      version: 7,
+      error: "payload version 7 is unknown to this build (current 3)"
+    },
     { case: "an upgrade that throws", stored: { name: "" }, version: 2, error: "upgrade from version 2 failed: empty name" }
   ])("fails with the reason for $case", ({ stored, version, error }) => {
     expect(Task.decodePayload(Greet, stored, version)).toEqual(Result.fail(error))

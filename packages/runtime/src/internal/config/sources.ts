@@ -73,10 +73,16 @@ export const readFile = (catalog: Catalog, path: string, required: boolean, prob
   return out
 }
 
-const isTablePrefix = (catalog: Catalog, path: string): boolean =>
-  [...catalog.tables].some((t) => t === path || t.startsWith(`${path}.`))
+const isTablePrefix = (catalog: Catalog, path: string): boolean => [...catalog.tables].some((t) => t === path || t.startsWith(`${path}.`))
 
-const walk = (catalog: Catalog, file: string, node: Record<string, unknown>, prefix: string, out: Map<string, RawValue>, problems: Array<Problem>) => {
+const walk = (
+  catalog: Catalog,
+  file: string,
+  node: Record<string, unknown>,
+  prefix: string,
+  out: Map<string, RawValue>,
+  problems: Array<Problem>
+) => {
   for (const [name, value] of Object.entries(node)) {
     const path = prefix === "" ? name : `${prefix}.${name}`
     if (prefix !== "" && catalog.keys.has(path)) {

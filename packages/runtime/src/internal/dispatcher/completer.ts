@@ -47,25 +47,30 @@ export const make = (options: {
   readonly pools: Pools
   readonly pollInterval: Duration.Duration
 }): Effect.Effect<Completer, never, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { sql, audit, actor, pools } = options
     const pollMs = Duration.toMillis(options.pollInterval)
     const scope = yield* Effect.scope
     const completions = yield* Queue.bounded<Completion, Cause.Done>(capacity)
 
     const writeBatch = (batch: ReadonlyArray<Completion>) =>
-      Effect.gen(function*() {
-        const accepted = yield* LeaseSql.finish(sql, batch.map((c) => LeaseSql.finishRow(c.task, c.outcome)))
+      Effect.gen(function* () {
+        const accepted = yield* LeaseSql.finish(
+          sql,
+          batch.map((c) => LeaseSql.finishRow(c.task, c.outcome))
+        )
         const ok = new Set(accepted.map((r) => r.id))
         for (const { task, outcome } of batch) {
           if (!ok.has(task.id)) {
             yield* Metric.update(Telemetry.metrics.staleResultsRejected, 1)
             yield* Effect.logWarning(`stale result for task ${task.id} refused: its lease epoch ${task.leaseEpoch} is no longer current`)
-            yield* audit.record(AuditEvents.taskStaleResultRejected({
-              actor,
-              subject: task.id,
-              details: { name: task.name, epoch: task.leaseEpoch, outcome: outcome.metric }
-            }))
+            yield* audit.record(
+              AuditEvents.taskStaleResultRejected({
+                actor,
+                subject: task.id,
+                details: { name: task.name, epoch: task.leaseEpoch, outcome: outcome.metric }
+              })
+            )
           } else if (outcome.audit !== undefined) {
             yield* audit.record(outcome.audit)
           }
@@ -74,7 +79,14 @@ export const make = (options: {
           const delay = outcome.delayMs
           const pool = pools.byQueue.get(task.queue)
           if (pool && delay !== null && delay > 0 && delay < pollMs && ok.has(task.id)) {
-            const due = Effect.sleep(Duration.millis(delay)).pipe(Effect.andThen(Effect.sync(() => { pool.maybeMore = true })), Effect.andThen(wake(pool)))
+            const due = Effect.sleep(Duration.millis(delay)).pipe(
+              Effect.andThen(
+                Effect.sync(() => {
+                  pool.maybeMore = true
+                })
+              ),
+              Effect.andThen(wake(pool))
+            )
             yield* Effect.forkIn(due, scope)
           }
         }
@@ -88,22 +100,27 @@ export const make = (options: {
       )
 
     const writer = yield* Effect.forkScoped(
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         while (true) {
           const batch = yield* Queue.takeBetween(completions, 1, maxBatch)
           yield* writeUntilDone(batch)
         }
-      }).pipe(Effect.catchIf(Cause.isDone, () => Effect.void), Telemetry.component("dispatcher"))
+      }).pipe(
+        Effect.catchIf(Cause.isDone, () => Effect.void),
+        Telemetry.component("dispatcher")
+      )
     )
 
     return {
       complete: (task, outcome) => Queue.offer(completions, { task, outcome }),
       close: (budget) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           yield* Queue.end(completions)
           const joined = yield* Fiber.join(writer).pipe(Effect.timeoutOption(budget))
           if (Option.isNone(joined)) {
-            yield* Effect.logError("task completions could not all be written before the shutdown deadline; their leases will expire and the tasks be rescued")
+            yield* Effect.logError(
+              "task completions could not all be written before the shutdown deadline; their leases will expire and the tasks be rescued"
+            )
           }
         })
     }

@@ -58,7 +58,7 @@ export const make = (options: {
   }
 
   const run = (pool: Pool, entry: Entry) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const task = entry.task
       const handler = registry.get(task.name)!
       const definition = handler.definition
@@ -77,13 +77,18 @@ export const make = (options: {
           const fiber = yield* Effect.forkChild(body(handler, payload.success, task, callbackToken, traced), { startImmediately: true })
           entry.handler = fiber
           const exit = yield* Fiber.await(fiber)
-          outcome = TaskOutcome.ofRun(definition, task, {
-            _tag: "Exited",
-            exit,
-            cancelRequested: entry.cancelRequested,
-            stopping: pools.stopping,
-            callbackToken
-          }, actor)
+          outcome = TaskOutcome.ofRun(
+            definition,
+            task,
+            {
+              _tag: "Exited",
+              exit,
+              cancelRequested: entry.cancelRequested,
+              stopping: pools.stopping,
+              callbackToken
+            },
+            actor
+          )
         }
       }
       pool.running.delete(task.id)
@@ -106,19 +111,23 @@ export const make = (options: {
 // A span per run costs a worker ~15-20 % of its CPU even when nothing exports it (Effect's own
 // tracer still builds it; measured with pnpm bench), so runs get one only when traces are exported.
 const runSpan = (task: Task.Claimed) =>
-  Effect.withSpan(Telemetry.spans.run, {
-    // Continues the enqueuer's trace, whichever process enqueued.
-    parent: Telemetry.parentFromTraceparent(task.traceparent),
-    kind: "consumer",
-    attributes: {
-      "messaging.system": "asterforge",
-      "messaging.operation.type": "process",
-      "messaging.destination.name": task.queue,
-      "messaging.message.id": task.id,
-      "asterforge.task.name": task.name,
-      "asterforge.task.attempt": task.attempt
-    }
-  }, { captureStackTrace: false }) // a stack per run costs more than a small handler
+  Effect.withSpan(
+    Telemetry.spans.run,
+    {
+      // Continues the enqueuer's trace, whichever process enqueued.
+      parent: Telemetry.parentFromTraceparent(task.traceparent),
+      kind: "consumer",
+      attributes: {
+        "messaging.system": "asterforge",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": task.queue,
+        "messaging.message.id": task.id,
+        "asterforge.task.name": task.name,
+        "asterforge.task.attempt": task.attempt
+      }
+    },
+    { captureStackTrace: false }
+  ) // a stack per run costs more than a small handler
 
 /** The handler's effect: its context, its timeout, its span and log annotations. */
 const body = (handler: Task.Handler, payload: unknown, task: Task.Claimed, callbackToken: () => string, traced: boolean) => {
@@ -139,7 +148,10 @@ const body = (handler: Task.Handler, payload: unknown, task: Task.Claimed, callb
   return (handler.run(payload, context) as Effect.Effect<unknown, Task.Failure>).pipe(
     Effect.timeoutOrElse({
       duration: definition.timeout,
-      orElse: () => Effect.fail(new Task.Retryable({ message: `timed out after ${Duration.format(definition.timeout)}`, code: TaskOutcome.timeoutCode }))
+      orElse: () =>
+        Effect.fail(
+          new Task.Retryable({ message: `timed out after ${Duration.format(definition.timeout)}`, code: TaskOutcome.timeoutCode })
+        )
     }),
     traced ? runSpan(task) : identity,
     Effect.annotateLogs({ component: "task", task_id: task.id, task: task.name })

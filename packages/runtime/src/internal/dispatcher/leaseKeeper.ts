@@ -32,11 +32,11 @@ export const start = (options: {
   readonly leaseMs: number
   readonly heartbeatInterval: Duration.Duration
 }): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { sql, pools, owner, leaseMs } = options
 
     const cancelLocal = (id: string) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const entry = find(pools, id)
         if (entry === undefined || entry.cancelRequested) return
         entry.cancelRequested = true
@@ -46,7 +46,7 @@ export const start = (options: {
         else if (entry.handler) yield* Fiber.interrupt(entry.handler)
       })
 
-    const heartbeat = Effect.gen(function*() {
+    const heartbeat = Effect.gen(function* () {
       const startedAt = Date.now()
       const ids = pools.all.flatMap((p) => [...p.running.keys()])
       if (ids.length === 0) return
@@ -69,7 +69,10 @@ export const start = (options: {
     )
 
     const cancels = yield* options.pg.listen("asterforge_cancel").pipe(Effect.orDie)
-    yield* Effect.forkScoped(Effect.forever(Queue.take(cancels).pipe(Effect.flatMap((n) => cancelLocal(n.payload))))
-      .pipe(Effect.catchCause((c) => Effect.logError("cancel notifications stopped; heartbeat backstop continues", c))))
+    yield* Effect.forkScoped(
+      Effect.forever(Queue.take(cancels).pipe(Effect.flatMap((n) => cancelLocal(n.payload)))).pipe(
+        Effect.catchCause((c) => Effect.logError("cancel notifications stopped; heartbeat backstop continues", c))
+      )
+    )
     yield* Effect.forkScoped(heartbeat.pipe(Effect.repeat(Schedule.spaced(options.heartbeatInterval))))
   })

@@ -29,16 +29,26 @@ export const maxConcurrencyPerProcess = 64
 export const plan = (
   worker: { readonly concurrency: number; readonly queues: ReadonlyMap<string, number> },
   registeredQueues: ReadonlyArray<string>
-): { readonly pools: ReadonlyArray<{ readonly queue: string; readonly concurrency: number }>; readonly problems: ReadonlyArray<Problem> } => {
-  const pools = [...new Set([...registeredQueues, ...worker.queues.keys()])]
-    .map((queue) => ({ queue, concurrency: worker.queues.get(queue) ?? worker.concurrency }))
+): {
+  readonly pools: ReadonlyArray<{ readonly queue: string; readonly concurrency: number }>
+  readonly problems: ReadonlyArray<Problem>
+} => {
+  const pools = [...new Set([...registeredQueues, ...worker.queues.keys()])].map((queue) => ({
+    queue,
+    concurrency: worker.queues.get(queue) ?? worker.concurrency
+  }))
   const total = pools.reduce((n, p) => n + p.concurrency, 0)
   return {
     pools,
-    problems: total <= maxConcurrencyPerProcess ? [] : [{
-      key: "worker.concurrency",
-      message: `concurrency over all queues is ${total} (${pools.map((p) => `${p.queue}=${p.concurrency}`).join(", ")}); at most ${maxConcurrencyPerProcess} per process: lower worker.concurrency / worker.queues or run more worker processes`
-    }]
+    problems:
+      total <= maxConcurrencyPerProcess
+        ? []
+        : [
+            {
+              key: "worker.concurrency",
+              message: `concurrency over all queues is ${total} (${pools.map((p) => `${p.queue}=${p.concurrency}`).join(", ")}); at most ${maxConcurrencyPerProcess} per process: lower worker.concurrency / worker.queues or run more worker processes`
+            }
+          ]
   }
 }
 
@@ -93,7 +103,7 @@ export const make = (options: {
   readonly prefetch: number
   readonly names: ReadonlyArray<string>
 }): Effect.Effect<Pools> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const all: Array<Pool> = []
     for (const { queue, concurrency } of options.queues) {
       all.push({
@@ -165,7 +175,11 @@ export const status = (pools: Pools): ReadonlyArray<QueueStatus> =>
 /** The dispatcher's readiness: failing while a claim loop fails, or once draining. */
 export const readiness = (pools: Pools): CheckResult => {
   const queues = status(pools)
-  const data = { queues: Object.fromEntries(queues.map((q) => [q.queue, { concurrency: q.concurrency, running: q.running, free: q.free, restarts: q.restarts }])) }
+  const data = {
+    queues: Object.fromEntries(
+      queues.map((q) => [q.queue, { concurrency: q.concurrency, running: q.running, free: q.free, restarts: q.restarts }])
+    )
+  }
   const failing = queues.filter((q) => q.lastError !== null)
   if (failing.length > 0) return fail(`claim loop failing for ${failing.map((q) => `${q.queue} (${q.lastError})`).join(", ")}`, data)
   return pools.stopping ? fail("draining", data) : pass(undefined, data)

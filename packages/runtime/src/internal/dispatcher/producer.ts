@@ -50,18 +50,18 @@ export interface Options {
 
 /** Sets the producer up in the current scope; `start` begins claiming. */
 export const make = (options: Options): Effect.Effect<Producer, never, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const loops = yield* FiberSet.make<never, never>()
     const settle = (pool: Pool, entry: Entry, happened: TaskOutcome.Happened) => settleUnstarted(options, pool, entry, happened)
     return {
-      start: Effect.gen(function*() {
+      start: Effect.gen(function* () {
         yield* listen(options)
         for (const pool of options.pools.all) {
           yield* FiberSet.run(loops, supervised(options, pool) as Effect.Effect<never>)
         }
       }),
       settleUnstarted: settle,
-      stop: Effect.gen(function*() {
+      stop: Effect.gen(function* () {
         yield* FiberSet.clear(loops)
         // Claimed but never started: straight back, so another node can take them during our grace period.
         for (const pool of options.pools.all) {
@@ -80,7 +80,7 @@ const settleUnstarted = (o: Options, pool: Pool, entry: Entry, happened: TaskOut
 
 /** Starts ready tasks into free slots, oldest claim first. */
 const startReady = (o: Options, pool: Pool) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const now = Date.now()
     while (pool.active < pool.concurrency && pool.ready.length > 0 && !o.pools.stopping) {
       const entry = pool.ready.shift()!
@@ -99,16 +99,20 @@ const startReady = (o: Options, pool: Pool) =>
   })
 
 const claimOnce = (o: Options, pool: Pool) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     yield* startReady(o, pool)
     // Claim once the ready list is down to half the prefetch (with no prefetch: when a slot is
     // free), enough to fill every slot and the prefetch: a few large claims, not many small ones.
     const limit = pool.concurrency + pool.prefetch - pool.running.size
     if (limit <= 0 || pool.ready.length > pool.prefetch / 2 || pool.names.length === 0) return 0
     const tasks = yield* LeaseSql.claim(o.sql, { queue: pool.queue, names: pool.names, limit, owner: o.owner, leaseMs: o.leaseMs }).pipe(
-      Effect.withSpan(Telemetry.spans.claim, {
-        attributes: { "messaging.system": "asterforge", "messaging.destination.name": pool.queue, "messaging.batch.message_count": limit }
-      }, { captureStackTrace: false })
+      Effect.withSpan(
+        Telemetry.spans.claim,
+        {
+          attributes: { "messaging.system": "asterforge", "messaging.destination.name": pool.queue, "messaging.batch.message_count": limit }
+        },
+        { captureStackTrace: false }
+      )
     )
     pool.maybeMore = tasks.length === limit
     if (tasks.length === 0) return 0
@@ -125,7 +129,7 @@ const claimOnce = (o: Options, pool: Pool) =>
 
 /** Claims while there are free slots and work; otherwise sleeps until NOTIFY, a freed slot, or the poll interval. */
 const claimLoop = (o: Options, pool: Pool) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     while (!o.pools.stopping) {
       const claimed = yield* claimOnce(o, pool)
       pool.lastError = null
@@ -138,7 +142,7 @@ const claimLoop = (o: Options, pool: Pool) =>
 const supervised = (o: Options, pool: Pool) =>
   claimLoop(o, pool).pipe(
     Effect.tapCause((cause) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         pool.restarts++
         pool.lastError = Cause.pretty(cause).split("\n")[0] ?? "claim loop failed"
         yield* Metric.update(pool.metrics.restarts, 1)
@@ -151,14 +155,18 @@ const supervised = (o: Options, pool: Pool) =>
 
 /** NOTIFY on `asterforge_tasks` (payload: the queue) wakes that queue's loop at once. */
 const listen = (o: Options) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const notifications = yield* o.pg.listen("asterforge_tasks").pipe(Effect.orDie)
-    yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
-      const n = yield* Queue.take(notifications)
-      const pool = o.pools.byQueue.get(n.payload)
-      if (pool) {
-        pool.maybeMore = true
-        yield* wake(pool)
-      }
-    })).pipe(Effect.catchCause((c) => Effect.logError("task notifications stopped; polling continues", c))))
+    yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.gen(function* () {
+          const n = yield* Queue.take(notifications)
+          const pool = o.pools.byQueue.get(n.payload)
+          if (pool) {
+            pool.maybeMore = true
+            yield* wake(pool)
+          }
+        })
+      ).pipe(Effect.catchCause((c) => Effect.logError("task notifications stopped; polling continues", c)))
+    )
   })

@@ -28,7 +28,11 @@ export const insert = (sql: SqlClient.SqlClient, rows: ReadonlyArray<Row>) =>
  * Audit events older than the retention, oldest first through `audit_events_at`;
  * one fenced batch (laneLeaders.ts). Nothing else ever deletes audit rows.
  */
-export const prune = (sql: SqlClient.SqlClient, fence: Statement.Fragment, options: { readonly retentionMs: number; readonly limit: number }) =>
+export const prune = (
+  sql: SqlClient.SqlClient,
+  fence: Statement.Fragment,
+  options: { readonly retentionMs: number; readonly limit: number }
+) =>
   sql<{ deleted: number }>`
     WITH deleted AS (
       DELETE FROM audit_events

@@ -15,14 +15,17 @@ import type * as TaskOutcome from "../../TaskOutcome.ts"
  * so time-based work runs even before a promotion pass. Columns are aliased to
  * the domain's camelCase (`Task.Claimed`), so no row mapping runs per task.
  */
-export const claim = (sql: SqlClient.SqlClient, options: {
-  readonly queue: string
-  /** Only tasks this node has handlers for: unknown names stay for a node that knows them. */
-  readonly names: ReadonlyArray<string>
-  readonly limit: number
-  readonly owner: string
-  readonly leaseMs: number
-}) =>
+export const claim = (
+  sql: SqlClient.SqlClient,
+  options: {
+    readonly queue: string
+    /** Only tasks this node has handlers for: unknown names stay for a node that knows them. */
+    readonly names: ReadonlyArray<string>
+    readonly limit: number
+    readonly owner: string
+    readonly leaseMs: number
+  }
+) =>
   sql<Task.Claimed>`
     WITH picked AS (
       SELECT id FROM tasks
@@ -49,7 +52,10 @@ export const claim = (sql: SqlClient.SqlClient, options: {
  * primary key, and still owned by this node). Returns the tasks an admin asked
  * to cancel, as a backstop for a missed NOTIFY.
  */
-export const heartbeat = (sql: SqlClient.SqlClient, options: { readonly owner: string; readonly ids: ReadonlyArray<string>; readonly leaseMs: number }) =>
+export const heartbeat = (
+  sql: SqlClient.SqlClient,
+  options: { readonly owner: string; readonly ids: ReadonlyArray<string>; readonly leaseMs: number }
+) =>
   sql<{ id: string; cancelRequested: boolean }>`
     UPDATE tasks SET lease_expires_at = now() + ${options.leaseMs} * interval '1 millisecond'
     WHERE id = ANY(${`{${options.ids.join(",")}}`}::bigint[]) AND lease_owner = ${options.owner} AND state = 'running'
@@ -122,7 +128,11 @@ export const finish = (sql: SqlClient.SqlClient, batch: ReadonlyArray<Finish>) =
  * Resolves a parked task once, as its callback's outcome says: only the first
  * caller with the token changes it. An `undefined` result keeps the stored one.
  */
-export const resolveCallback = (sql: SqlClient.SqlClient, token: string, outcome: TaskOutcome.Outcome<"succeeded" | "failed" | "retryable">) => {
+export const resolveCallback = (
+  sql: SqlClient.SqlClient,
+  token: string,
+  outcome: TaskOutcome.Outcome<"succeeded" | "failed" | "retryable">
+) => {
   const error = outcome.error === null ? null : JSON.stringify(outcome.error)
   return sql<{ id: string; name: string; state: string; queue: string }>`
     UPDATE tasks SET

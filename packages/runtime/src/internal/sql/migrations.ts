@@ -13,7 +13,7 @@ export const unlock = "SELECT pg_advisory_unlock($1)"
 
 /** Highest applied id, 0 on a fresh database (the table does not exist yet). */
 export const latestApplied = (sql: SqlClient.SqlClient, table: string) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const [exists] = yield* sql<{ present: boolean }>`SELECT to_regclass(${table}) IS NOT NULL AS present`
     if (!exists?.present) return 0
     const [row] = yield* sql<{ latest: number | null }>`SELECT max(migration_id)::int AS latest FROM ${sql(table)}`

@@ -54,7 +54,11 @@ export interface Declared {
  * batch. Through the partial index `nodes_running_heartbeat`. A node
  * heartbeating right now holds its row: skipped, and fresh once it commits.
  */
-export const declareDead = (sql: SqlClient.SqlClient, fence: Statement.Fragment, options: { readonly staleMs: number; readonly limit: number }) =>
+export const declareDead = (
+  sql: SqlClient.SqlClient,
+  fence: Statement.Fragment,
+  options: { readonly staleMs: number; readonly limit: number }
+) =>
   sql<Declared>`
     UPDATE nodes SET status = 'dead', stopped_at = now()
     WHERE id IN (
@@ -67,7 +71,11 @@ export const declareDead = (sql: SqlClient.SqlClient, fence: Statement.Fragment,
     RETURNING id::text AS id, name, mode, host, pid, heartbeat_at`
 
 /** Rows of nodes stopped or dead for longer than `retentionMs`; one fenced batch. The table is small: no index needed. */
-export const removeOld = (sql: SqlClient.SqlClient, fence: Statement.Fragment, options: { readonly retentionMs: number; readonly limit: number }) =>
+export const removeOld = (
+  sql: SqlClient.SqlClient,
+  fence: Statement.Fragment,
+  options: { readonly retentionMs: number; readonly limit: number }
+) =>
   sql<{ removed: number }>`
     WITH removed AS (
       DELETE FROM nodes

@@ -29,9 +29,10 @@ export interface Stat {
  * never meet on a row.
  */
 export const refresh = (sql: SqlClient.SqlClient, fence: Statement.Fragment, options: { readonly finishedWindowMs: number | null }) => {
-  const finished = options.finishedWindowMs === null
-    ? sql.literal("")
-    : sql`
+  const finished =
+    options.finishedWindowMs === null
+      ? sql.literal("")
+      : sql`
       UNION ALL
       SELECT queue, state, count(*), NULL::timestamptz
       FROM tasks WHERE state IN ${states(sql, TaskState.finished)} AND finished_at > now() - ${interval(sql, options.finishedWindowMs)}

@@ -81,11 +81,15 @@ export interface Released {
  * because the row is no longer `running` (leases.ts `finish`), and the next
  * claim bumps the epoch anyway.
  */
-const releaseRunning = (sql: Sql, fence: Fence, options: {
-  readonly picked: Statement.Fragment
-  readonly tag: string
-  readonly message: Statement.Fragment
-}) =>
+const releaseRunning = (
+  sql: Sql,
+  fence: Fence,
+  options: {
+    readonly picked: Statement.Fragment
+    readonly tag: string
+    readonly message: Statement.Fragment
+  }
+) =>
   sql<Released>`
     WITH picked AS (${options.picked}),
     released AS (
@@ -170,8 +174,12 @@ export const failPastDeadline = (sql: Sql, fence: Fence, options: { readonly lim
       finished_at = now(),
       callback_token = NULL,
       callback_expires_at = NULL,
-      errors = t.errors || ${errorEntry(sql, "DeadlineExceeded", sql`'deadline ' || ${sql.literal(iso("t.deadline"))}
-        || CASE WHEN t.state = 'waiting_callback' THEN ' passed while waiting for a callback' ELSE ' passed before the task could run' END`)}
+      errors = t.errors || ${errorEntry(
+        sql,
+        "DeadlineExceeded",
+        sql`'deadline ' || ${sql.literal(iso("t.deadline"))}
+        || CASE WHEN t.state = 'waiting_callback' THEN ' passed while waiting for a callback' ELSE ' passed before the task could run' END`
+      )}
     FROM picked
     WHERE t.id = picked.id AND t.state IN ${states(sql, notRunning)} AND ${fence}
     RETURNING t.id::text AS id, t.name, t.attempt, picked.state AS previous, t.deadline, t.errors->-1->>'message' AS message`
@@ -221,12 +229,16 @@ export const expireCallbacks = (sql: Sql, fence: Fence, options: { readonly limi
  * are walked over by the range; the walk ends at the batch limit or at the
  * shortest cutoff.)
  */
-export const pruneFinished = (sql: Sql, fence: Fence, options: {
-  readonly succeededMs: number
-  readonly failedMs: number
-  readonly cancelledMs: number
-  readonly limit: number
-}) =>
+export const pruneFinished = (
+  sql: Sql,
+  fence: Fence,
+  options: {
+    readonly succeededMs: number
+    readonly failedMs: number
+    readonly cancelledMs: number
+    readonly limit: number
+  }
+) =>
   sql<{ deleted: number }>`
     WITH deleted AS (
       DELETE FROM tasks

@@ -105,7 +105,11 @@ export interface ListFilter {
 }
 
 /** Keyset pagination on id (descending): stable under concurrent inserts, no OFFSET scans. */
-export const list = (sql: SqlClient.SqlClient, filter: ListFilter, page: { readonly limit: number; readonly before?: string | undefined }) =>
+export const list = (
+  sql: SqlClient.SqlClient,
+  filter: ListFilter,
+  page: { readonly limit: number; readonly before?: string | undefined }
+) =>
   sql<Row>`SELECT ${sql.literal(columns)} FROM tasks
     WHERE ${sql.and([
       ...(filter.state?.length ? [sql`state IN ${sql.in(filter.state)}`] : []),
