@@ -239,14 +239,24 @@ export interface Claimed {
  */
 export interface Handler<P = any, R = any, Req = any> {
   readonly definition: Definition<P, R>
-  readonly run: (payload: P, context: Context) => Effect.Effect<R, Failure, Req>
+  readonly run: (payload: P, context: Context) => Effect.Effect<R, unknown, Req>
 }
 
-/** Binds a handler to its definition; register it through an ApplicationModule's `tasks`. */
-export const handler = <P, R, Req = never>(
+/**
+ * Binds a handler to its definition; register it through an ApplicationModule's
+ * `tasks`. The handler may fail with anything: `Retryable`, `Terminal`,
+ * `Snooze` and `AwaitCallback` say what happens next; any other error (an
+ * `SqlError`, an app's own) counts as retryable, its tag and message recorded
+ * in the task's `errors`.
+ */
+export const handler = <P, R, E = never, Req = never>(
   definition: Definition<P, R>,
-  run: (payload: P, context: Context) => Effect.Effect<R, Failure, Req>
+  run: (payload: P, context: Context) => Effect.Effect<R, E, Req>
 ): Handler<P, R, Req> => ({ definition, run })
+
+/** Whether an error is one of the failure classes above (anything else counts as retryable). */
+export const isFailure = (u: unknown): u is Failure =>
+  u instanceof Retryable || u instanceof Terminal || u instanceof Snooze || u instanceof AwaitCallback
 
 // ---------------------------------------------------------------------------
 // Stored failure details

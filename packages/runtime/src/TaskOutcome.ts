@@ -12,9 +12,11 @@
  * The rules:
  * - success stores the encoded result; a result that does not match the result
  *   Schema is a retryable failure (`ResultInvalid`);
- * - `Retryable`, a timeout and a defect (its stack kept for administrators)
- *   retry after the failure's own delay or the definition's backoff while
- *   attempts remain, and fail (`exhausted`) on the last one;
+ * - `Retryable`, a timeout, any other error a handler fails with (an
+ *   `SqlError`, an app's own; tag and message kept) and a defect (its stack
+ *   kept for administrators) retry after the failure's own delay or the
+ *   definition's backoff while attempts remain, and fail (`exhausted`) on the
+ *   last one;
  * - `Terminal`, a deadline that passed before the run and a payload that no
  *   longer decodes fail at once (a retry could not do better);
  * - `Snooze` runs again after its duration and gives the attempt back;
@@ -88,7 +90,7 @@ export type Attempt = Pick<Task.Claimed, "id" | "name" | "attempt" | "maxAttempt
  */
 export interface Exited {
   readonly _tag: "Exited"
-  readonly exit: Exit.Exit<unknown, Task.Failure>
+  readonly exit: Exit.Exit<unknown, unknown>
   /** A cancel was requested: an interruption is a cancellation. */
   readonly cancelRequested: boolean
   /** The node is shutting down: an interruption is audited with reason `shutdown`. */
@@ -221,13 +223,37 @@ const ofExit = (definition: Task.Definition, task: Attempt, happened: Exited, ac
       -1
     )
   }
-  const failure = cause.reasons.find(Cause.isFailReason)?.error
-  if (failure !== undefined) return ofFailure(definition, task, failure, happened, actor)
+  const failure = cause.reasons.find(Cause.isFailReason)
+  if (failure !== undefined) {
+    return Task.isFailure(failure.error)
+      ? ofFailure(definition, task, failure.error, happened, actor)
+      : retryOrFail(definition, task, otherError(failure.error, task.attempt), undefined, "retry", actor)
+  }
   // A defect: retryable, with what an administrator needs to find it.
   const defect = cause.reasons.find(Cause.isDieReason)?.defect
   const message = defect instanceof Error ? defect.message : String(defect ?? Cause.pretty(cause))
   const stack = defect instanceof Error ? defect.stack : Cause.pretty(cause)
   return retryOrFail(definition, task, detail("Defect", message, null, task.attempt, stack), undefined, "retry", actor)
+}
+
+/**
+ * An error that is not one of `Task`'s failure classes: retryable, recorded
+ * with its tag (`SqlError`, an app's own `_tag`, or `Error`) and message.
+ */
+const otherError = (error: unknown, attempt: number): Task.ErrorDetail => {
+  const tag = typeof error === "object" && error !== null && typeof (error as { _tag?: unknown })._tag === "string"
+    ? (error as { _tag: string })._tag
+    : error instanceof Error ? error.name : "Error"
+  const message = error instanceof Error ? error.message : typeof error === "string" ? error : safeJson(error)
+  return detail(tag, message, null, attempt, error instanceof Error ? error.stack : undefined)
+}
+
+const safeJson = (u: unknown): string => {
+  try {
+    return JSON.stringify(u) ?? String(u)
+  } catch {
+    return String(u)
+  }
 }
 
 const ofFailure = (definition: Task.Definition, task: Attempt, failure: Task.Failure, happened: Exited, actor: string): Outcome => {

@@ -3,6 +3,7 @@
  * what happened to an attempt and the outcome the writer gets.
  */
 import { Cause, Duration, Exit, Result, Schema } from "effect"
+import { SqlError } from "effect/sql"
 import { describe, expect, it } from "vitest"
 import * as Task from "../../src/Task.ts"
 import * as TaskOutcome from "../../src/TaskOutcome.ts"
@@ -33,7 +34,7 @@ const task = (attempt: number): Task.Claimed => ({
 })
 
 const exited = (
-  exit: Exit.Exit<unknown, Task.Failure>,
+  exit: Exit.Exit<unknown, unknown>,
   flags: { cancelRequested?: boolean; stopping?: boolean } = {}
 ): TaskOutcome.Happened => ({
   _tag: "Exited",
@@ -42,7 +43,7 @@ const exited = (
   stopping: flags.stopping ?? false,
   callbackToken: () => "tok"
 })
-const failed = (failure: Task.Failure) => exited(Exit.fail(failure))
+const failed = (failure: unknown) => exited(Exit.fail(failure))
 
 /** The fields every outcome has, so each row lists only what its rule sets. */
 const none = {
@@ -208,6 +209,42 @@ describe("TaskOutcome.ofRun", () => {
         metric: "timeout",
         error: error("Timeout", "timed out after 1s", 3, "task.timeout"),
         audit: taskFailed(3, "Timeout", "timed out after 1s", true, "task.timeout")
+      }
+    ],
+    [
+      "any other error (an SqlError, an app's own) is retried, its tag and message kept",
+      1,
+      failed(new SqlError.SqlError({ reason: new SqlError.ConnectionError({ cause: new Error("connection reset"), message: "connection reset" }) })),
+      {
+        ...none,
+        state: "retryable",
+        metric: "retry",
+        delayMs: 7000,
+        error: { ...error("SqlError", "connection reset", 1), stack: expect.any(String) }
+      }
+    ],
+    [
+      "a plain Error failure is retried under its name",
+      1,
+      failed(new TypeError("bad input")),
+      {
+        ...none,
+        state: "retryable",
+        metric: "retry",
+        delayMs: 7000,
+        error: { ...error("TypeError", "bad input", 1), stack: expect.stringContaining("TypeError: bad input") }
+      }
+    ],
+    [
+      "another error on the last attempt fails, exhausted",
+      3,
+      failed({ _tag: "MailboxFull", detail: "quota" }),
+      {
+        ...none,
+        state: "failed",
+        metric: "retry",
+        error: error("MailboxFull", "{\"_tag\":\"MailboxFull\",\"detail\":\"quota\"}", 3),
+        audit: taskFailed(3, "MailboxFull", "{\"_tag\":\"MailboxFull\",\"detail\":\"quota\"}", true)
       }
     ],
     [

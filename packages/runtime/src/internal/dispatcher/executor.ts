@@ -145,7 +145,7 @@ const body = (handler: Task.Handler, payload: unknown, task: Task.Claimed, callb
   }
   // What the handler needs was checked by ApplicationModule.make and is in the context the
   // dispatcher's fibers inherit from the node's layers (Runtime builds them below the dispatcher).
-  return (handler.run(payload, context) as Effect.Effect<unknown, Task.Failure>).pipe(
+  return (handler.run(payload, context) as Effect.Effect<unknown, unknown>).pipe(
     Effect.timeoutOrElse({
       duration: definition.timeout,
       orElse: () =>
