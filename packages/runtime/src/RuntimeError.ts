@@ -314,10 +314,23 @@ export const isRuntimeError = (u: unknown): u is RuntimeError => Predicate.hasPr
 
 export const isReason = (u: unknown): u is Reason => Predicate.hasProperty(u, ReasonTypeId)
 
-/** The message of an unknown failure, including a wrapped cause's own message (SqlError -> driver error). */
+/**
+ * The message of an unknown failure with the messages of its causes, outermost
+ * first (`Migration "3_x" failed: PgConnection: Query failed: relation "x" does
+ * not exist`), each said once.
+ */
 export const messageOf = (e: unknown): string => {
-  const own = e instanceof Error ? e.message : String(e)
-  const cause = (e as { cause?: unknown } | null)?.cause
-  const inner = cause instanceof Error ? cause.message : undefined
-  return inner && !own.includes(inner) ? `${own}: ${inner}` : own
+  const parts: Array<string> = []
+  let current: unknown = e
+  for (let depth = 0; depth < 6 && current !== undefined && current !== null; depth++) {
+    const text =
+      current instanceof Error || (typeof current === "object" && typeof (current as { message?: unknown }).message === "string")
+        ? String((current as { message: string }).message)
+        : depth === 0
+          ? String(current)
+          : ""
+    if (text !== "" && !parts.some((p) => p.includes(text))) parts.push(text)
+    current = typeof current === "object" ? (current as { cause?: unknown }).cause : undefined
+  }
+  return parts.join(": ")
 }

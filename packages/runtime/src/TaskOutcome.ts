@@ -241,9 +241,12 @@ const ofExit = (definition: Task.Definition, task: Attempt, happened: Exited, ac
  * with its tag (`SqlError`, an app's own `_tag`, or `Error`) and message.
  */
 const otherError = (error: unknown, attempt: number): Task.ErrorDetail => {
-  const tag = typeof error === "object" && error !== null && typeof (error as { _tag?: unknown })._tag === "string"
-    ? (error as { _tag: string })._tag
-    : error instanceof Error ? error.name : "Error"
+  const tag =
+    typeof error === "object" && error !== null && typeof (error as { _tag?: unknown })._tag === "string"
+      ? (error as { _tag: string })._tag
+      : error instanceof Error
+        ? error.name
+        : "Error"
   const message = error instanceof Error ? error.message : typeof error === "string" ? error : safeJson(error)
   return detail(tag, message, null, attempt, error instanceof Error ? error.stack : undefined)
 }

@@ -214,7 +214,11 @@ describe("TaskOutcome.ofRun", () => {
     [
       "any other error (an SqlError, an app's own) is retried, its tag and message kept",
       1,
-      failed(new SqlError.SqlError({ reason: new SqlError.ConnectionError({ cause: new Error("connection reset"), message: "connection reset" }) })),
+      failed(
+        new SqlError.SqlError({
+          reason: new SqlError.ConnectionError({ cause: new Error("connection reset"), message: "connection reset" })
+        })
+      ),
       {
         ...none,
         state: "retryable",
@@ -243,8 +247,8 @@ describe("TaskOutcome.ofRun", () => {
         ...none,
         state: "failed",
         metric: "retry",
-        error: error("MailboxFull", "{\"_tag\":\"MailboxFull\",\"detail\":\"quota\"}", 3),
-        audit: taskFailed(3, "MailboxFull", "{\"_tag\":\"MailboxFull\",\"detail\":\"quota\"}", true)
+        error: error("MailboxFull", '{"_tag":"MailboxFull","detail":"quota"}', 3),
+        audit: taskFailed(3, "MailboxFull", '{"_tag":"MailboxFull","detail":"quota"}', true)
       }
     ],
     [
