@@ -21,6 +21,7 @@ import * as Database from "./Database.ts"
 import * as NodeIdentity from "./NodeIdentity.ts"
 import * as NodeMode from "./NodeMode.ts"
 import * as RuntimeConfig from "./RuntimeConfig.ts"
+import type * as Shutdown from "./Shutdown.ts"
 import type { RuntimeError } from "./RuntimeError.ts"
 import * as Telemetry from "./Telemetry.ts"
 
@@ -36,10 +37,10 @@ export interface Options {
   readonly commands?: ReadonlyArray<Command.Command<any, any, any, any>> | undefined
 }
 
-/** A command line, and the shutdown timeout the watchdog uses once the configuration is known. */
+/** A command line, and the shutdown settings the watchdog and the parent watch use once the configuration is known. */
 export interface NodeCli {
   readonly command: Command.Command<string, unknown, unknown, unknown>
-  readonly shutdownTimeout: () => Duration.Duration
+  readonly shutdown: () => Pick<Shutdown.Config, "timeout" | "onParentExit">
 }
 
 const configFlag = Flag.String("config").pipe(
@@ -96,7 +97,7 @@ export const flagSources = (flags: ConfigFlagValues): NonNullable<RuntimeConfig.
  * @category constructors
  */
 export const make = (options: Options): NodeCli => {
-  let shutdownTimeout = Duration.seconds(30)
+  let shutdown: Pick<Shutdown.Config, "timeout" | "onParentExit"> = { timeout: Duration.seconds(30), onParentExit: true }
 
   const root = Command.make(options.name).pipe(
     Command.withSharedFlags({ config: configFlag }),
@@ -111,7 +112,7 @@ export const make = (options: Options): NodeCli => {
         { file: Option.getOrUndefined(file), env: process.env, flags: flagSources(flags) },
         options.modules.flatMap((m) => m.config ?? [])
       )
-      shutdownTimeout = cfg.shutdown.timeout
+      shutdown = cfg.shutdown
       return cfg
     })
 
@@ -191,6 +192,6 @@ export const make = (options: Options): NodeCli => {
     command: root.pipe(
       Command.withSubcommands([start, worker, maintenance, migrate, config, ...(options.commands ?? [])])
     ) as NodeCli["command"],
-    shutdownTimeout: () => shutdownTimeout
+    shutdown: () => shutdown
   }
 }

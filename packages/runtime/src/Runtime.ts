@@ -177,10 +177,17 @@ const stopSignals = ["SIGTERM", "SIGINT"] as const
  * Runs `program` as the process: exit 0 on success or on a stop signal, exit 1
  * with a readable message on failure. The first stop signal arms the watchdog.
  */
-export const run = <E>(program: Effect.Effect<unknown, E>, options: { readonly shutdownTimeout: () => Duration.Duration }): void => {
-  for (const signal of stopSignals) {
-    process.once(signal, () => Shutdown.armWatchdog(options.shutdownTimeout(), signal))
+export const run = <E>(
+  program: Effect.Effect<unknown, E>,
+  options: {
+    /** The shutdown settings once the configuration is known (defaults before). */
+    readonly shutdown: () => Pick<Shutdown.Config, "timeout" | "onParentExit">
   }
+): void => {
+  for (const signal of stopSignals) {
+    process.once(signal, () => Shutdown.armWatchdog(options.shutdown().timeout, signal))
+  }
+  Shutdown.watchParent(() => options.shutdown().onParentExit)
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
@@ -237,5 +244,5 @@ export const main = (
     launch: (config) => launch({ config, modules }),
     commands: options.commands
   })
-  run(cli.command.pipe(Command.run({ version }), Effect.provide(NodeServices.layer)), { shutdownTimeout: cli.shutdownTimeout })
+  run(cli.command.pipe(Command.run({ version }), Effect.provide(NodeServices.layer)), { shutdown: cli.shutdown })
 }

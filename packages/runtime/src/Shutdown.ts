@@ -12,6 +12,7 @@
  * own, so a hanging finalizer would otherwise keep the process alive forever.
  */
 import { Duration, Effect, Layer } from "effect"
+import * as Fs from "node:fs"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import * as ConfigSection from "./ConfigSection.ts"
 import { HealthRegistry } from "./Health.ts"
@@ -36,6 +37,10 @@ export const Config = ConfigSection.make(
     drainDelay: ConfigSection.key(ConfigSchema.DurationOrZero(), {
       default: "0 millis",
       doc: "keep serving (readiness 503) this long before closing HTTP"
+    }),
+    onParentExit: ConfigSection.key(ConfigSchema.Boolean, {
+      default: true,
+      doc: "stop gracefully when the parent process exits (a wrapper such as pnpm that does not forward signals was killed)"
     })
   },
   {
@@ -89,4 +94,75 @@ export const armWatchdog = (timeout: Duration.Duration, signal: string): void =>
     )
     process.exit(watchdogExitCode)
   }, ms).unref()
+}
+
+/** How often the ancestors are checked: a killed wrapper's node stops within about this much, plus its shutdown. */
+const parentCheckMs = 500
+
+/** A process by pid and start time (a pid alone may be reused by a new process). */
+interface Ancestor {
+  readonly pid: number
+  readonly startedAt: string | undefined
+}
+
+/** `ppid` and start time from `/proc/<pid>/stat` (Linux); undefined where there is no /proc. */
+const procStat = (pid: number): { readonly ppid: number; readonly startedAt: string } | undefined => {
+  try {
+    const text = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    // The command (field 2) may hold spaces and parentheses: fields are counted after its last ")".
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ")
+    return { ppid: Number(fields[1]), startedAt: fields[19]! }
+  } catch {
+    return undefined
+  }
+}
+
+/** This process's ancestors up to (not including) init: where /proc is missing, the parent alone. */
+const ancestors = (): ReadonlyArray<Ancestor> => {
+  const out: Array<Ancestor> = []
+  let pid = process.ppid
+  while (pid > 1 && out.length < 32) {
+    const stat = procStat(pid)
+    out.push({ pid, startedAt: stat?.startedAt })
+    if (stat === undefined) break
+    pid = stat.ppid
+  }
+  return out
+}
+
+const gone = (a: Ancestor): boolean => {
+  if (a.startedAt === undefined) return process.ppid !== a.pid // no /proc: the parent alone, by reparenting
+  return procStat(a.pid)?.startedAt !== a.startedAt
+}
+
+/**
+ * Stops this process gracefully when a process it was started under exits,
+ * by sending itself the SIGTERM a supervisor would have sent: a wrapper that
+ * does not forward signals (`pnpm start`, the `node` package's shell shim, or
+ * a shim in front of pnpm) was killed, and a node holding leases and lane
+ * locks must not outlive its supervisor. Every ancestor up to init is watched,
+ * not only the parent, because a killed wrapper may leave a middle process
+ * (pnpm) running. A node started by init (a container's entry, a daemon) has
+ * nothing to watch. `enabled` is read when an ancestor goes
+ * (`shutdown.on_parent_exit`).
+ */
+export const watchParent = (enabled: () => boolean): void => {
+  const watched = ancestors()
+  if (watched.length === 0) return
+  const timer = setInterval(() => {
+    const left = watched.find(gone)
+    if (left === undefined) return
+    clearInterval(timer)
+    if (!enabled()) return
+    process.stderr.write(
+      JSON.stringify({
+        timestamp: new Date().toISOString(),
+        level: "warn",
+        component: "runtime",
+        message: `parent process ${left.pid} exited; shutting down gracefully (shutdown.on_parent_exit)`
+      }) + "\n"
+    )
+    process.kill(process.pid, "SIGTERM")
+  }, parentCheckMs)
+  timer.unref()
 }

@@ -123,6 +123,36 @@ export const spawnNode = (script: string, args: ReadonlyArray<string>, env: Reco
     })
   )
 
+/**
+ * A command in a process group of its own, as a supervisor runs a service, so
+ * a test can signal the top process only and then find every process it left.
+ */
+export const spawnGroup = (command: string, args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Spawned =>
+  new Spawned(
+    ChildProcess.spawn(command, args, {
+      cwd: repoRoot,
+      env: { ...cleanEnv(), ASTERFORGE_TELEMETRY_LOG_FORMAT: "json", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true
+    })
+  )
+
+/** The processes of group `pgid` that are still alive (zombies count as gone). */
+export const groupMembers = (pgid: number): ReadonlyArray<{ readonly pid: number; readonly command: string }> =>
+  ChildProcess.execFileSync("ps", ["-eo", "pid=,pgid=,stat=,args="], { encoding: "utf8" })
+    .split("\n")
+    .map((line) => /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line))
+    .flatMap((m) => (m !== null && Number(m[2]) === pgid && !m[3]!.startsWith("Z") ? [{ pid: Number(m[1]), command: m[4]! }] : []))
+
+/** Kills every process of a group; for cleanup after a test that may have left some. */
+export const killGroup = (pgid: number): void => {
+  try {
+    process.kill(-pgid, "SIGKILL")
+  } catch {
+    // already gone
+  }
+}
+
 /** The parent's environment minus anything that would configure the child behind the test's back. */
 const cleanEnv = (): Record<string, string | undefined> => {
   const env: Record<string, string | undefined> = {}
