@@ -14,7 +14,7 @@
  * embedded Postgres stops. `run` is the process entry: it maps exits to codes
  * and arms the shutdown watchdog on the first stop signal.
  */
-import { Cause, type Duration, Effect, Exit, Layer, Runtime as EffectRuntime } from "effect"
+import { Cause, Effect, Exit, Layer, Runtime as EffectRuntime } from "effect"
 import type { HttpRouter } from "effect/http"
 import { Command } from "effect/cli"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
