@@ -5,6 +5,8 @@
  * change the row.
  */
 import type { SqlClient } from "effect/sql"
+import * as TaskState from "../../TaskState.ts"
+import { states } from "./shared.ts"
 import type * as Task from "../../Task.ts"
 import type * as TaskOutcome from "../../TaskOutcome.ts"
 
@@ -29,7 +31,7 @@ export const claim = (
   sql<Task.Claimed>`
     WITH picked AS (
       SELECT id FROM tasks
-      WHERE queue = ${options.queue} AND state IN ('available', 'scheduled', 'retryable') AND run_at <= now()
+      WHERE queue = ${options.queue} AND state IN ${states(sql, TaskState.claimable)} AND run_at <= now()
         AND name IN ${sql.in(options.names)}
       ORDER BY priority, run_at, id
       LIMIT ${options.limit}
@@ -108,7 +110,7 @@ export const finish = (sql: SqlClient.SqlClient, batch: ReadonlyArray<Finish>) =
         errors = CASE WHEN c.error IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(c.error) END,
         run_at = CASE WHEN c.delay_ms IS NULL THEN t.run_at ELSE now() + c.delay_ms * interval '1 millisecond' END,
         attempt = t.attempt + c.attempt_delta,
-        finished_at = CASE WHEN c.state IN ('succeeded', 'failed', 'cancelled') THEN now() END,
+        finished_at = CASE WHEN c.state IN ${states(sql, TaskState.finished)} THEN now() END,
         callback_token = c.callback_token,
         callback_expires_at = CASE WHEN c.callback_timeout_ms IS NULL THEN NULL
                                    ELSE now() + c.callback_timeout_ms * interval '1 millisecond' END,
@@ -141,7 +143,7 @@ export const resolveCallback = (
       errors = CASE WHEN ${error}::jsonb IS NULL THEN errors ELSE errors || jsonb_build_array(${error}::jsonb) END,
       run_at = CASE WHEN ${outcome.delayMs}::double precision IS NULL THEN run_at
                     ELSE now() + ${outcome.delayMs}::double precision * interval '1 millisecond' END,
-      finished_at = CASE WHEN ${outcome.state} IN ('succeeded', 'failed') THEN now() END,
+      finished_at = CASE WHEN ${outcome.state} IN ${states(sql, TaskState.finished)} THEN now() END,
       callback_token = NULL,
       callback_expires_at = NULL
     WHERE callback_token = ${token} AND state = 'waiting_callback'
