@@ -8,6 +8,7 @@
 --   0003_tasks
 --   0004_maintenance
 --   0005_drop_task_artifacts
+--   0006_callback_token_hash
 
 -- public.asterforge_migrations
 CREATE TABLE public.asterforge_migrations (
@@ -94,7 +95,7 @@ CREATE TABLE public.tasks (
   lease_owner         uuid,
   lease_expires_at    timestamp with time zone,
   lease_epoch         integer DEFAULT 0 NOT NULL,
-  callback_token      text,
+  callback_token_hash text,
   callback_expires_at timestamp with time zone,
   cancel_requested_at timestamp with time zone,
   created_at          timestamp with time zone DEFAULT now() NOT NULL,
@@ -105,7 +106,7 @@ ALTER TABLE public.tasks ADD CONSTRAINT tasks_max_attempts_check CHECK ((max_att
 ALTER TABLE public.tasks ADD CONSTRAINT tasks_pkey PRIMARY KEY (id);
 ALTER TABLE public.tasks ADD CONSTRAINT tasks_state_check CHECK ((state = ANY (ARRAY['scheduled'::text, 'available'::text, 'running'::text, 'retryable'::text, 'waiting_callback'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])));
 CREATE INDEX tasks_callback_expiry ON public.tasks USING btree (callback_expires_at) WHERE (state = 'waiting_callback'::text);
-CREATE UNIQUE INDEX tasks_callback_token ON public.tasks USING btree (callback_token) WHERE (callback_token IS NOT NULL);
+CREATE UNIQUE INDEX tasks_callback_token_hash ON public.tasks USING btree (callback_token_hash) WHERE (callback_token_hash IS NOT NULL);
 CREATE INDEX tasks_claimable ON public.tasks USING btree (queue, priority, run_at, id) WHERE (state = ANY (ARRAY['available'::text, 'scheduled'::text, 'retryable'::text]));
 CREATE INDEX tasks_deadline ON public.tasks USING btree (deadline) WHERE ((deadline IS NOT NULL) AND (state <> ALL (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text])));
 CREATE INDEX tasks_due ON public.tasks USING btree (run_at) WHERE (state = ANY (ARRAY['scheduled'::text, 'retryable'::text]));

@@ -105,6 +105,14 @@ export const nodeDeclaredDead = define("node.declared_dead", {
   details: Schema.Struct({ name: Schema.String, mode: Schema.String, host: Schema.String, pid: Schema.Int, heartbeatAt: Schema.String })
 })
 
+export const nodeFoundDead = define("node.found_dead", {
+  title: "Node stopped: declared dead while alive",
+  description:
+    "A node found its own row declared dead (it had been silent, e.g. paused or cut off) and stopped itself for its supervisor to restart it.",
+  subject: "node",
+  details: Schema.Struct({ mode: Schema.String, lastHeartbeatAt: Schema.String })
+})
+
 const Change = Schema.Struct({ key: Schema.String, from: Schema.String, to: Schema.String })
 
 export const configReloaded = define("config.reloaded", {
@@ -177,6 +185,7 @@ export const catalogue: ReadonlyArray<Definition<Schema.Top>> = [
   nodeStarted,
   nodeStopped,
   nodeDeclaredDead,
+  nodeFoundDead,
   configReloaded,
   configReloadRejected,
   taskFailed,

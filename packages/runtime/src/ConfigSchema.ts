@@ -13,7 +13,7 @@
  *
  * @since 0.2.0
  */
-import { Duration as D, Effect, Redacted as R, Schema, SchemaIssue, SchemaTransformation } from "effect"
+import { ByteSize as B, Duration as D, Effect, Option, Redacted as R, Schema, SchemaIssue, SchemaTransformation } from "effect"
 
 /** A Schema from whatever a source holds (`unknown`) to the key's typed value. */
 export type Value<A> = Schema.Codec<A, unknown>
@@ -181,6 +181,31 @@ export const Duration = (bounds: { readonly minimum?: D.Input; readonly maximum?
     )
   )
 }
+
+/**
+ * A size in bytes: `"1 MiB"`, `"512KiB"`, `"10 MB"`, or a number of bytes,
+ * within `[minimum, maximum]` bytes. Decodes to the number of bytes.
+ */
+export const Bytes = (minimum: number, maximum: number): Value<number> =>
+  kind(
+    `size ${B.format(B.bytes(minimum))}..${B.format(B.bytes(maximum))}`,
+    parsed(
+      Schema.Number,
+      (u) => {
+        let n: number | undefined
+        if (typeof u === "number") n = u
+        else if (typeof u === "string") {
+          const size = /^\s*\d+\s*$/.test(u) ? Option.some(B.bytes(Number(u))) : B.fromString(u)
+          n = Option.isSome(size) ? Option.getOrUndefined(B.toNumber(size.value)) : undefined
+        }
+        if (n === undefined || !Number.isSafeInteger(n)) return problem('Expected a size such as "1 MiB", "512 KiB" or a number of bytes')
+        return n >= minimum && n <= maximum
+          ? n
+          : problem(`Expected a size between ${B.format(B.bytes(minimum))} and ${B.format(B.bytes(maximum))}`)
+      },
+      (n) => n
+    )
+  )
 
 /** A duration that may be zero (a delay that is off by default). */
 export const DurationOrZero = (maximum: D.Input = maxDuration): Value<D.Duration> => Duration({ minimum: 0, maximum })

@@ -50,6 +50,8 @@ export interface Key<A> {
   readonly aliases: ReadonlyArray<EnvAlias>
   /** The default as the reference shows it, when the value itself depends on the machine (`hostname`). */
   readonly shownDefault: string | undefined
+  /** How `config check` shows the value when it may hold credentials (a URL): default `show`. */
+  readonly display: ((value: any) => string) | undefined
   /** Phantom: the decoded type. */
   readonly _A?: A
 }
@@ -57,6 +59,7 @@ export interface Key<A> {
 interface KeyOptions {
   readonly doc: string
   readonly shownDefault?: string
+  readonly display?: (value: any) => string
   readonly secret?: boolean
   readonly reloadable?: boolean
   readonly aliases?: ReadonlyArray<EnvAlias>
@@ -75,7 +78,8 @@ export const key = <A>(schema: ConfigSchema.Value<A>, options: KeyOptions & { re
   secret: options.secret ?? false,
   reloadable: options.reloadable ?? false,
   aliases: options.aliases ?? [],
-  shownDefault: options.shownDefault
+  shownDefault: options.shownDefault,
+  display: options.display
 })
 
 /**
@@ -91,7 +95,8 @@ export const optionalKey = <A>(schema: ConfigSchema.Value<A>, options: KeyOption
   secret: options.secret ?? false,
   reloadable: options.reloadable ?? false,
   aliases: options.aliases ?? [],
-  shownDefault: options.shownDefault
+  shownDefault: options.shownDefault,
+  display: options.display
 })
 
 export type Fields = Readonly<Record<string, Key<any>>>

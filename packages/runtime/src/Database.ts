@@ -13,6 +13,7 @@ import { Migrator, SqlClient } from "effect/sql"
 import { PgClient, PgConnection } from "@effect/sql-pg"
 import * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
 import * as Migrations from "./migrations/index.ts"
+import { maskUrl } from "./internal/redact.ts"
 import * as MigrationSql from "./internal/sql/migrations.ts"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import * as ConfigSection from "./ConfigSection.ts"
@@ -59,15 +60,7 @@ export interface DatabaseUrlShape {
 export class DatabaseUrl extends Context.Service<DatabaseUrl, DatabaseUrlShape>()("@asterforge/runtime/Database/DatabaseUrl") {}
 
 /** The URL with its password masked, for logs and error messages. */
-export const displayUrl = (url: Redacted.Redacted<string>): string => {
-  try {
-    const u = new URL(Redacted.value(url))
-    if (u.password) u.password = "***"
-    return u.toString()
-  } catch {
-    return "<unparseable database url>"
-  }
-}
+export const displayUrl = (url: Redacted.Redacted<string>): string => maskUrl(Redacted.value(url))
 
 /** `database.url` when set, otherwise the embedded server under `server.data_dir`. */
 export const layerUrl: Layer.Layer<DatabaseUrl, RuntimeError.RuntimeError, Requires> = Layer.unwrap(

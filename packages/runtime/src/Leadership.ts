@@ -37,9 +37,24 @@ export const Config = ConfigSection.make(
     electionInterval: ConfigSection.key(ConfigSchema.Duration({ minimum: "50 millis", maximum: "10 minutes" }), {
       default: "1 second",
       doc: "how often a node retries to win lanes it does not lead"
+    }),
+    leaderSilence: ConfigSection.key(ConfigSchema.Duration({ minimum: "1 second", maximum: "1 hour" }), {
+      default: "10 seconds",
+      doc: "a leader silent this long (frozen, paused, cut off) loses its lanes: the server ends its leadership session"
     })
   },
-  { id: "maintenance#leadership" }
+  {
+    id: "maintenance#leadership",
+    check: (c) =>
+      Duration.isLessThan(c.leaderSilence, Duration.times(c.electionInterval, 3))
+        ? [
+            {
+              key: "maintenance.leader_silence",
+              message: "must be at least 3 x maintenance.election_interval, or a healthy leader's keepalive could be taken for silence"
+            }
+          ]
+        : []
+  }
 )
 export type Config = ConfigSection.TypeOf<typeof Config>
 
@@ -139,8 +154,22 @@ export const layerAdvisoryLock: Layer.Layer<
     let current: Session | undefined
     const waiters: Array<Deferred.Deferred<Session>> = []
 
+    // The server ends the session of a leader that goes silent (SIGSTOP, a long GC pause, a cut
+    // network): its locks go with it, other nodes take the lanes, and the epoch fence refuses
+    // whatever the old leader writes when it wakes. The keepalive below keeps a live leader busy.
+    const silenceMs = Math.round(Duration.toMillis(config.leaderSilence))
     const connect = Effect.gen(function* () {
       const conn = yield* PgConnection.make({ url, applicationName, connectTimeout: Duration.seconds(5) })
+      yield* conn
+        .query(`SET idle_session_timeout = ${silenceMs}`)
+        .pipe(
+          Effect.catchCause((cause) =>
+            Effect.logWarning(
+              "idle_session_timeout is not available (PostgreSQL < 14): a frozen leader keeps its lanes until its connection drops",
+              cause
+            )
+          )
+        )
       const lost = yield* Deferred.make<void>()
       return { conn, lost } satisfies Session
     })

@@ -188,10 +188,11 @@ export const run = <E>(
     process.once(signal, () => Shutdown.armWatchdog(options.shutdown().timeout, signal))
   }
   Shutdown.watchParent(() => options.shutdown().onParentExit)
+  Shutdown.attachProcess()
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
-      if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return onExit(0)
+      if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return onExit(Shutdown.stopExitCode())
       // Errors that already told the user (the CLI's help and parse errors) carry their own code.
       const error = exit.cause.reasons.find(Cause.isFailReason)?.error as Record<PropertyKey, unknown> | undefined
       if (error && typeof error[EffectRuntime.errorExitCode] === "number" && error[EffectRuntime.errorReported] === false) {

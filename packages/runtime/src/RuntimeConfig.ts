@@ -24,6 +24,7 @@ import * as ConfigSection from "./ConfigSection.ts"
 import * as Database from "./Database.ts"
 import * as Dispatcher from "./Dispatcher.ts"
 import * as HttpServer from "./http/Server.ts"
+import * as SecretStrength from "./internal/config/secretStrength.ts"
 import * as ConfigSources from "./internal/config/sources.ts"
 import * as BuiltInLanes from "./lanes/index.ts"
 import * as Leadership from "./Leadership.ts"
@@ -191,27 +192,6 @@ export const reference: ReadonlyArray<ReferenceRow> = [...catalogOfRuntime.keys.
 // ---------------------------------------------------------------------------
 // Rules across sections.
 
-/** Placeholders people paste from examples; refused as production secrets. */
-const placeholderTokens = [
-  "changeme",
-  "change-me",
-  "secret",
-  "password",
-  "admin",
-  "token",
-  "example",
-  "placeholder",
-  "xxx",
-  "test",
-  "default"
-]
-const looksLikePlaceholder = (token: string): boolean => {
-  const t = token.toLowerCase()
-  if (/^(.)\1*$/.test(t)) return true
-  const stripped = t.replace(/[^a-z]/g, "")
-  return placeholderTokens.some((p) => stripped === p || stripped.replace(new RegExp(p, "g"), "") === "")
-}
-
 /**
  * Production needs a strong admin token. Judged on the two keys alone, so the
  * rule is reported even when other keys of their sections are wrong.
@@ -226,8 +206,14 @@ const productionRules = (raws: ReadonlyMap<string, ConfigSources.RawValue>, prob
   const token = Redacted.value(security.adminToken.value)
   if (token.length < 32)
     return [{ key: "security.admin_token", message: `must be at least 32 characters in production (got ${token.length})` }]
-  if (looksLikePlaceholder(token)) {
-    return [{ key: "security.admin_token", message: "is a known placeholder value; generate a random token (e.g. `openssl rand -hex 32`)" }]
+  const weak = SecretStrength.weakness(token)
+  if (weak !== undefined) {
+    return [
+      {
+        key: "security.admin_token",
+        message: `looks like a placeholder, not a random secret: ${weak}; generate one (e.g. \`openssl rand -hex 32\`)`
+      }
+    ]
   }
   return []
 }
@@ -341,11 +327,15 @@ export const section = <S extends ConfigSection.Any>(config: RuntimeConfigShape,
 export const describe = (cfg: RuntimeConfigShape): ReadonlyArray<{ key: Key; value: string; origin: Origin }> =>
   [...(cfg.moduleSections.length === 0 ? catalogOfRuntime : catalogOf([...sections, ...cfg.moduleSections])).keys.values()].map((spec) => {
     const value = (cfg.sections.get(spec.section.id) as Record<string, unknown> | undefined)?.[spec.field]
-    return {
-      key: spec.dotted,
-      value: spec.key.secret && !Option.isOption(value) ? "<redacted>" : ConfigSection.show(value),
-      origin: cfg.origins[spec.dotted] ?? "default"
-    }
+    const display = spec.key.display
+    // A key that may hold credentials (a URL) is shown through its own display; secrets are `<redacted>` by `show`.
+    const text =
+      display === undefined
+        ? ConfigSection.show(value)
+        : Option.isOption(value)
+          ? Option.match(value, { onNone: () => "(unset)", onSome: display })
+          : display(value)
+    return { key: spec.dotted, value: text, origin: cfg.origins[spec.dotted] ?? "default" }
   })
 
 /**

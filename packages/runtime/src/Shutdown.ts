@@ -72,6 +72,35 @@ export const layer: Layer.Layer<never, never, HealthRegistry | ConfigSection.Tag
 /** Exit code used when the watchdog fires: distinct from config (1) and signal (0) exits. */
 export const watchdogExitCode = 70
 
+/** Exit code of a node that stopped itself because it can no longer serve (declared dead): restart it. */
+export const restartExitCode = 75
+
+let processEntry = false
+let requestedExitCode: number | undefined
+
+/** Called by the process entry (`Runtime.run`): a stop request may then signal this process. */
+export const attachProcess = (): void => {
+  processEntry = true
+}
+
+/** The exit code a clean, signal-driven stop ends with: 0, unless the node asked to be restarted. */
+export const stopExitCode = (): number => requestedExitCode ?? 0
+
+/**
+ * Asks for this node to stop gracefully and exit with `code`, for its
+ * supervisor to restart it: the same path as a SIGTERM (readiness 503, drain,
+ * hand-back, flush). Where the runtime does not own the process (an embedding
+ * host, a test), only the reason is logged: the host decides.
+ */
+export const requestStop = (code: number, reason: string): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (!processEntry) return Effect.logError(`${reason}; this node must be stopped (the host owns the process)`)
+    requestedExitCode ??= code
+    return Effect.logError(`${reason}; stopping, exit code ${code}`).pipe(
+      Effect.andThen(Effect.sync(() => process.kill(process.pid, "SIGTERM")))
+    )
+  }).pipe(Telemetry.component("runtime"))
+
 let armed = false
 
 /**

@@ -12,6 +12,7 @@ import { SqlClient } from "effect/sql"
 import * as AuditEvents from "./AuditEvents.ts"
 import { AuditLog } from "./AuditLog.ts"
 import * as TasksSql from "./internal/sql/tasks.ts"
+import * as TaskInput from "./internal/taskInput.ts"
 import {
   messageOf,
   type Reason,
@@ -24,11 +25,47 @@ import {
   TaskUnknown
 } from "./RuntimeError.ts"
 import * as Task from "./Task.ts"
-import type * as TaskState from "./TaskState.ts"
+import * as TaskState from "./TaskState.ts"
 import { TaskRegistry } from "./TaskRegistry.ts"
 import * as Telemetry from "./Telemetry.ts"
 
-const storeError = (e: unknown) => new RuntimeError({ reason: new TaskStoreUnavailable({ message: messageOf(e), cause: e }) })
+/** SQLSTATE of a database error, if it carries one. */
+const sqlState = (e: unknown): string | undefined => {
+  for (let current: unknown = e, depth = 0; current !== null && typeof current === "object" && depth < 6; depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+/**
+ * A failed statement as a `RuntimeError`: the database refusing the data
+ * (SQLSTATE class 22, e.g. a value out of range) is the caller's input, not an
+ * outage; anything else is the store being unavailable (retryable).
+ */
+const storeError = (e: unknown) =>
+  sqlState(e)?.startsWith("22") === true
+    ? new RuntimeError({ reason: new TaskOptionsInvalid({ message: `the database refused the task's data: ${messageOf(e)}` }) })
+    : new RuntimeError({ reason: new TaskStoreUnavailable({ message: messageOf(e), cause: e }) })
+
+const isUniqueViolation = (e: unknown): boolean => sqlState(e) === "23505"
+
+/** Retrying a task whose unique key an unfinished task took meanwhile: a conflict naming the holder. */
+const keyTaken = (sql: SqlClient.SqlClient, task: TaskInfo): Effect.Effect<never, RuntimeError> =>
+  TasksSql.findUnfinishedByKeys(sql, [task.uniqueKey ?? ""]).pipe(
+    Effect.mapError(storeError),
+    Effect.flatMap(([holder]) =>
+      failWith(
+        new TaskStateConflict({
+          id: task.id,
+          state: task.state,
+          operation: "retry",
+          detail: `its unique key ${JSON.stringify(task.uniqueKey)} is held by unfinished task ${holder?.id ?? "(just finished; retry)"}`
+        })
+      )
+    )
+  )
 
 const failWith = (reason: Reason) => Effect.fail(new RuntimeError({ reason }))
 
@@ -145,17 +182,9 @@ export const toInfo = (row: TasksSql.Row): TaskInfo => ({
   finishedAt: row.finished_at
 })
 
-const checkOptions = (options: EnqueueOptions): Result.Result<void, RuntimeError> => {
-  const bad = (message: string) => Result.fail(new RuntimeError({ reason: new TaskOptionsInvalid({ message }) }))
-  if (options.priority !== undefined && !Number.isInteger(options.priority)) return bad("priority must be an integer")
-  if (options.maxAttempts !== undefined && (!Number.isInteger(options.maxAttempts) || options.maxAttempts < 1)) {
-    return bad("maxAttempts must be an integer >= 1")
-  }
-  if (options.runAt !== undefined && Number.isNaN(options.runAt.getTime())) return bad("runAt is not a valid date")
-  if (options.deadline !== undefined && Number.isNaN(options.deadline.getTime())) return bad("deadline is not a valid date")
-  if (options.delay !== undefined && Option.isNone(Duration.fromInput(options.delay))) return bad("delay is not a valid duration")
-  if (options.queue !== undefined && !/^[a-z0-9_.-]{1,64}$/i.test(options.queue)) return bad("queue must be 1-64 characters of [a-z0-9_.-]")
-  return Result.void
+const optionsError = (options: EnqueueOptions): RuntimeError | undefined => {
+  const problem = TaskInput.optionsProblem(options)
+  return problem === undefined ? undefined : new RuntimeError({ reason: new TaskOptionsInvalid({ message: problem }) })
 }
 
 const toNew = (definition: Task.Definition, encoded: unknown, options: EnqueueOptions, traceparent: string | null): TasksSql.NewTask => ({
@@ -173,6 +202,92 @@ const toNew = (definition: Task.Definition, encoded: unknown, options: EnqueueOp
   traceparent
 })
 
+/**
+ * Which task each row is, in input order, after an insert that skipped rows
+ * whose unique key an unfinished task holds: its own new row, the holder
+ * (`existing`), or undefined when the holder finished in between (its key is
+ * free: place the row again).
+ */
+export const assign = (
+  rows: ReadonlyArray<TasksSql.NewTask>,
+  inserted: ReadonlyArray<{ readonly id: string; readonly unique_key: string | null }>,
+  holders: ReadonlyMap<string, string>
+): Array<Enqueued | undefined> => {
+  const byKey = new Map(inserted.filter((r) => r.unique_key !== null).map((r) => [r.unique_key!, r.id]))
+  const unkeyed = inserted.filter((r) => r.unique_key === null).map((r) => r.id)
+  const seen = new Set<string>()
+  return rows.map((r) => {
+    if (r.unique_key === null) return { id: unkeyed.shift()!, existing: false }
+    const own = byKey.get(r.unique_key)
+    if (own !== undefined && !seen.has(r.unique_key)) {
+      seen.add(r.unique_key)
+      return { id: own, existing: false }
+    }
+    const holder = holders.get(r.unique_key) ?? own
+    return holder === undefined ? undefined : { id: holder, existing: true }
+  })
+}
+
+/**
+ * Inserts `rows` and answers, in input order, the task each one is: its own
+ * new row, or the unfinished task already holding its unique key.
+ */
+const place = (
+  sql: SqlClient.SqlClient,
+  definition: Task.Definition,
+  rows: ReadonlyArray<TasksSql.NewTask>,
+  round: number
+): Effect.Effect<ReadonlyArray<Enqueued>, RuntimeError> =>
+  Effect.gen(function* () {
+    const inserted = yield* TasksSql.insert(sql, rows).pipe(Effect.mapError(storeError))
+    yield* Metric.update(
+      Metric.withAttributes(Telemetry.metrics.tasksEnqueued, { queue: rows[0]?.queue ?? definition.queue, task: definition.name }),
+      inserted.length
+    )
+    if (inserted.length === rows.length) return inserted.map((r): Enqueued => ({ id: r.id, existing: false }))
+    // Some unique keys were taken: look up the holders of the keys not inserted.
+    const insertedKeys = new Set(inserted.map((r) => r.unique_key))
+    const missing = rows.flatMap((r) => (r.unique_key !== null && !insertedKeys.has(r.unique_key) ? [r.unique_key] : []))
+    const holders = missing.length === 0 ? [] : yield* TasksSql.findUnfinishedByKeys(sql, missing).pipe(Effect.mapError(storeError))
+    const out = assign(rows, inserted, new Map(holders.map((h) => [h.unique_key!, h.id])))
+    // A holder finished between our insert and the look-up, freeing its key: place those rows again.
+    const orphaned = rows.flatMap((_r, i) => (out[i] === undefined ? [i] : []))
+    if (orphaned.length === 0) return out as ReadonlyArray<Enqueued>
+    if (round >= 3) {
+      return yield* failWith(
+        new TaskStoreUnavailable({ message: `unique keys kept changing hands during enqueue (${orphaned.length} task(s)); retry` })
+      )
+    }
+    const again = yield* place(
+      sql,
+      definition,
+      orphaned.map((i) => rows[i]!),
+      round + 1
+    )
+    orphaned.forEach((i, j) => {
+      out[i] = again[j]
+    })
+    return out as ReadonlyArray<Enqueued>
+  })
+
+/** Encodes every payload with the definition's Schema, and checks the result is text Postgres can store. */
+const encodeAll = <P>(
+  definition: Task.Definition<P, any>,
+  payloads: ReadonlyArray<P>
+): Effect.Effect<ReadonlyArray<unknown>, RuntimeError> =>
+  Effect.suspend(() => {
+    const out: Array<unknown> = []
+    for (const [i, p] of payloads.entries()) {
+      const where = payloads.length > 1 ? `item ${i}: ` : ""
+      const r = Task.encodePayload(definition, p)
+      if (Result.isFailure(r)) return failWith(new TaskPayloadInvalid({ name: definition.name, detail: `${where}${r.failure}` }))
+      const unstorable = TaskInput.unstorableText(r.success, "payload")
+      if (unstorable !== undefined) return failWith(new TaskPayloadInvalid({ name: definition.name, detail: `${where}${unstorable}` }))
+      out.push(r.success)
+    }
+    return Effect.succeed(out)
+  })
+
 export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog | TaskRegistry> = Layer.effect(
   TaskQueue,
   Effect.gen(function* () {
@@ -185,7 +300,8 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
       encoded: ReadonlyArray<unknown>,
       options: EnqueueOptions
     ) {
-      yield* Effect.fromResult(checkOptions(options))
+      const invalid = optionsError(options)
+      if (invalid !== undefined) return yield* invalid
       // The enqueue span is where the worker's span continues the trace, in whichever process runs it.
       const span = yield* Effect.option(Effect.currentSpan)
       const traceparent = Option.isSome(span) ? Telemetry.traceparentOf(span.value) : null
@@ -197,76 +313,8 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
         "asterforge.task.name": definition.name,
         "messaging.batch.message_count": rows.length
       })
-      return yield* place(definition, rows, 1)
+      return yield* place(sql, definition, rows, 1)
     })
-
-    /**
-     * Inserts `rows` and answers, in input order, the task each one is: its own
-     * new row, or the unfinished task already holding its unique key.
-     */
-    const place = (
-      definition: Task.Definition,
-      rows: ReadonlyArray<TasksSql.NewTask>,
-      round: number
-    ): Effect.Effect<ReadonlyArray<Enqueued>, RuntimeError> =>
-      Effect.gen(function* () {
-        const inserted = yield* TasksSql.insert(sql, rows).pipe(Effect.mapError(storeError))
-        yield* Metric.update(
-          Metric.withAttributes(Telemetry.metrics.tasksEnqueued, { queue: rows[0]?.queue ?? definition.queue, task: definition.name }),
-          inserted.length
-        )
-        if (inserted.length === rows.length) return inserted.map((r): Enqueued => ({ id: r.id, existing: false }))
-        // Some unique keys were taken: map inserted ids back by key, look up the holders of the rest.
-        const byKey = new Map(inserted.filter((r) => r.unique_key !== null).map((r) => [r.unique_key!, r.id]))
-        const missingKeys = rows.flatMap((r) => (r.unique_key !== null && !byKey.has(r.unique_key) ? [r.unique_key] : []))
-        const holders =
-          missingKeys.length === 0 ? [] : yield* TasksSql.findUnfinishedByKeys(sql, missingKeys).pipe(Effect.mapError(storeError))
-        const holderByKey = new Map(holders.map((h) => [h.unique_key!, h.id]))
-        const unkeyed = inserted.filter((r) => r.unique_key === null).map((r) => r.id)
-        const seen = new Set<string>()
-        const out: Array<Enqueued | undefined> = rows.map((r) => {
-          if (r.unique_key === null) return { id: unkeyed.shift()!, existing: false }
-          const own = byKey.get(r.unique_key)
-          if (own !== undefined && !seen.has(r.unique_key)) {
-            seen.add(r.unique_key)
-            return { id: own, existing: false }
-          }
-          const holder = holderByKey.get(r.unique_key) ?? own
-          return holder === undefined ? undefined : { id: holder, existing: true }
-        })
-        // A holder finished between our insert and the look-up, freeing its key: place those rows again.
-        const orphaned = rows.flatMap((_r, i) => (out[i] === undefined ? [i] : []))
-        if (orphaned.length === 0) return out as ReadonlyArray<Enqueued>
-        if (round >= 3) {
-          return yield* failWith(
-            new TaskStoreUnavailable({ message: `unique keys kept changing hands during enqueue (${orphaned.length} task(s)); retry` })
-          )
-        }
-        const again = yield* place(
-          definition,
-          orphaned.map((i) => rows[i]!),
-          round + 1
-        )
-        orphaned.forEach((i, j) => {
-          out[i] = again[j]
-        })
-        return out as ReadonlyArray<Enqueued>
-      })
-
-    const encodeAll = <P>(definition: Task.Definition<P, any>, payloads: ReadonlyArray<P>) =>
-      Effect.suspend(() => {
-        const out: Array<unknown> = []
-        for (const [i, p] of payloads.entries()) {
-          const r = Task.encodePayload(definition, p)
-          if (Result.isFailure(r)) {
-            return failWith(
-              new TaskPayloadInvalid({ name: definition.name, detail: payloads.length > 1 ? `item ${i}: ${r.failure}` : r.failure })
-            )
-          }
-          out.push(r.success)
-        }
-        return Effect.succeed(out)
-      })
 
     const enqueueMany = <P>(definition: Task.Definition<P, any>, payloads: ReadonlyArray<P>, options: EnqueueOptions = {}) =>
       payloads.length === 0
@@ -275,8 +323,10 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
 
     const get = (id: string) =>
       Effect.gen(function* () {
-        if (!/^\d{1,19}$/.test(id)) return yield* failWith(new TaskNotFound({ id }))
-        const [row] = yield* TasksSql.getMany(sql, [id]).pipe(Effect.mapError(storeError))
+        // Not a task id at all (too long for a bigint, not digits): no such task, not a database error.
+        const valid = TaskInput.taskId(id)
+        if (valid === undefined) return yield* failWith(new TaskNotFound({ id }))
+        const [row] = yield* TasksSql.getMany(sql, [valid]).pipe(Effect.mapError(storeError))
         if (row === undefined) return yield* failWith(new TaskNotFound({ id }))
         return toInfo(row)
       })
@@ -297,6 +347,8 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
       get,
       list: (filter = {}, page = {}) =>
         Effect.gen(function* () {
+          const problem = listProblem(filter, page)
+          if (problem !== undefined) return yield* failWith(new TaskOptionsInvalid({ message: problem }))
           const limit = Math.min(Math.max(page.limit ?? 50, 1), 500)
           const rows = yield* TasksSql.list(sql, filter, { limit, before: page.before }).pipe(Effect.mapError(storeError))
           return { tasks: rows.map(toInfo), next: rows.length === limit ? rows[rows.length - 1]!.id : undefined }
@@ -304,23 +356,20 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
       cancel: (id, actor = AuditEvents.actors.system) =>
         Effect.gen(function* () {
           const current = yield* get(id)
-          const [row] = yield* TasksSql.cancel(sql, id).pipe(Effect.mapError(storeError))
+          const [row] = yield* TasksSql.cancel(sql, current.id).pipe(Effect.mapError(storeError))
           if (row === undefined) return yield* failWith(new TaskStateConflict({ id, state: current.state, operation: "cancel" }))
           if (row.state === "cancelled") {
-            yield* audit.record(
-              AuditEvents.taskCancelled({
-                actor,
-                subject: id,
-                details: { name: current.name, previous: row.previous, attempt: current.attempt }
-              })
-            )
+            const details = { name: current.name, previous: row.previous, attempt: current.attempt }
+            yield* audit.record(AuditEvents.taskCancelled({ actor, subject: id, details }))
           }
           return { id, state: row.state }
         }),
       retry: (id, actor = AuditEvents.actors.system) =>
         Effect.gen(function* () {
           const current = yield* get(id)
-          const [row] = yield* TasksSql.retry(sql, id).pipe(Effect.mapError(storeError))
+          const [row] = yield* TasksSql.retry(sql, current.id).pipe(
+            Effect.catch((e) => (isUniqueViolation(e) ? keyTaken(sql, current) : Effect.fail(storeError(e))))
+          )
           if (row === undefined) return yield* failWith(new TaskStateConflict({ id, state: current.state, operation: "retry" }))
           yield* audit.record(AuditEvents.taskRetried({ actor, subject: id, details: { name: current.name, previous: current.state } }))
           return toInfo(row)
@@ -328,3 +377,14 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
     })
   })
 )
+
+/** The first thing wrong with a list request: states, a cursor that is not a task id, a limit. */
+const listProblem = (filter: TasksSql.ListFilter, page: { readonly limit?: number; readonly before?: string }): string | undefined => {
+  const badState = filter.state?.find((s) => !TaskState.isTaskState(s))
+  if (badState !== undefined) return `unknown state ${JSON.stringify(badState)} (one of ${TaskState.all.join(", ")})`
+  if (page.before !== undefined && TaskInput.taskId(page.before) === undefined)
+    return `cursor ${JSON.stringify(page.before)} is not a task id`
+  if (page.limit !== undefined && !Number.isInteger(page.limit)) return "limit must be an integer"
+  const text = TaskInput.unstorableText([filter.queue, filter.name], "filter")
+  return text
+}

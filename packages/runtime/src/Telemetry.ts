@@ -9,6 +9,7 @@
 import { Cause, Context, Effect, Layer, Logger, LogLevel, Metric, Option, References, Tracer } from "effect"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import * as ConfigSection from "./ConfigSection.ts"
+import { maskUrl } from "./internal/redact.ts"
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -30,6 +31,7 @@ export const Config = ConfigSection.make("telemetry", {
   }),
   otlpEndpoint: ConfigSection.optionalKey(ConfigSchema.HttpUrl, {
     doc: "OTLP/HTTP collector base URL (traces go to <url>/v1/traces); unset = tracing off",
+    display: maskUrl,
     aliases: [{ name: "OTEL_EXPORTER_OTLP_ENDPOINT", map: (s) => s }]
   }),
   logFormat: ConfigSection.key(ConfigSchema.Literals(["json", "pretty"]), {

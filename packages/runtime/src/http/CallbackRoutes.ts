@@ -1,13 +1,19 @@
 /**
  * `POST /callbacks/:token`: resumes a task parked by `AwaitCallback`, exactly
- * once.
+ * once, and only while the callback is in time.
  *
- * Body: `{ "result": <value> }` completes the task (the value must match the
- * task's result Schema), `{ "error": { "message": "...", "retryable": true,
- * "code": "..." } }` fails the attempt (retried while attempts remain, unless
- * `retryable` is false). A bad body is a 400 with the reason and changes
- * nothing, so the caller can fix it and call again; a used or unknown token is
- * a 404.
+ * Body (`Content-Type: application/json`, else 415): `{ "result": <value> }`
+ * completes the task (the value must match the task's result Schema);
+ * `{ "error": { "message": "...", "retryable": true, "code": "..." } }` fails
+ * the attempt (retried while attempts remain, unless `retryable` is false).
+ * Exactly one of the two (both: 400). A bad body is a 400 with the reason and
+ * changes nothing, so the caller can fix it and call again.
+ *
+ * The token is checked before the body is read: an unknown or used token is a
+ * 404; a callback past its timeout or the task's deadline is a 410 (whether or
+ * not the rescue lanes have run yet); a task this node has no definition for
+ * is a 409 (its result could not be checked). Tokens are looked up by their
+ * SHA-256: the database never holds one in clear.
  *
  * The route owns HTTP only (parsing, status codes, the once-only update); what
  * the task becomes is `TaskOutcome.ofCallback`, the rules the dispatcher uses.
@@ -21,21 +27,47 @@ import * as LeaseSql from "../internal/sql/leases.ts"
 import * as Task from "../Task.ts"
 import * as TaskOutcome from "../TaskOutcome.ts"
 import { TaskRegistry } from "../TaskRegistry.ts"
+import { bodyTooLargeResponse, isBodyTooLarge } from "./Server.ts"
 
-const Body = Schema.Union([
-  Schema.Struct({ result: Schema.Unknown }),
-  Schema.Struct({
-    error: Schema.Struct({
-      message: Schema.NonEmptyString,
-      retryable: Schema.optional(Schema.Boolean),
-      code: Schema.optional(Schema.String)
-    })
-  })
-])
+const ErrorBody = Schema.Struct({
+  message: Schema.NonEmptyString,
+  retryable: Schema.optional(Schema.Boolean),
+  code: Schema.optional(Schema.String)
+})
+const Body = Schema.Union([Schema.Struct({ result: Schema.Unknown }), Schema.Struct({ error: ErrorBody })])
 const decodeBody = Schema.decodeUnknownResult(Body)
+
+const shape = '{"result": ...} or {"error": {"message": "...", "retryable"?: boolean, "code"?: string}}'
 
 const problem = (status: number, error: string, details?: unknown) =>
   HttpServerResponse.jsonUnsafe({ error, ...(details === undefined ? {} : { details }) }, { status })
+
+const isJson = (contentType: string | undefined): boolean => /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType ?? "")
+
+/** The parsed body, or the 400 that says what is wrong with it. */
+const parseBody = (text: string): Result.Result<typeof Body.Type, HttpServerResponse.HttpServerResponse> => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    return Result.fail(problem(400, `body must be JSON: ${shape}`))
+  }
+  if (typeof json === "object" && json !== null && "result" in json && "error" in json) {
+    return Result.fail(problem(400, `body must have "result" or "error", not both: ${shape}`))
+  }
+  const body = decodeBody(json)
+  return Result.isFailure(body)
+    ? Result.fail(problem(400, `body must be ${shape}`, Task.describeIssue(body.failure.issue)))
+    : Result.succeed(body.success)
+}
+
+const lateProblem = (task: LeaseSql.Parked) =>
+  problem(
+    410,
+    task.deadline !== null && task.deadline.getTime() <= Date.now()
+      ? `the task's deadline (${task.deadline.toISOString()}) has passed; the callback is no longer accepted`
+      : `the callback expired at ${task.callbackExpiresAt?.toISOString()}; it is no longer accepted`
+  )
 
 export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | SqlClient.SqlClient | AuditLog | TaskRegistry> = HttpRouter.use(
   Effect.fn(function* (router) {
@@ -45,31 +77,33 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | SqlClient.
 
     yield* router.add("POST", "/callbacks/:token", (request) =>
       Effect.gen(function* () {
+        if (!isJson(request.headers["content-type"])) {
+          return problem(415, `Content-Type must be application/json; the body is ${shape}`)
+        }
         const { token = "" } = yield* HttpRouter.params
-        const text = yield* request.text.pipe(Effect.orElseSucceed(() => ""))
-        let json: unknown
-        try {
-          json = JSON.parse(text)
-        } catch {
-          return problem(400, 'body must be JSON: {"result": ...} or {"error": {"message": "..."}}')
-        }
-        const body = decodeBody(json)
-        if (Result.isFailure(body)) {
-          return problem(
-            400,
-            'body must be {"result": ...} or {"error": {"message": "...", "retryable"?: boolean, "code"?: string}}',
-            Task.describeIssue(body.failure.issue)
-          )
-        }
         const [task] = yield* LeaseSql.findByCallbackToken(sql, token)
         if (task === undefined) return problem(404, "unknown or already used callback token")
+        if (task.expired) return lateProblem(task)
+        const definition = registry.definition(task.name)
+        if (definition === undefined) {
+          return problem(
+            409,
+            `task "${task.name}" is not served by this node, so its result cannot be checked; send the callback to a node that runs its module`
+          )
+        }
+        // The body is read only now, within the server's body limit (a larger one is a 413).
+        const body = parseBody(yield* request.text)
+        if (Result.isFailure(body)) return body.failure
         const actor = AuditEvents.actors.callback
-        const outcome = TaskOutcome.ofCallback(registry.definition(task.name), task, body.success, actor)
+        const outcome = TaskOutcome.ofCallback(definition, task, body.success, actor)
         if (Result.isFailure(outcome))
           return problem(400, `result does not match the result schema of task "${task.name}"`, outcome.failure)
         const [updated] = yield* LeaseSql.resolveCallback(sql, token, outcome.success)
-        // Someone else used the token between our look-up and the update.
-        if (updated === undefined) return problem(404, "unknown or already used callback token")
+        if (updated === undefined) {
+          // Used by someone else since the look-up, or it expired meanwhile.
+          const [still] = yield* LeaseSql.findByCallbackToken(sql, token)
+          return still?.expired === true ? lateProblem(still) : problem(404, "unknown or already used callback token")
+        }
         yield* audit.record(
           AuditEvents.taskCallbackReceived({ actor, subject: updated.id, details: { name: updated.name, state: updated.state } })
         )
@@ -77,8 +111,11 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | SqlClient.
         if (updated.state === "retryable") yield* sql`SELECT pg_notify('asterforge_tasks', ${updated.queue})`
         return HttpServerResponse.jsonUnsafe({ id: updated.id, state: updated.state })
       }).pipe(
-        Effect.catchCause((cause) =>
-          Effect.logError("callback failed", cause).pipe(Effect.as(problem(503, "the task store is unavailable; retry the callback")))
+        // A body read past the limit is the caller's (413); anything else failing here is the database.
+        Effect.catch((e) =>
+          isBodyTooLarge(e)
+            ? bodyTooLargeResponse
+            : Effect.logError("callback failed", e).pipe(Effect.as(problem(503, "the task store is unavailable; retry the callback")))
         )
       )
     )

@@ -1,21 +1,27 @@
 /**
- * The node's HTTP server: serves the routes it is given on `server.host:port`,
- * counts every request by route and status, and drains in-flight requests for
- * up to `shutdown.grace` when it closes.
+ * The node's HTTP server: serves the routes it is given on `server.host:port`
+ * within bounds (request body size, request and header timeouts, keep-alive,
+ * connections), counts every request by route template and status, and drains
+ * in-flight requests for up to `shutdown.grace` when it closes.
+ *
+ * Metric labels and log lines name the matched route's template
+ * (`/callbacks/:token`), never the raw path: a path can carry a secret (a
+ * callback token) or personal data (an e-mail), and raw paths would let junk
+ * traffic grow the series without bound. Unmatched paths share one label.
  */
-import { Cause, Effect, Exit, Layer, Metric } from "effect"
-import { HttpRouter, HttpServer, HttpServerRequest } from "effect/http"
+import { ByteSize, Cause, Context, Duration, Effect, Exit, Layer, Metric, Option } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { NetAddress } from "effect/net"
 import { createServer } from "node:http"
 import * as ConfigSchema from "../ConfigSchema.ts"
 import * as ConfigSection from "../ConfigSection.ts"
-import { RuntimeError, ServerListenFailed } from "../RuntimeError.ts"
+import { messageOf, RuntimeError, ServerListenFailed } from "../RuntimeError.ts"
 import * as Shutdown from "../Shutdown.ts"
 import * as Telemetry from "../Telemetry.ts"
 
 /**
- * `[server]`, the HTTP part: where the node listens.
+ * `[server]`, the HTTP part: where the node listens, and its bounds.
  *
  * @category config
  */
@@ -23,14 +29,42 @@ export const Config = ConfigSection.make(
   "server",
   {
     host: ConfigSection.key(ConfigSchema.NonEmptyString, { default: "127.0.0.1", doc: "HTTP listen address" }),
-    port: ConfigSection.key(ConfigSchema.Int(0, 65535), { default: 3000, doc: "HTTP listen port (0 = any free port)" })
+    port: ConfigSection.key(ConfigSchema.Int(0, 65535), { default: 3000, doc: "HTTP listen port (0 = any free port)" }),
+    bodyLimit: ConfigSection.key(ConfigSchema.Bytes(1024, 1024 ** 3), {
+      default: "1 MiB",
+      doc: "largest request body; a larger one is answered 413 without being read (a route may set a lower limit)"
+    }),
+    requestTimeout: ConfigSection.key(ConfigSchema.Duration({ minimum: "1 second", maximum: "1 hour" }), {
+      default: "30 seconds",
+      doc: "a request not received in full within this is answered 408 and its connection closed"
+    }),
+    headersTimeout: ConfigSection.key(ConfigSchema.Duration({ minimum: "1 second", maximum: "10 minutes" }), {
+      default: "10 seconds",
+      doc: "time to receive a request's headers"
+    }),
+    keepAliveTimeout: ConfigSection.key(ConfigSchema.Duration({ minimum: "100 millis", maximum: "10 minutes" }), {
+      default: "5 seconds",
+      doc: "idle keep-alive connections are closed after this"
+    }),
+    maxConnections: ConfigSection.key(ConfigSchema.Int(1, 100_000), { default: 1000, doc: "open connections at most; more are refused" })
   },
-  { id: "server#http" }
+  {
+    id: "server#http",
+    check: (c) =>
+      Duration.isGreaterThan(c.headersTimeout, c.requestTimeout)
+        ? [{ key: "server.headers_timeout", message: "must not exceed server.request_timeout" }]
+        : []
+  }
 )
 export type Config = ConfigSection.TypeOf<typeof Config>
 
-/** Paths with a fixed shape are their own label; anything unmatched shares one, to bound cardinality. */
-const routeLabel = (path: string, status: number): string => (status === 404 ? "unmatched" : path)
+/** The matched route's template for the current request; set by `routeTemplate`, read by the request metrics. */
+class MatchedRoute extends Context.Service<MatchedRoute, { template: string | undefined }>()("@asterforge/runtime/http/MatchedRoute") {}
+
+/** Label of requests no route matched. */
+export const unmatched = "unmatched"
+
+const knownMethods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 
 const statusOf = (exit: Exit.Exit<{ readonly status: number }, unknown>): number => {
   if (Exit.isSuccess(exit)) return exit.value.status
@@ -38,31 +72,76 @@ const statusOf = (exit: Exit.Exit<{ readonly status: number }, unknown>): number
   return text.includes("RouteNotFound") ? 404 : 500
 }
 
-/** Request metrics and a debug log line per request (the platform's INFO-per-request logger is off). */
-const requestMetrics = HttpRouter.middleware(
-  (httpEffect) =>
-    Effect.gen(function* () {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const started = performance.now()
-      const path = request.url.split("?")[0] ?? request.url
-      return yield* httpEffect.pipe(
-        Effect.onExit((exit) => {
-          const status = statusOf(exit)
-          const seconds = (performance.now() - started) / 1000
-          const attributes = { route: routeLabel(path, status), method: request.method, status: String(status) }
-          return Effect.all(
-            [
-              Metric.update(Metric.withAttributes(Telemetry.metrics.httpRequests, attributes), 1),
-              Metric.update(Metric.withAttributes(Telemetry.metrics.httpDuration, { route: attributes.route }), seconds),
-              Effect.logDebug(`${request.method} ${path} ${status} ${Math.round(seconds * 1000)}ms`).pipe(Telemetry.component("http"))
-            ],
-            { discard: true }
-          )
-        })
-      )
-    }),
-  { global: true }
+/** Whether a failed body read went past `MaxBodySize` (the platform reports a `MaxBytesError` cause). */
+export const isBodyTooLarge = (error: unknown): boolean => /maxBytes exceeded/.test(messageOf(error))
+
+const causeIsBodyTooLarge = (cause: Cause.Cause<unknown>): boolean =>
+  cause.reasons.some((r) => (Cause.isFailReason(r) ? isBodyTooLarge(r.error) : Cause.isDieReason(r) ? isBodyTooLarge(r.defect) : false))
+
+/** The 413 for a body past the limit in force for this request (the server's, or a route's lower one). */
+export const bodyTooLargeResponse: Effect.Effect<HttpServerResponse.HttpServerResponse> = Effect.map(
+  HttpIncomingMessage.MaxBodySize,
+  (limit) => tooLarge(limit === undefined ? Number.NaN : Number(limit))
 )
+
+/** The JSON problem every limit answers with. */
+const tooLarge = (limit: number) =>
+  HttpServerResponse.jsonUnsafe(
+    { error: `request body too large: at most ${ByteSize.format(ByteSize.bytes(limit))}`, limit },
+    { status: 413, headers: { connection: "close" } }
+  )
+
+/**
+ * Every request: the body limit (a declared `Content-Length` over it is
+ * answered 413 before anything reads the body; a body that turns out longer
+ * fails its read, also 413), the matched route's template for labels, request
+ * metrics and a debug log line per request (the platform's INFO-per-request
+ * logger is off).
+ */
+const requests = (bodyLimit: number) =>
+  HttpRouter.middleware(
+    (httpEffect) =>
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const started = performance.now()
+        const matched = { template: undefined as string | undefined }
+        const declared = Number(request.headers["content-length"] ?? Number.NaN)
+        const run =
+          declared > bodyLimit
+            ? Effect.succeed(tooLarge(bodyLimit))
+            : httpEffect.pipe(
+                Effect.catchCause((cause) => (causeIsBodyTooLarge(cause) ? Effect.succeed(tooLarge(bodyLimit)) : Effect.failCause(cause))),
+                Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(bodyLimit))
+              )
+        return yield* run.pipe(
+          Effect.provideService(MatchedRoute, matched),
+          Effect.onExit((exit) => {
+            const status = statusOf(exit)
+            const seconds = (performance.now() - started) / 1000
+            const route = matched.template ?? unmatched
+            const method = knownMethods.has(request.method) ? request.method : "OTHER"
+            return Effect.all(
+              [
+                Metric.update(Metric.withAttributes(Telemetry.metrics.httpRequests, { route, method, status: String(status) }), 1),
+                Metric.update(Metric.withAttributes(Telemetry.metrics.httpDuration, { route }), seconds),
+                Effect.logDebug(`${method} ${route} ${status} ${Math.round(seconds * 1000)}ms`).pipe(Telemetry.component("http"))
+              ],
+              { discard: true }
+            )
+          })
+        )
+      }),
+    { global: true }
+  )
+
+/** Inside a matched route: records its template for the request metrics. */
+const routeTemplate = HttpRouter.middleware((httpEffect) =>
+  Effect.gen(function* () {
+    const [route, matched] = yield* Effect.all([Effect.serviceOption(HttpRouter.RouteContext), Effect.serviceOption(MatchedRoute)])
+    if (Option.isSome(route) && Option.isSome(matched)) matched.value.template = route.value.route.path
+    return yield* httpEffect
+  })
+).layer
 
 /** The OS reason (EADDRINUSE, EACCES...) buried in the platform's ServeError. */
 const listenFailure = (error: unknown): string => {
@@ -74,6 +153,17 @@ const listenFailure = (error: unknown): string => {
   return error instanceof Error ? error.message : String(error)
 }
 
+/** A Node HTTP server with the configured timeouts and connection limit (Node's defaults are 300 s and unbounded). */
+const boundedServer = (config: Config) => {
+  const server = createServer({
+    requestTimeout: Duration.toMillis(config.requestTimeout),
+    headersTimeout: Duration.toMillis(config.headersTimeout),
+    keepAliveTimeout: Duration.toMillis(config.keepAliveTimeout)
+  })
+  server.maxConnections = config.maxConnections
+  return server
+}
+
 /**
  * Serves `routes` on the configured address. Fails with a readable reason when
  * the port cannot be bound.
@@ -81,7 +171,8 @@ const listenFailure = (error: unknown): string => {
 export const layer = <E, R>(routes: Layer.Layer<never, E, R>) =>
   Layer.unwrap(
     Effect.gen(function* () {
-      const { host, port } = yield* Config
+      const config = yield* Config
+      const { host, port } = config
       const shutdown = yield* Shutdown.Config
       const listening = Layer.effectDiscard(
         Effect.gen(function* () {
@@ -91,10 +182,10 @@ export const layer = <E, R>(routes: Layer.Layer<never, E, R>) =>
           yield* Effect.logInfo(`http listening on ${where}`).pipe(Effect.annotateLogs({ component: "http", url: where }))
         })
       )
-      const app = Layer.mergeAll(routes, requestMetrics)
+      const app = Layer.mergeAll(routes.pipe(Layer.provide(routeTemplate)), requests(config.bodyLimit))
       return Layer.mergeAll(HttpRouter.serve(app, { disableLogger: true, disableListenLog: true }), listening).pipe(
         Layer.provide(
-          NodeHttpServer.layer(createServer, { host, port, gracefulShutdownTimeout: shutdown.grace }).pipe(
+          NodeHttpServer.layer(() => boundedServer(config), { host, port, gracefulShutdownTimeout: shutdown.grace }).pipe(
             Layer.catchCause((cause) =>
               Layer.fromBuild(() =>
                 Effect.fail(

@@ -3,14 +3,17 @@
  * after start-up. A running node whose heartbeat is older than
  * `missed_heartbeats` x the nodes' heartbeat period (`node.heartbeat_interval`)
  * is declared `dead` (audited as `node.declared_dead`), and the running tasks
- * it holds are released at once, as a lease rescue would after expiry:
- * available again, failed when out of attempts, cancelled when cancellation
- * was requested (tag `NodeDead` in `errors`). Rows of nodes stopped or dead
- * for longer than `retention` (7 days) are removed.
+ * it holds are released at once: available again with the attempt given back
+ * (the verdict is on the node, not the task: a release never fails a task),
+ * or cancelled when cancellation was requested (tag `NodeDead` in `errors`).
+ * Rows of nodes stopped or dead for longer than `retention` (7 days) are
+ * removed.
  *
- * A node declared dead that is in fact alive (a long pause) finds out through
- * its own heartbeat, which no longer updates a dead row; its late task results
- * are refused because the rows are no longer `running`.
+ * The lane never declares its own node, and declares nobody while this node's
+ * own heartbeat failed within the stale window (after a database outage no
+ * node could heartbeat). A node declared dead that is in fact alive (a long
+ * pause) finds out through its own heartbeat and stops itself (NodeRegistry);
+ * its late task results are refused because the rows are no longer `running`.
  */
 import { Duration, Effect, Metric, Schema } from "effect"
 import type { SqlClient, Statement } from "effect/sql"
@@ -20,6 +23,8 @@ import * as ConfigSchema from "../ConfigSchema.ts"
 import * as ConfigSection from "../ConfigSection.ts"
 import * as NodesSql from "../internal/sql/nodes.ts"
 import * as TaskSql from "../internal/sql/taskMaintenance.ts"
+import { NodeIdentity } from "../NodeIdentity.ts"
+import { NodeRegistry } from "../NodeRegistry.ts"
 import * as Telemetry from "../Telemetry.ts"
 import * as Kit from "./kit.ts"
 import { recordReleased } from "./LeaseRescuer.ts"
@@ -62,12 +67,16 @@ const heartbeatMillis = (input: Duration.Input): number => {
 }
 
 /** Declares silent nodes dead, in batches: logged, audited and counted. */
-const declareDead = (sql: SqlClient.SqlClient, fence: Statement.Fragment, o: Kit.Batches & { readonly staleMs: number }) =>
+const declareDead = (
+  sql: SqlClient.SqlClient,
+  fence: Statement.Fragment,
+  o: Kit.Batches & { readonly staleMs: number; readonly self: string }
+) =>
   Kit.inBatches(
     o,
     Effect.gen(function* () {
       const audit = yield* AuditLog
-      const nodes = yield* NodesSql.declareDead(sql, fence, { staleMs: o.staleMs, limit: o.batchSize })
+      const nodes = yield* NodesSql.declareDead(sql, fence, { staleMs: o.staleMs, limit: o.batchSize, self: o.self })
       for (const n of nodes) {
         yield* Effect.logWarning(
           `node ${n.name} (${n.id}, ${n.host} pid ${n.pid}) declared dead: last heartbeat ${n.heartbeat_at.toISOString()}`
@@ -95,7 +104,13 @@ const laneFor = (heartbeatMs: number) =>
       const retentionMs = Duration.toMillis(o.retention)
       return (ctx, sql) =>
         Effect.gen(function* () {
-          const dead = yield* declareDead(sql, ctx.fence, { ...o, staleMs })
+          const self = yield* NodeIdentity
+          // A node never judges others (or itself) by heartbeats nobody could write: after this
+          // node's own heartbeat failed (the database was away), every node gets a full window
+          // to heartbeat again before anyone is declared dead.
+          const failedAt = yield* Effect.flatMap(NodeRegistry, (r) => r.lastHeartbeatFailureAt)
+          const sinceFailure = failedAt === undefined ? Number.POSITIVE_INFINITY : Date.now() - failedAt
+          const dead = sinceFailure < staleMs ? 0 : yield* declareDead(sql, ctx.fence, { ...o, staleMs, self: self.id })
           // After the declaration committed: any dead node's running tasks, including those of
           // nodes declared by an earlier pass that stopped before releasing them.
           const released = yield* Kit.inBatches(

@@ -105,7 +105,7 @@ interface TaskSpec {
   readonly lease_expires_at?: string
   readonly lease_epoch?: number
   readonly deadline?: string
-  readonly callback_token?: string
+  readonly callback_token_hash?: string
   readonly callback_expires_at?: string
   readonly cancel_requested_at?: string
   readonly finished_at?: string
@@ -117,13 +117,13 @@ const insertTasks = (specs: ReadonlyArray<TaskSpec>) =>
   Kit.queryDb<{ label: string; id: string }>(
     `
     INSERT INTO tasks (name, queue, state, run_at, attempt, max_attempts, payload, metadata, lease_owner, lease_expires_at,
-                       lease_epoch, deadline, callback_token, callback_expires_at, cancel_requested_at, finished_at, created_at)
+                       lease_epoch, deadline, callback_token_hash, callback_expires_at, cancel_requested_at, finished_at, created_at)
     SELECT coalesce(name, 'test.task'), coalesce(queue, 'default'), state, now() + coalesce(run_at, '0'), coalesce(attempt, 0),
            coalesce(max_attempts, 3), '{}', jsonb_build_object('label', label), lease_owner, now() + lease_expires_at,
-           coalesce(lease_epoch, 0), now() + deadline, callback_token, now() + callback_expires_at, now() + cancel_requested_at,
+           coalesce(lease_epoch, 0), now() + deadline, callback_token_hash, now() + callback_expires_at, now() + cancel_requested_at,
            now() + finished_at, now() + coalesce(created_at, '0')
     FROM jsonb_to_recordset($1::jsonb) AS r(label text, state text, queue text, name text, run_at interval, attempt int,
-      max_attempts int, lease_owner uuid, lease_expires_at interval, lease_epoch int, deadline interval, callback_token text,
+      max_attempts int, lease_owner uuid, lease_expires_at interval, lease_epoch int, deadline interval, callback_token_hash text,
       callback_expires_at interval, cancel_requested_at interval, finished_at interval, created_at interval)
     RETURNING metadata->>'label' AS label, id::text AS id`,
     [JSON.stringify(specs)]
@@ -142,7 +142,7 @@ interface TaskState {
   lease_owner: string | null
   lease_expires_at: string | null
   lease_epoch: number
-  callback_token: string | null
+  callback_token_hash: string | null
   callback_expires_at: string | null
   finished: boolean
   /** run_at was moved to (about) now: later than ten minutes ago. */
@@ -153,7 +153,7 @@ interface TaskState {
 /** Every task by label: the columns lanes change, and the whole row (to prove a row untouched). */
 const tasks = Kit.queryDb<TaskState & { label: string; row: unknown }>(`
     SELECT metadata->>'label' AS label, state, attempt, lease_owner::text AS lease_owner, lease_expires_at::text AS lease_expires_at,
-           lease_epoch, callback_token, callback_expires_at::text AS callback_expires_at, finished_at IS NOT NULL AS finished,
+           lease_epoch, callback_token_hash, callback_expires_at::text AS callback_expires_at, finished_at IS NOT NULL AS finished,
            run_at > now() - interval '10 minutes' AS run_at_recent, errors, to_jsonb(t) AS row
     FROM tasks t ORDER BY id`).pipe(
   Effect.map((rows) => ({
@@ -202,7 +202,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
             state: "waiting_callback",
             queue: "c",
             run_at: "-1 hour",
-            callback_token: "t1",
+            callback_token_hash: "t1",
             callback_expires_at: "1 hour"
           },
           { label: "done", state: "succeeded", queue: "c", run_at: "-1 hour", finished_at: "-1 minute" }
@@ -340,7 +340,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
             error: null,
             delay_ms: null,
             attempt_delta: 0,
-            callback_token: null,
+            callback_token_hash: null,
             callback_timeout_ms: null
           }
         ])
@@ -379,7 +379,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
             state: "waiting_callback",
             attempt: 1,
             deadline: "-1 second",
-            callback_token: "tok-deadline",
+            callback_token_hash: "tok-deadline",
             callback_expires_at: "1 hour"
           },
           {
@@ -399,7 +399,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         const after = yield* tasks
         for (const label of ["scheduled", "available", "retryable", "waiting"]) {
           const t = after.byLabel[label]!
-          expect(t, label).toMatchObject({ state: "failed", finished: true, callback_token: null, callback_expires_at: null })
+          expect(t, label).toMatchObject({ state: "failed", finished: true, callback_token_hash: null, callback_expires_at: null })
           expect(t.errors, label).toHaveLength(1)
           expectErrorEntry(t.errors[0], "DeadlineExceeded", before.byLabel[label]!.attempt)
         }
@@ -429,7 +429,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
             attempt: 1,
             max_attempts: 3,
             run_at: "-1 hour",
-            callback_token: "tok-1",
+            callback_token_hash: "tok-1",
             callback_expires_at: "-1 second"
           },
           {
@@ -439,7 +439,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
             name: "test.hook",
             attempt: 3,
             max_attempts: 3,
-            callback_token: "tok-2",
+            callback_token_hash: "tok-2",
             callback_expires_at: "-1 minute"
           },
           {
@@ -447,7 +447,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
             state: "waiting_callback",
             queue: "hooks",
             attempt: 1,
-            callback_token: "tok-3",
+            callback_token_hash: "tok-3",
             callback_expires_at: "1 hour"
           }
         ])
@@ -459,7 +459,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         expect(after.byLabel["retry"]).toMatchObject({
           state: "retryable",
           attempt: 1,
-          callback_token: null,
+          callback_token_hash: null,
           callback_expires_at: null,
           finished: false,
           run_at_recent: true
@@ -468,7 +468,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         expect(after.byLabel["exhausted"]).toMatchObject({
           state: "failed",
           attempt: 3,
-          callback_token: null,
+          callback_token_hash: null,
           callback_expires_at: null,
           finished: true
         })
@@ -543,7 +543,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
           { label: "a-running", state: "running", queue: "a", attempt: 1, lease_expires_at: "1 minute" },
           { label: "b-scheduled", state: "scheduled", queue: "b", run_at: "1 hour" },
           { label: "b-retryable", state: "retryable", queue: "b", attempt: 1 },
-          { label: "b-waiting", state: "waiting_callback", queue: "b", callback_token: "tok-qs", callback_expires_at: "1 hour" },
+          { label: "b-waiting", state: "waiting_callback", queue: "b", callback_token_hash: "tok-qs", callback_expires_at: "1 hour" },
           { label: "a-done-1", state: "succeeded", queue: "a", finished_at: "-1 hour" },
           { label: "a-done-2", state: "succeeded", queue: "a", finished_at: "-23 hours" },
           { label: "b-failed-old", state: "failed", queue: "b", finished_at: "-30 hours" }
@@ -618,7 +618,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         [id, `node-${status}`, status, heartbeat, stopped]
       )
 
-    test("declares silent nodes dead, releases their running tasks at once, removes long-gone rows", () =>
+    test("declares silent nodes dead, releases their running tasks at once with the attempt given back, removes long-gone rows", () =>
       Effect.gen(function* () {
         const silent = Crypto.randomUUID()
         const alive = Crypto.randomUUID()
@@ -630,7 +630,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         yield* insertNode(stoppedOld, "stopped", "-8 days", "-8 days")
         yield* insertNode(deadOld, "dead", "-9 days", "-8 days")
         yield* insertNode(stoppedRecent, "stopped", "-1 day", "-1 day")
-        const ids = yield* insertTasks([
+        yield* insertTasks([
           // Leases still valid for a minute: released without waiting for them to expire.
           {
             label: "retry",
@@ -669,7 +669,8 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
 
         const { result, notified } = yield* withNotifications(pass(NodeLiveness.make({ heartbeatInterval: "5 seconds" })))
         expect(result).toEqual({ dead: 1, released: 3, removed: 2 })
-        expect(notified).toEqual(["n1"])
+        // The verdict is on the node, not on the tasks: both go back to available, none fails.
+        expect(notified).toEqual(["n1", "n2"])
         expect(yield* counterValue(Telemetry.metrics.nodesDeclaredDead)).toBe(deadBefore + 1)
 
         const nodes = yield* Kit.queryDb<{ id: string; status: string; stopped: boolean }>(
@@ -688,31 +689,21 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         const after = yield* tasks
         expect(after.byLabel["retry"]).toMatchObject({
           state: "available",
-          attempt: 1,
+          attempt: 0,
           lease_owner: null,
           lease_expires_at: null,
           lease_epoch: 3,
           finished: false
         })
         expectErrorEntry(after.byLabel["retry"]!.errors[0], "NodeDead", 1)
-        expect(after.byLabel["exhausted"]).toMatchObject({ state: "failed", attempt: 2, lease_owner: null, finished: true })
+        expect(after.byLabel["exhausted"]).toMatchObject({ state: "available", attempt: 1, lease_owner: null, finished: false })
+        expectErrorEntry(after.byLabel["exhausted"]!.errors[0], "NodeDead", 2)
         expect(after.byLabel["cancel"]).toMatchObject({ state: "cancelled", lease_owner: null, finished: true })
         for (const label of ["alive-task", "waiting"]) expect(after.rows[label], label).toEqual(before.rows[label])
 
         const audit = yield* laneAudit
-        expect(audit.map((a) => [a.code, a.subject])).toEqual([
-          ["node.declared_dead", `node:${silent}`],
-          ["task.failed", `task:${ids["exhausted"]}`]
-        ])
+        expect(audit.map((a) => [a.code, a.subject])).toEqual([["node.declared_dead", `node:${silent}`]])
         expect(audit[0]!.details).toMatchObject({ name: "node-running", host: "test-host", pid: 1234, mode: "primary" })
-        expect(audit[1]!.details).toEqual({
-          name: "test.last",
-          attempt: 2,
-          tag: "NodeDead",
-          message: expect.stringContaining("was declared dead"),
-          code: null,
-          exhausted: true
-        })
 
         // Nothing left to do on the next pass.
         expect(yield* pass(NodeLiveness.make({ heartbeatInterval: "5 seconds" }))).toEqual({ dead: 0, released: 0, removed: 0 })
@@ -850,7 +841,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
             state: "waiting_callback",
             attempt: 3,
             max_attempts: 3,
-            callback_token: "tok-fence",
+            callback_token_hash: "tok-fence",
             callback_expires_at: "-1 minute"
           },
           { label: "old-success", state: "succeeded", finished_at: "-2 days" },

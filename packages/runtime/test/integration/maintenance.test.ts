@@ -74,7 +74,7 @@ describe("maintenance-only node", () => {
     const ids = await query<{ id: string; kind: string }>(
       db.url,
       `
-      INSERT INTO tasks (name, queue, state, run_at, attempt, max_attempts, payload, lease_owner, lease_expires_at, lease_epoch, callback_token, callback_expires_at)
+      INSERT INTO tasks (name, queue, state, run_at, attempt, max_attempts, payload, lease_owner, lease_expires_at, lease_epoch, callback_token_hash, callback_expires_at)
       VALUES ('test.record', 'default', 'scheduled', now() - interval '1 second', 0, 5, '{"key":"s"}', NULL, NULL, 0, NULL, NULL),
              ('test.record', 'default', 'retryable', now() - interval '1 second', 1, 5, '{"key":"r"}', NULL, NULL, 1, NULL, NULL),
              ('test.record', 'default', 'running', now() - interval '1 minute', 1, 5, '{"key":"l"}', '00000000-0000-0000-0000-0000000000aa', now() - interval '1 second', 1, NULL, NULL),
@@ -274,7 +274,7 @@ describe("crash recovery", () => {
             error: { tag: "Late" },
             delay_ms: null,
             attempt_delta: 0,
-            callback_token: null,
+            callback_token_hash: null,
             callback_timeout_ms: null
           }))
         )

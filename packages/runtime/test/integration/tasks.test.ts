@@ -54,6 +54,7 @@ const post = (token: string, body: unknown) =>
     Effect.promise(async () => {
       const res = await fetch(`${baseUrl}/callbacks/${token}`, {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: typeof body === "string" ? body : JSON.stringify(body)
       })
       const text = await res.text()

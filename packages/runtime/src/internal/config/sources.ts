@@ -10,6 +10,7 @@ import * as Toml from "effect/encoding/Toml"
 import * as Fs from "node:fs"
 import type * as ConfigSection from "../../ConfigSection.ts"
 import type { Problem } from "../../RuntimeError.ts"
+import { scrubTomlError } from "../redact.ts"
 import { didYouMean } from "./didYouMean.ts"
 
 /** The sources, lowest precedence first: file < env < flags (defaults below all). */
@@ -66,7 +67,7 @@ export const readFile = (catalog: Catalog, path: string, required: boolean, prob
   }
   const parsed = Toml.parse(text)
   if (Result.isFailure(parsed)) {
-    problems.push({ key: path, message: `malformed TOML: ${parsed.failure.message}` })
+    problems.push({ key: path, message: `malformed TOML: ${scrubTomlError(text, parsed.failure.message)}` })
     return out
   }
   walk(catalog, path, parsed.success, "", out, problems)

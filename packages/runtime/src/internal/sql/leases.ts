@@ -5,6 +5,7 @@
  * change the row.
  */
 import type { SqlClient } from "effect/sql"
+import * as Crypto from "node:crypto"
 import * as TaskState from "../../TaskState.ts"
 import { states } from "./shared.ts"
 import type * as Task from "../../Task.ts"
@@ -74,7 +75,8 @@ export interface Finish {
   readonly delay_ms: number | null
   /** -1 gives back the attempt the claim took (snooze, shutdown release). */
   readonly attempt_delta: number
-  readonly callback_token: string | null
+  /** SHA-256 (hex) of the task's callback token: the token itself is never stored. */
+  readonly callback_token_hash: string | null
   readonly callback_timeout_ms: number | null
 }
 
@@ -87,7 +89,7 @@ export const finishRow = (task: Pick<Task.Claimed, "id" | "leaseEpoch">, outcome
   error: outcome.error,
   delay_ms: outcome.delayMs,
   attempt_delta: outcome.attemptDelta,
-  callback_token: outcome.callbackToken,
+  callback_token_hash: outcome.callbackToken === null ? null : hashToken(outcome.callbackToken),
   callback_timeout_ms: outcome.callbackTimeoutMs
 })
 
@@ -101,7 +103,7 @@ export const finish = (sql: SqlClient.SqlClient, batch: ReadonlyArray<Finish>) =
     WITH c AS (
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb)
         AS c(id bigint, epoch int, state text, result jsonb, error jsonb, delay_ms double precision,
-             attempt_delta int, callback_token text, callback_timeout_ms double precision)
+             attempt_delta int, callback_token_hash text, callback_timeout_ms double precision)
     ),
     updated AS (
       UPDATE tasks t SET
@@ -111,7 +113,7 @@ export const finish = (sql: SqlClient.SqlClient, batch: ReadonlyArray<Finish>) =
         run_at = CASE WHEN c.delay_ms IS NULL THEN t.run_at ELSE now() + c.delay_ms * interval '1 millisecond' END,
         attempt = t.attempt + c.attempt_delta,
         finished_at = CASE WHEN c.state IN ${states(sql, TaskState.finished)} THEN now() END,
-        callback_token = c.callback_token,
+        callback_token_hash = c.callback_token_hash,
         callback_expires_at = CASE WHEN c.callback_timeout_ms IS NULL THEN NULL
                                    ELSE now() + c.callback_timeout_ms * interval '1 millisecond' END,
         lease_owner = NULL,
@@ -126,9 +128,15 @@ export const finish = (sql: SqlClient.SqlClient, batch: ReadonlyArray<Finish>) =
     )
     SELECT u.id::text AS id, u.state, u.queue FROM updated u CROSS JOIN notified`
 
+/** SHA-256 (hex) of a callback token: what the database holds and looks up. */
+export const hashToken = (token: string): string => Crypto.createHash("sha256").update(token).digest("hex")
+
 /**
  * Resolves a parked task once, as its callback's outcome says: only the first
- * caller with the token changes it. An `undefined` result keeps the stored one.
+ * caller with the token changes it, and only while the callback is in time
+ * (before `callback_expires_at` and the task's `deadline`, by the database's
+ * clock: the rescue lanes may not have run yet). An `undefined` result keeps
+ * the stored one.
  */
 export const resolveCallback = (
   sql: SqlClient.SqlClient,
@@ -144,14 +152,26 @@ export const resolveCallback = (
       run_at = CASE WHEN ${outcome.delayMs}::double precision IS NULL THEN run_at
                     ELSE now() + ${outcome.delayMs}::double precision * interval '1 millisecond' END,
       finished_at = CASE WHEN ${outcome.state} IN ${states(sql, TaskState.finished)} THEN now() END,
-      callback_token = NULL,
+      callback_token_hash = NULL,
       callback_expires_at = NULL
-    WHERE callback_token = ${token} AND state = 'waiting_callback'
+    WHERE callback_token_hash = ${hashToken(token)} AND state = 'waiting_callback'
+      AND (callback_expires_at IS NULL OR callback_expires_at > now()) AND (deadline IS NULL OR deadline > now())
     RETURNING id::text AS id, name, state, queue`
 }
 
-/** The task parked under a callback token, if it still waits. */
+/** A task parked for a callback, and whether its callback or its deadline has passed. */
+export interface Parked extends TaskOutcome.Attempt {
+  readonly callbackExpiresAt: Date | null
+  readonly deadline: Date | null
+  /** `callback_expires_at` or `deadline` is past, by the database's clock. */
+  readonly expired: boolean
+}
+
+/** The task parked under a callback token, if it still waits (expired or not). */
 export const findByCallbackToken = (sql: SqlClient.SqlClient, token: string) =>
-  sql<TaskOutcome.Attempt>`
-    SELECT id::text AS id, name, attempt, max_attempts AS "maxAttempts" FROM tasks
-    WHERE callback_token = ${token} AND state = 'waiting_callback'`
+  sql<Parked>`
+    SELECT id::text AS id, name, attempt, max_attempts AS "maxAttempts",
+           callback_expires_at AS "callbackExpiresAt", deadline,
+           coalesce(callback_expires_at <= now(), false) OR coalesce(deadline <= now(), false) AS expired
+    FROM tasks
+    WHERE callback_token_hash = ${hashToken(token)} AND state = 'waiting_callback'`

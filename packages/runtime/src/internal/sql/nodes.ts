@@ -57,13 +57,13 @@ export interface Declared {
 export const declareDead = (
   sql: SqlClient.SqlClient,
   fence: Statement.Fragment,
-  options: { readonly staleMs: number; readonly limit: number }
+  options: { readonly staleMs: number; readonly limit: number; readonly self: string }
 ) =>
   sql<Declared>`
     UPDATE nodes SET status = 'dead', stopped_at = now()
     WHERE id IN (
       SELECT id FROM nodes
-      WHERE status = 'running' AND heartbeat_at < now() - ${interval(sql, options.staleMs)}
+      WHERE status = 'running' AND heartbeat_at < now() - ${interval(sql, options.staleMs)} AND id <> ${options.self}
       ORDER BY heartbeat_at
       LIMIT ${options.limit}
       FOR UPDATE SKIP LOCKED

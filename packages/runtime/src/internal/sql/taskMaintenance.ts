@@ -88,17 +88,27 @@ const releaseRunning = (
     readonly picked: Statement.Fragment
     readonly tag: string
     readonly message: Statement.Fragment
+    /**
+     * Whether the release uses the attempt (a lease that expired: the run may
+     * have crashed its worker) or gives it back (the node was declared dead:
+     * a verdict on the node, which a paused node that was alive does not
+     * deserve; such a release never fails a task).
+     */
+    readonly countsAttempt: boolean
   }
-) =>
-  sql<Released>`
+) => {
+  const exhausted = options.countsAttempt ? sql`t.attempt >= t.max_attempts` : sql`false`
+  return sql<Released>`
     WITH picked AS (${options.picked}),
     released AS (
       UPDATE tasks t SET
         state = CASE WHEN t.cancel_requested_at IS NOT NULL THEN 'cancelled'
-                     WHEN t.attempt >= t.max_attempts THEN 'failed'
+                     WHEN ${exhausted} THEN 'failed'
                      ELSE 'available' END,
-        run_at = CASE WHEN t.cancel_requested_at IS NULL AND t.attempt < t.max_attempts THEN now() ELSE t.run_at END,
-        finished_at = CASE WHEN t.cancel_requested_at IS NOT NULL OR t.attempt >= t.max_attempts THEN now() END,
+        run_at = CASE WHEN t.cancel_requested_at IS NULL AND NOT ${exhausted} THEN now() ELSE t.run_at END,
+        finished_at = CASE WHEN t.cancel_requested_at IS NOT NULL OR ${exhausted} THEN now() END,
+        attempt = CASE WHEN ${sql.literal(String(options.countsAttempt))} OR t.cancel_requested_at IS NOT NULL THEN t.attempt
+                       ELSE greatest(t.attempt - 1, 0) END,
         errors = t.errors || ${errorEntry(sql, options.tag, options.message)},
         lease_owner = NULL,
         lease_expires_at = NULL
@@ -112,6 +122,7 @@ const releaseRunning = (
     )
     SELECT r.id::text AS id, r.name, r.queue, r.state, r.attempt, r.message FROM released r CROSS JOIN notified
     ORDER BY r.id`
+}
 
 /**
  * Running tasks whose lease expired (the worker stopped heartbeating), oldest
@@ -127,6 +138,7 @@ export const rescueExpiredLeases = (sql: Sql, fence: Fence, options: { readonly 
       LIMIT ${options.limit}
       FOR UPDATE SKIP LOCKED`,
     tag: "LeaseExpired",
+    countsAttempt: true,
     message: sql`'lease expired at ' || ${sql.literal(iso("t.lease_expires_at"))}
       || ': its worker (node ' || coalesce(t.lease_owner::text, 'unknown') || ') stopped extending it'`
   })
@@ -147,6 +159,7 @@ export const releaseDeadNodesTasks = (sql: Sql, fence: Fence, options: { readonl
       LIMIT ${options.limit}
       FOR UPDATE SKIP LOCKED`,
     tag: "NodeDead",
+    countsAttempt: false,
     message: sql`'node ' || coalesce(t.lease_owner::text, 'unknown') || ' was declared dead (no heartbeat); its lease was released'`
   })
 
@@ -172,7 +185,7 @@ export const failPastDeadline = (sql: Sql, fence: Fence, options: { readonly lim
     UPDATE tasks t SET
       state = 'failed',
       finished_at = now(),
-      callback_token = NULL,
+      callback_token_hash = NULL,
       callback_expires_at = NULL,
       errors = t.errors || ${errorEntry(
         sql,
@@ -204,7 +217,7 @@ export const expireCallbacks = (sql: Sql, fence: Fence, options: { readonly limi
         state = CASE WHEN t.attempt < t.max_attempts THEN 'retryable' ELSE 'failed' END,
         run_at = CASE WHEN t.attempt < t.max_attempts THEN now() ELSE t.run_at END,
         finished_at = CASE WHEN t.attempt < t.max_attempts THEN NULL ELSE now() END,
-        callback_token = NULL,
+        callback_token_hash = NULL,
         callback_expires_at = NULL,
         errors = t.errors || ${errorEntry(sql, "CallbackTimeout", sql`'no callback before ' || ${sql.literal(iso("t.callback_expires_at"))}`)}
       FROM picked

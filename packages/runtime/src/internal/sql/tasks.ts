@@ -132,7 +132,7 @@ export const cancel = (sql: SqlClient.SqlClient, id: string) =>
       UPDATE tasks t SET
         state = CASE WHEN t.state = 'running' THEN t.state ELSE 'cancelled' END,
         finished_at = CASE WHEN t.state = 'running' THEN t.finished_at ELSE now() END,
-        callback_token = CASE WHEN t.state = 'running' THEN t.callback_token ELSE NULL END,
+        callback_token_hash = CASE WHEN t.state = 'running' THEN t.callback_token_hash ELSE NULL END,
         cancel_requested_at = now()
       FROM target
       WHERE t.id = target.id AND target.state NOT IN ${states(sql, TaskState.finished)}
@@ -147,7 +147,7 @@ export const retry = (sql: SqlClient.SqlClient, id: string) =>
   sql<Row>`
     WITH updated AS (
       UPDATE tasks SET state = 'available', attempt = 0, run_at = now(), finished_at = NULL,
-                       cancel_requested_at = NULL, callback_token = NULL, callback_expires_at = NULL
+                       cancel_requested_at = NULL, callback_token_hash = NULL, callback_expires_at = NULL
       WHERE id = ${BigInt(id)} AND state IN ${states(sql, TaskState.retriable)}
       RETURNING *
     ),
