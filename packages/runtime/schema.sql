@@ -9,6 +9,7 @@
 --   0004_maintenance
 --   0005_drop_task_artifacts
 --   0006_callback_token_hash
+--   0010_node_heartbeat_interval
 
 -- public.asterforge_migrations
 CREATE TABLE public.asterforge_migrations (
@@ -47,17 +48,19 @@ CREATE UNIQUE INDEX lane_leaders_pkey ON public.lane_leaders USING btree (lane);
 
 -- public.nodes
 CREATE TABLE public.nodes (
-  id           uuid NOT NULL,
-  name         text NOT NULL,
-  mode         text NOT NULL,
-  host         text NOT NULL,
-  pid          integer NOT NULL,
-  version      text NOT NULL,
-  status       text DEFAULT 'running'::text NOT NULL,
-  started_at   timestamp with time zone DEFAULT now() NOT NULL,
-  heartbeat_at timestamp with time zone DEFAULT now() NOT NULL,
-  stopped_at   timestamp with time zone
+  id                    uuid NOT NULL,
+  name                  text NOT NULL,
+  mode                  text NOT NULL,
+  host                  text NOT NULL,
+  pid                   integer NOT NULL,
+  version               text NOT NULL,
+  status                text DEFAULT 'running'::text NOT NULL,
+  started_at            timestamp with time zone DEFAULT now() NOT NULL,
+  heartbeat_at          timestamp with time zone DEFAULT now() NOT NULL,
+  stopped_at            timestamp with time zone,
+  heartbeat_interval_ms integer DEFAULT 5000 NOT NULL
 );
+ALTER TABLE public.nodes ADD CONSTRAINT nodes_heartbeat_interval_ms_check CHECK ((heartbeat_interval_ms > 0));
 ALTER TABLE public.nodes ADD CONSTRAINT nodes_pkey PRIMARY KEY (id);
 ALTER TABLE public.nodes ADD CONSTRAINT nodes_status_check CHECK ((status = ANY (ARRAY['running'::text, 'stopped'::text, 'dead'::text])));
 CREATE UNIQUE INDEX nodes_pkey ON public.nodes USING btree (id);

@@ -30,7 +30,7 @@ import * as Telemetry from "./Telemetry.ts"
 export const Config = ConfigSection.make("node", {
   heartbeatInterval: ConfigSection.key(ConfigSchema.Duration({ minimum: "100 millis", maximum: "1 hour" }), {
     default: "5 seconds",
-    doc: "how often the node row's heartbeat is refreshed (three missed ones and the node is declared dead)"
+    doc: "how often the node row's heartbeat is refreshed; kept on the row, other nodes declare this one dead after maintenance.node_liveness.missed_heartbeats of these without one"
   })
 })
 export type Config = ConfigSection.TypeOf<typeof Config>
@@ -69,7 +69,7 @@ export const layer: Layer.Layer<
     const actor = AuditEvents.actors.node(node.id)
     const interval = config.heartbeatInterval
 
-    yield* Effect.acquireRelease(NodesSql.insert(sql, node).pipe(Effect.orDie), () =>
+    yield* Effect.acquireRelease(NodesSql.insert(sql, node, Duration.toMillis(interval)).pipe(Effect.orDie), () =>
       NodesSql.markStopped(sql, node.id).pipe(
         Effect.andThen(audit.record(AuditEvents.nodeStopped({ actor, subject: node.id, details: { mode: node.mode } }))),
         Effect.andThen(Effect.logInfo("node row marked stopped")),

@@ -95,7 +95,7 @@ const preflight = (
 ) =>
   Layer.effectDiscard(
     Effect.suspend(() => {
-      const builtInLanes = BuiltInLanes.builtIn(config.maintenance.lanes, config.node.heartbeatInterval).map((l) => l.name)
+      const builtInLanes = BuiltInLanes.builtIn(config.maintenance.lanes).map((l) => l.name)
       const moduleProblems = ApplicationModule.validate(modules, builtInLanes)
       if (moduleProblems.length > 0) return RuntimeError.fail(new RuntimeError.ModuleInvalid({ problems: moduleProblems }))
       const queues = modules.flatMap((m) => (m.tasks ?? []).map((h) => h.definition.queue))
@@ -131,7 +131,7 @@ const roleParts = (
     })
   )
   const dispatcher = role.dispatches ? [Dispatcher.layer] : []
-  const lanes = [...BuiltInLanes.builtIn(config.maintenance.lanes, config.node.heartbeatInterval), ...modules.flatMap((m) => m.lanes ?? [])]
+  const lanes = [...BuiltInLanes.builtIn(config.maintenance.lanes), ...modules.flatMap((m) => m.lanes ?? [])]
   const maintenance = role.runsLanes ? [Maintenance.layer(lanes).pipe(Layer.provide(leadership))] : []
   const routes = role.fullApi ? [CallbackRoutes.layer, ...modules.flatMap((m) => (m.routes ? [m.routes] : []))] : []
   return {

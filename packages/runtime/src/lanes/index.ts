@@ -10,7 +10,6 @@
  * Tests derive their lane lists from `builtIn`, so a new lane is covered by
  * the conformance and fencing tests as soon as it is listed here.
  */
-import type { Duration } from "effect"
 import type * as ConfigSection from "../ConfigSection.ts"
 import * as AuditRetention from "./AuditRetention.ts"
 import * as CallbackRescuer from "./CallbackRescuer.ts"
@@ -71,12 +70,8 @@ export const defaults: Options = {
 export const optionsFrom = (valueFor: (section: ConfigSection.Any) => unknown): Options =>
   Object.fromEntries(modules.map((m) => [m.name, valueFor(m.Config)])) as unknown as Options
 
-/**
- * Every built-in lane, made with its resolved options (the decoded
- * `maintenance.<lane>` sections); node liveness judges heartbeats by the
- * configured `node.heartbeat_interval`.
- */
-export const builtIn = (options: Options, nodeHeartbeatInterval: Duration.Duration) =>
+/** Every built-in lane, made with its resolved options (the decoded `maintenance.<lane>` sections). */
+export const builtIn = (options: Options) =>
   [
     Promoter.make(options.promotion),
     LeaseRescuer.make(options.lease_rescue),
@@ -85,6 +80,6 @@ export const builtIn = (options: Options, nodeHeartbeatInterval: Duration.Durati
     Pruner.make(options.pruning),
     AuditRetention.make(options.audit_retention),
     QueueStats.make(options.queue_stats),
-    NodeLiveness.make({ ...options.node_liveness, heartbeatInterval: nodeHeartbeatInterval }),
+    NodeLiveness.make(options.node_liveness),
     SystemHealth.make(options.system_health)
   ] as const

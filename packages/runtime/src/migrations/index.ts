@@ -8,6 +8,7 @@ import m0003 from "./0003_tasks.ts"
 import m0004 from "./0004_maintenance.ts"
 import m0005 from "./0005_drop_task_artifacts.ts"
 import m0006 from "./0006_callback_token_hash.ts"
+import m0010 from "./0010_node_heartbeat_interval.ts"
 
 export const all = {
   "0001_nodes": m0001,
@@ -15,7 +16,8 @@ export const all = {
   "0003_tasks": m0003,
   "0004_maintenance": m0004,
   "0005_drop_task_artifacts": m0005,
-  "0006_callback_token_hash": m0006
+  "0006_callback_token_hash": m0006,
+  "0010_node_heartbeat_interval": m0010
 }
 
 /** The runtime's bookkeeping table (each module has its own, see Database.migrationSet). */

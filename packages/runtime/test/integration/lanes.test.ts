@@ -34,6 +34,7 @@ import {
   SystemHealth
 } from "../../src/lanes/index.ts"
 import * as Leadership from "../../src/Leadership.ts"
+import { NodeRegistry } from "../../src/NodeRegistry.ts"
 import * as Maintenance from "../../src/Maintenance.ts"
 import * as Telemetry from "../../src/Telemetry.ts"
 import * as Kit from "../support/kit.ts"
@@ -611,11 +612,11 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
   })
 
   describe("node liveness", () => {
-    const insertNode = (id: string, status: string, heartbeat: string, stopped: string | null) =>
+    const insertNode = (id: string, status: string, heartbeat: string, stopped: string | null, heartbeatIntervalMs = 5000) =>
       Kit.queryDb(
-        `INSERT INTO nodes (id, name, mode, host, pid, version, status, started_at, heartbeat_at, stopped_at)
-        VALUES ($1, $2, 'primary', 'test-host', 1234, '0.0.0', $3, now() - interval '30 days', now() + $4::interval, now() + $5::interval)`,
-        [id, `node-${status}`, status, heartbeat, stopped]
+        `INSERT INTO nodes (id, name, mode, host, pid, version, status, started_at, heartbeat_at, stopped_at, heartbeat_interval_ms)
+        VALUES ($1, $2, 'primary', 'test-host', 1234, '0.0.0', $3, now() - interval '30 days', now() + $4::interval, now() + $5::interval, $6)`,
+        [id, `node-${status}`, status, heartbeat, stopped, heartbeatIntervalMs]
       )
 
     test("declares silent nodes dead, releases their running tasks at once with the attempt given back, removes long-gone rows", () =>
@@ -667,7 +668,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         const before = yield* tasks
         const deadBefore = yield* counterValue(Telemetry.metrics.nodesDeclaredDead)
 
-        const { result, notified } = yield* withNotifications(pass(NodeLiveness.make({ heartbeatInterval: "5 seconds" })))
+        const { result, notified } = yield* withNotifications(pass(NodeLiveness.make()))
         expect(result).toEqual({ dead: 1, released: 3, removed: 2 })
         // The verdict is on the node, not on the tasks: both go back to available, none fails.
         expect(notified).toEqual(["n1", "n2"])
@@ -706,15 +707,45 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         expect(audit[0]!.details).toMatchObject({ name: "node-running", host: "test-host", pid: 1234, mode: "primary" })
 
         // Nothing left to do on the next pass.
-        expect(yield* pass(NodeLiveness.make({ heartbeatInterval: "5 seconds" }))).toEqual({ dead: 0, released: 0, removed: 0 })
+        expect(yield* pass(NodeLiveness.make())).toEqual({ dead: 0, released: 0, removed: 0 })
       }))
 
-    test("judges silence by the heartbeat interval it is given", () =>
+    test("judges each node by its own heartbeat period, not the judge's", () =>
       Effect.gen(function* () {
-        const node = Crypto.randomUUID()
-        yield* insertNode(node, "running", "-20 seconds", null)
-        expect(yield* pass(NodeLiveness.make({ heartbeatInterval: "10 seconds" }))).toEqual({ dead: 0, released: 0, removed: 0 })
-        expect(yield* pass(NodeLiveness.make({ heartbeatInterval: "5 seconds" }))).toEqual({ dead: 1, released: 0, removed: 0 })
+        const slow = Crypto.randomUUID()
+        const quick = Crypto.randomUUID()
+        // Both silent for 20 s: three of the slow node's 10 s beats have not passed, three of the quick node's 5 s have.
+        yield* insertNode(slow, "running", "-20 seconds", null, 10_000)
+        yield* insertNode(quick, "running", "-20 seconds", null, 5_000)
+        expect(yield* pass(NodeLiveness.make())).toEqual({ dead: 1, released: 0, removed: 0 })
+        const rows = yield* Kit.queryDb<{ id: string; status: string }>("SELECT id::text AS id, status FROM nodes WHERE id IN ($1, $2)", [
+          slow,
+          quick
+        ])
+        expect(Object.fromEntries(rows.map((r) => [r.id, r.status]))).toEqual({ [slow]: "running", [quick]: "dead" })
+        // With four missed beats as the rule, 18 s of silence is not enough even for a 5 s node.
+        yield* insertNode(Crypto.randomUUID(), "running", "-18 seconds", null, 5_000)
+        expect(yield* pass(NodeLiveness.make({ missedHeartbeats: 4 }))).toEqual({ dead: 0, released: 0, removed: 0 })
+      }))
+
+    test("after its own heartbeat failed, judges a node only once it has been writing for a whole window of that node", () =>
+      Effect.gen(function* () {
+        const slow = Crypto.randomUUID()
+        const quick = Crypto.randomUUID()
+        // Both silent for a minute (the database was away); this node has been writing again for 12 s.
+        yield* insertNode(slow, "running", "-60 seconds", null, 5_000)
+        yield* insertNode(quick, "running", "-60 seconds", null, 2_000)
+        const recovered = Layer.succeed(
+          NodeRegistry,
+          NodeRegistry.of({ lastHeartbeatFailureAt: Effect.succeed(Date.now() - 12_000), declaredDead: Effect.succeed(false) })
+        )
+        // 3 x 5 s = 15 s has not been watched yet; 3 x 2 s = 6 s has.
+        expect(yield* pass(NodeLiveness.make()).pipe(Effect.provide(recovered))).toEqual({ dead: 1, released: 0, removed: 0 })
+        const rows = yield* Kit.queryDb<{ id: string; status: string }>("SELECT id::text AS id, status FROM nodes WHERE id IN ($1, $2)", [
+          slow,
+          quick
+        ])
+        expect(Object.fromEntries(rows.map((r) => [r.id, r.status]))).toEqual({ [slow]: "running", [quick]: "dead" })
       }))
   })
 
@@ -736,7 +767,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
 
   describe("lane definitions", () => {
     it("builtIn lists every lane once, with its interval; options are validated by name", () => {
-      const lanes = Lanes.builtIn(Lanes.defaults, Kit.testConfig().node.heartbeatInterval)
+      const lanes = Lanes.builtIn(Lanes.defaults)
       expect(lanes.map((l) => l.name)).toEqual([
         "promotion",
         "lease_rescue",
@@ -752,7 +783,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
       expect(Lanes.sections.map((s) => s.section)).toEqual(lanes.map((l) => `maintenance.${l.name}`))
       expect(() => Promoter.make({ batchSize: 0 })).toThrow(/maintenance\.promotion.*batchSize.*Expected a value between 1 and 100000/)
       expect(() => Pruner.make({ succeededRetention: "soon" })).toThrow(/succeededRetention.*Expected a duration/)
-      expect(() => NodeLiveness.make({ heartbeatInterval: -5 })).toThrow(/heartbeatInterval/)
+      expect(() => NodeLiveness.make({ missedHeartbeats: 1 })).toThrow(/missedHeartbeats/)
       expect(() => QueueStats.make({ intervall: "1 second" } as never)).toThrow(/unknown option intervall/)
     })
   })
@@ -851,7 +882,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         yield* Kit.queryDb("INSERT INTO queue_stats (queue, state, count) VALUES ('vanished', 'available', 1)")
 
         // Every built-in lane, as a node starts them: a lane added to the list is held to this test at once.
-        const lanes: ReadonlyArray<CoreLane> = Lanes.builtIn(Lanes.defaults, Kit.testConfig().node.heartbeatInterval)
+        const lanes: ReadonlyArray<CoreLane> = Lanes.builtIn(Lanes.defaults)
         const everything = flushAudit.pipe(
           Effect.andThen(
             Effect.forEach(

@@ -15,7 +15,7 @@ import * as Leadership from "../../src/Leadership.ts"
 import * as Maintenance from "../../src/Maintenance.ts"
 import { TaskQueue } from "../../src/TaskQueue.ts"
 import * as T from "../fixtures/test-tasks.ts"
-import { eventually, freshDatabase, query, startNode, testConfig, type FreshDatabase, type TestNode } from "../support/kit.ts"
+import { eventually, freshDatabase, query, startNode, type FreshDatabase, type TestNode } from "../support/kit.ts"
 import { fixture, spawnCli, spawnNode, trackProcesses } from "../support/process.ts"
 
 let db: FreshDatabase
@@ -23,7 +23,7 @@ let client: TestNode
 const track = trackProcesses()
 
 // Every built-in lane, as a node starts them: a new lane is in every test below at once.
-const laneNames = BuiltInLanes.builtIn(BuiltInLanes.defaults, testConfig().node.heartbeatInterval).map((l) => l.name)
+const laneNames = BuiltInLanes.builtIn(BuiltInLanes.defaults).map((l) => l.name)
 
 beforeAll(async () => {
   db = await freshDatabase("maintenance")

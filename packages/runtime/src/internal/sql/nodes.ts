@@ -18,14 +18,19 @@ export interface Row {
   readonly status: "running" | "stopped" | "dead"
   readonly started_at: Date
   readonly heartbeat_at: Date
+  readonly heartbeat_interval_ms: number
   readonly stopped_at: Date | null
 }
 
-/** A new id per process start, so this never conflicts; a restart is a new row. */
-export const insert = (sql: SqlClient.SqlClient, node: NodeIdentityShape) =>
+/**
+ * A new id per process start, so this never conflicts; a restart is a new
+ * row. The row carries the node's heartbeat period: others judge it by that.
+ */
+export const insert = (sql: SqlClient.SqlClient, node: NodeIdentityShape, heartbeatIntervalMs: number) =>
   sql`
-    INSERT INTO nodes (id, name, mode, host, pid, version, status, started_at, heartbeat_at)
-    VALUES (${node.id}, ${node.name}, ${node.mode}, ${node.host}, ${node.pid}, ${node.version}, 'running', ${node.startedAt}, now())`
+    INSERT INTO nodes (id, name, mode, host, pid, version, status, started_at, heartbeat_at, heartbeat_interval_ms)
+    VALUES (${node.id}, ${node.name}, ${node.mode}, ${node.host}, ${node.pid}, ${node.version}, 'running', ${node.startedAt}, now(),
+            ${heartbeatIntervalMs})`
 
 /**
  * Database time, not ours: liveness is judged by comparing heartbeats of
@@ -50,20 +55,28 @@ export interface Declared {
 }
 
 /**
- * Running nodes whose heartbeat is older than `staleMs` -> dead; one fenced
- * batch. Through the partial index `nodes_running_heartbeat`. A node
- * heartbeating right now holds its row: skipped, and fresh once it commits.
+ * Running nodes that missed `missed` of their own heartbeat periods -> dead;
+ * one fenced batch. The running rows are few (partial index
+ * `nodes_running_heartbeat`). A node heartbeating right now holds its row:
+ * skipped, and fresh once it commits.
+ *
+ * `healthyForMs`, when the judge's own heartbeat failed lately, is how long it
+ * has been writing again: a node is only judged once the judge has been able
+ * to see a whole window of that node's heartbeats (a duration on the judge's
+ * clock, never compared with the database's).
  */
 export const declareDead = (
   sql: SqlClient.SqlClient,
   fence: Statement.Fragment,
-  options: { readonly staleMs: number; readonly limit: number; readonly self: string }
+  options: { readonly missed: number; readonly healthyForMs: number | null; readonly limit: number; readonly self: string }
 ) =>
   sql<Declared>`
     UPDATE nodes SET status = 'dead', stopped_at = now()
     WHERE id IN (
       SELECT id FROM nodes
-      WHERE status = 'running' AND heartbeat_at < now() - ${interval(sql, options.staleMs)} AND id <> ${options.self}
+      WHERE status = 'running' AND id <> ${options.self}
+        AND heartbeat_at < now() - make_interval(secs => heartbeat_interval_ms * ${options.missed} / 1000.0)
+        AND (${options.healthyForMs}::bigint IS NULL OR heartbeat_interval_ms::bigint * ${options.missed} < ${options.healthyForMs}::bigint)
       ORDER BY heartbeat_at
       LIMIT ${options.limit}
       FOR UPDATE SKIP LOCKED
