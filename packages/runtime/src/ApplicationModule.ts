@@ -43,6 +43,7 @@ import type { Contributor, HealthRegistry } from "./Health.ts"
 import type * as Lane from "./Lane.ts"
 import type { NodeIdentity } from "./NodeIdentity.ts"
 import type { NodeRegistry } from "./NodeRegistry.ts"
+import type { Notifications } from "./Notifications.ts"
 import type * as NodeMode from "./NodeMode.ts"
 import type { Problem } from "./RuntimeError.ts"
 import type { RuntimeConfig } from "./RuntimeConfig.ts"
@@ -65,6 +66,7 @@ export type RuntimeServices =
   | TaskQueue
   | TaskRegistry
   | NodeRegistry
+  | Notifications
 
 /** Which nodes run a background part: every node, or only nodes whose role has the flag. */
 export type RunsOn = "every-node" | keyof Pick<NodeMode.Role, "runsLanes" | "dispatches">

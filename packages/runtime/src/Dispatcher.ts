@@ -15,11 +15,11 @@
  * handlers `shutdown.grace`, then interrupt the rest and hand their tasks
  * straight back to `available` without using an attempt, so another node can
  * take them at once; pending completions are written before the audit log
- * flushes.
+ * flushes, and then any task still leased to this node (a claim whose answer
+ * was lost) is handed back too.
  */
 import { Context, Duration, Effect, Fiber, FiberSet, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
-import { PgClient } from "@effect/sql-pg"
 import * as AuditEvents from "./AuditEvents.ts"
 import { AuditLog } from "./AuditLog.ts"
 import { HealthRegistry } from "./Health.ts"
@@ -31,6 +31,7 @@ import * as Producer from "./internal/dispatcher/producer.ts"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import * as ConfigSection from "./ConfigSection.ts"
 import { NodeIdentity } from "./NodeIdentity.ts"
+import { Notifications } from "./Notifications.ts"
 import { ConfigInvalid, RuntimeError } from "./RuntimeError.ts"
 import * as Shutdown from "./Shutdown.ts"
 import { TaskRegistry } from "./TaskRegistry.ts"
@@ -132,7 +133,7 @@ export const layer: Layer.Layer<
   Dispatcher,
   RuntimeError,
   | SqlClient.SqlClient
-  | PgClient.PgClient
+  | Notifications
   | NodeIdentity
   | AuditLog
   | HealthRegistry
@@ -145,7 +146,7 @@ export const layer: Layer.Layer<
   Effect.gen(function* () {
     const config = { worker: yield* Config, shutdown: yield* Shutdown.Config, telemetry: yield* Telemetry.Config }
     const sql = yield* SqlClient.SqlClient
-    const pg = yield* PgClient.PgClient
+    const notifications = yield* Notifications
     const node = yield* NodeIdentity
     const audit = yield* AuditLog
     const health = yield* HealthRegistry
@@ -167,7 +168,7 @@ export const layer: Layer.Layer<
     const executor = Executor.make({ registry, pools, completer, actor, traced })
     const producer = yield* Producer.make({
       sql,
-      pg,
+      notifications,
       pools,
       registry,
       executor,
@@ -178,7 +179,7 @@ export const layer: Layer.Layer<
       leaseMs,
       pollInterval: config.worker.pollInterval
     })
-    yield* LeaseKeeper.start({ sql, pg, pools, producer, owner, leaseMs, heartbeatInterval: config.worker.heartbeatInterval })
+    yield* LeaseKeeper.start({ sql, notifications, pools, producer, owner, leaseMs, heartbeatInterval: config.worker.heartbeatInterval })
     yield* producer.start
 
     // Registered last, so it runs first: before the fiber sets and the writer are torn down.
@@ -204,6 +205,7 @@ export const layer: Layer.Layer<
         yield* completer.close(
           Duration.max(Duration.seconds(1), Duration.times(Duration.subtract(config.shutdown.timeout, config.shutdown.grace), 0.5))
         )
+        yield* producer.reconcile
       }).pipe(Telemetry.component("dispatcher"))
     )
 

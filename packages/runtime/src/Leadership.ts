@@ -15,13 +15,14 @@
  *
  * `layerAlways` (single node, tests) leads everything; `layerNever` nothing.
  */
-import { Context, Deferred, Duration, Effect, Layer, Metric, Option, Queue, Ref, Schedule } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Metric, Option, Queue, Ref, Schedule, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient, PgConnection } from "@effect/sql-pg"
 import * as Crypto from "node:crypto"
 import { DatabaseUrl } from "./Database.ts"
 import * as LaneSql from "./internal/sql/laneLeaders.ts"
 import { NodeIdentity } from "./NodeIdentity.ts"
+import { Notifications } from "./Notifications.ts"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import * as ConfigSection from "./ConfigSection.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -137,12 +138,13 @@ interface Session {
 export const layerAdvisoryLock: Layer.Layer<
   Leadership,
   never,
-  SqlClient.SqlClient | PgClient.PgClient | NodeIdentity | DatabaseUrl | ConfigSection.Tag<"maintenance#leadership">
+  SqlClient.SqlClient | PgClient.PgClient | Notifications | NodeIdentity | DatabaseUrl | ConfigSection.Tag<"maintenance#leadership">
 > = Layer.effect(
   Leadership,
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const pg = yield* PgClient.PgClient
+    const notifications = yield* Notifications
     const node = yield* NodeIdentity
     const config = yield* Config
     const { url } = yield* DatabaseUrl
@@ -211,17 +213,17 @@ export const layerAdvisoryLock: Layer.Layer<
     })
 
     // ---- prompt takeover when a leader lets go ----------------------------------
+    // After the subscription was lost, a release may have been missed: every lane bids at once.
     const retryNow = new Map<string, Queue.Queue<void>>()
-    const released = yield* pg.listen(releaseChannel).pipe(Effect.orDie)
-    yield* Effect.forkIn(
-      Effect.forever(
-        Effect.flatMap(Queue.take(released), (n) => {
-          const q = retryNow.get(n.payload)
+    yield* notifications
+      .subscribe(releaseChannel, {
+        onMessage: (lane) => {
+          const q = retryNow.get(lane)
           return q ? Queue.offer(q, undefined) : Effect.void
-        })
-      ).pipe(Effect.catchCause(() => Effect.void)),
-      layerScope
-    )
+        },
+        onResubscribed: Effect.forEach(retryNow.values(), (q) => Queue.offer(q, undefined), { discard: true })
+      })
+      .pipe(Scope.provide(layerScope))
 
     const tryLock = (s: Session, key: string) =>
       s.conn.query("SELECT pg_try_advisory_lock($1::bigint) AS ok", [key]).pipe(

@@ -36,6 +36,7 @@ import * as NodeCli from "./NodeCli.ts"
 import * as NodeIdentity from "./NodeIdentity.ts"
 import * as NodeMode from "./NodeMode.ts"
 import * as NodeRegistry from "./NodeRegistry.ts"
+import * as Notifications from "./Notifications.ts"
 import * as RuntimeConfig from "./RuntimeConfig.ts"
 import * as RuntimeError from "./RuntimeError.ts"
 import * as Shutdown from "./Shutdown.ts"
@@ -73,7 +74,7 @@ export const coreLayer = (
     }),
     TaskRegistry.layer(handlers)
   ).pipe(Layer.provideMerge(preflight(config, role, modules)))
-  return Layer.mergeAll(NodeRegistry.layer, Health.layerDatabaseChecks, Database.layerPoolMetrics).pipe(
+  return Layer.mergeAll(NodeRegistry.layer, Health.layerDatabaseChecks, Database.layerPoolMetrics, Notifications.layer).pipe(
     Layer.provideMerge(TaskQueue.layer),
     Layer.provideMerge(ConfigReloader.layer),
     Layer.provideMerge(Health.layerRegistry),

@@ -91,6 +91,10 @@ export const metrics = {
     "asterforge_lease_rescues_total",
     "tasks whose lease expired and were made available again (or failed, when out of attempts), by outcome"
   ),
+  leasesReconciled: counter(
+    "asterforge_leases_reconciled_total",
+    "tasks leased to this node by a claim whose answer was lost, handed back with the attempt unused"
+  ),
   nodesDeclaredDead: counter("asterforge_nodes_declared_dead_total", "nodes that stopped heartbeating and were declared dead"),
   dbPoolConnections: gauge(
     "asterforge_db_pool_connections",
@@ -98,6 +102,10 @@ export const metrics = {
   ),
   dbPoolMax: gauge("asterforge_db_pool_max", "configured pool size (database.pool_max)"),
   dbLatency: gauge("asterforge_db_latency_seconds", "round trip of a trivial query, as of the last system-health pass"),
+  resubscribes: counter(
+    "asterforge_notification_resubscribes_total",
+    "LISTEN subscriptions renewed after their connection was lost, by channel"
+  ),
   workerRestarts: counter("asterforge_worker_restarts_total", "claim loops restarted by the supervisor after a failure, by queue")
 } as const
 

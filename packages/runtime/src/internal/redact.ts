@@ -16,6 +16,9 @@ export const maskUrl = (text: string): string => {
   } catch {
     return "<unparseable url>"
   }
+  // An `@` but no user-info parsed (`user:pw@host/db` without a scheme, `postgres:/u:pw@h`, a `/` or `#`
+  // in a password): the credentials are where the parser does not look for them, so show nothing.
+  if (text.includes("@") && url.username === "" && url.password === "") return "<unparseable url>"
   if (url.password !== "") url.password = "***"
   for (const name of [...url.searchParams.keys()]) {
     if (sensitiveParam.test(name)) url.searchParams.set(name, "***")
@@ -30,9 +33,10 @@ export const maskUrl = (text: string): string => {
  * instead, so an unquoted secret is never echoed.
  */
 export const scrubTomlError = (source: string, message: string): string => {
+  // Greedy, first quote to last: the quoted token may itself hold quotes (`it's_a_secret`).
   const scrubbed = message
-    .replace(/'[^']*'/g, "")
-    .replace(/"[^"]*"/g, "")
+    .replace(/'.*'/g, "")
+    .replace(/".*"/g, "")
     .replace(/\s{2,}/g, " ")
     .trim()
   const line = /line (\d+)/.exec(message)

@@ -40,6 +40,15 @@ const dateProblem = (what: string, date: Date | undefined): string | undefined =
   return undefined
 }
 
+/** Whether a duration input holds a NaN (`NaN`, `[NaN, 0]`, `{ seconds: NaN }`): `Duration` reads NaN as zero, "run now". */
+const hasNaN = (input: unknown): boolean =>
+  typeof input === "number"
+    ? Number.isNaN(input)
+    : typeof input === "object" &&
+      input !== null &&
+      !Duration.isDuration(input) &&
+      Object.values(input).some((v) => typeof v === "number" && Number.isNaN(v))
+
 /** The first thing wrong with `options`, in words, or undefined. */
 export const optionsProblem = (options: Options): string | undefined => {
   const { priority, maxAttempts, delay, queue, uniqueKey } = options
@@ -53,7 +62,8 @@ export const optionsProblem = (options: Options): string | undefined => {
   if (dates !== undefined) return dates
   if (delay !== undefined) {
     const d = Duration.fromInput(delay)
-    if (Option.isNone(d) || !Duration.isFinite(d.value) || Duration.toMillis(d.value) < 0) return "delay is not a valid duration"
+    if (Option.isNone(d) || hasNaN(delay) || !Duration.isFinite(d.value) || Duration.toMillis(d.value) < 0)
+      return "delay is not a valid duration"
     if (Duration.toMillis(d.value) > maxDelayMs) return "delay must be at most 3650 days"
   }
   if (queue !== undefined && !/^[a-z0-9_.-]{1,64}$/i.test(queue)) return "queue must be 1-64 characters of [a-z0-9_.-]"
@@ -76,26 +86,46 @@ const badString = (s: string): string | undefined => {
 /**
  * Where a JSON value holds text Postgres cannot store (a NUL character, a lone
  * UTF-16 surrogate), keys included: `"payload.items[2].name contains a NUL
- * character"`; undefined when it is storable.
+ * character"`; undefined when it is storable. Walks with its own stack, so
+ * text at any depth is checked (a depth cut-off would wave deep text through)
+ * and deep nesting cannot overflow the call stack; a cycle is walked once.
  */
-export const unstorableText = (value: unknown, path: string, depth = 0): string | undefined => {
-  if (typeof value === "string") {
-    const bad = badString(value)
-    return bad === undefined ? undefined : `${path} ${bad}`
+export const unstorableText = (value: unknown, path: string): string | undefined => {
+  // Each entry: a value (or an object's key, `isKey`) and how to name it; names are built only for the one reported.
+  interface At {
+    readonly value: unknown
+    readonly parent: At | undefined
+    readonly segment: string
+    readonly isKey?: boolean
   }
-  if (depth > 64 || value === null || typeof value !== "object") return undefined
-  if (Array.isArray(value)) {
-    for (const [i, item] of value.entries()) {
-      const bad = unstorableText(item, `${path}[${i}]`, depth + 1)
-      if (bad !== undefined) return bad
+  const name = (at: At | undefined): string => {
+    const segments: Array<string> = []
+    for (let a = at; a !== undefined; a = a.parent) segments.push(a.segment)
+    return segments.reverse().join("")
+  }
+  const seen = new Set<object>()
+  const stack: Array<At> = [{ value, parent: undefined, segment: path }]
+  while (stack.length > 0) {
+    const at = stack.pop()!
+    const v = at.value
+    if (typeof v === "string") {
+      const bad = badString(v)
+      if (bad !== undefined) return at.isKey === true ? `a key of ${name(at.parent)} ${bad}` : `${name(at)} ${bad}`
+      continue
     }
-    return undefined
-  }
-  for (const [key, item] of Object.entries(value)) {
-    const badKey = badString(key)
-    if (badKey !== undefined) return `a key of ${path} ${badKey}`
-    const bad = unstorableText(item, `${path}.${key}`, depth + 1)
-    if (bad !== undefined) return bad
+    if (v === null || typeof v !== "object" || seen.has(v)) continue
+    seen.add(v)
+    const children: Array<At> = []
+    if (Array.isArray(v)) {
+      for (const [i, item] of v.entries()) children.push({ value: item, parent: at, segment: `[${i}]` })
+    } else {
+      for (const [key, item] of Object.entries(v)) {
+        children.push({ value: key, parent: at, segment: "", isKey: true })
+        children.push({ value: item, parent: at, segment: `.${key}` })
+      }
+    }
+    // Reversed, so the first problem in document order is the one reported.
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!)
   }
   return undefined
 }

@@ -1,8 +1,15 @@
+/**
+ * RuntimeConfig: layering of defaults, file, environment and flags; every
+ * problem listed at once with its key; the secret rules; the bounds of
+ * duration keys (zero heartbeats, overflowing durations) and names every
+ * object has (`constructor`, `__proto__`, `toString`) refused as unknown keys.
+ */
 import { Duration, Option, Redacted, Result } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
+import * as NodeCli from "../../src/NodeCli.ts"
 import * as RuntimeConfig from "../../src/RuntimeConfig.ts"
 
 const tmpFile = (text: string): string => {
@@ -208,5 +215,133 @@ describe("RuntimeConfig secret rules", () => {
       env: { ASTERFORGE_SHUTDOWN_GRACE: "60s", ASTERFORGE_SHUTDOWN_TIMEOUT: "30s" }
     })
     expect(found.map((p) => p.key)).toEqual(["shutdown.grace"])
+  })
+})
+
+describe("RuntimeConfig bounds and unknown keys", () => {
+  /** `--set` entries as the CLI maps them to sources. */
+  const set = (...entries: ReadonlyArray<string>) =>
+    NodeCli.flagSources({
+      mode: Option.none(),
+      host: Option.none(),
+      port: Option.none(),
+      databaseUrl: Option.none(),
+      logLevel: Option.none(),
+      logFormat: Option.none(),
+      set: entries
+    })
+  const envName = (key: string) => `ASTERFORGE_${key.replace(".", "_").toUpperCase()}`
+
+  // key, value, the bounds the message states
+  const outOfBounds: ReadonlyArray<readonly [string, string, string]> = [
+    ["worker.heartbeat_interval", "0", "between 100ms and 12h"],
+    ["node.heartbeat_interval", "0", "between 100ms and 1h"],
+    ["database.connect_timeout", "0", "between 100ms and 10m"],
+    ["worker.heartbeat_interval", "99999999999 hours", "between 100ms and 12h"],
+    ["node.heartbeat_interval", "99999999999 hours", "between 100ms and 1h"],
+    ["database.connect_timeout", "99999999999 hours", "between 100ms and 10m"],
+    ["shutdown.grace", "99999999999 hours", "between 0 and 3650d"],
+    ["shutdown.timeout", "99999999999 hours", "between 1s and 3650d"],
+    ["database.connect_timeout", "-100", "between 100ms and 10m"]
+  ]
+
+  it.each(outOfBounds)("%s = %s is refused from the environment, with its bounds", (key, value, bounds) => {
+    const name = envName(key)
+    expect(problems({ file: noFile, fileRequired: false, env: { [name]: value } })).toEqual([
+      { key: `${name} (${key})`, message: `Expected a duration ${bounds}, got ${/^-?\d+$/.test(value) ? value : JSON.stringify(value)}` }
+    ])
+  })
+
+  it.each(outOfBounds)("%s = %s is refused from --set, with its bounds", (key, value, bounds) => {
+    expect(problems({ file: noFile, fileRequired: false, env: {}, flags: set(`${key}=${value}`) })).toEqual([
+      { key: `--set ${key} (${key})`, message: expect.stringContaining(`Expected a duration ${bounds}`) }
+    ])
+  })
+
+  it.each([
+    ["[worker]\nheartbeat_interval = 0\n", "worker.heartbeat_interval", "between 100ms and 12h, got 0"],
+    ["[node]\nheartbeat_interval = 0\n", "node.heartbeat_interval", "between 100ms and 1h, got 0"],
+    ["[database]\nconnect_timeout = 0\n", "database.connect_timeout", "between 100ms and 10m, got 0"],
+    ['[database]\nconnect_timeout = "99999999999 hours"\n', "database.connect_timeout", "between 100ms and 10m"],
+    ["[database]\nconnect_timeout = 1e300\n", "database.connect_timeout", "between 100ms and 10m"],
+    ["[worker]\nheartbeat_interval = -1\n", "worker.heartbeat_interval", "between 100ms and 12h, got -1"]
+  ])("in the file, %j is refused, with its bounds", (text, key, bounds) => {
+    expect(problems({ file: tmpFile(text), env: {} })).toEqual([{ key, message: expect.stringContaining(`Expected a duration ${bounds}`) }])
+  })
+
+  it.each(["inf", "-inf", "nan"])("in the file, a duration of %s is refused", (value) => {
+    expect(problems({ file: tmpFile(`[node]\nheartbeat_interval = ${value}\n`), env: {} })).toEqual([
+      { key: "node.heartbeat_interval", message: expect.stringContaining("Expected a duration") }
+    ])
+  })
+
+  it("lists every out-of-bounds value at once, from every source", () => {
+    const file = tmpFile("[worker]\nheartbeat_interval = 0\n\n[shutdown]\ntimeout = 0\n")
+    const found = problems({
+      file,
+      env: { ASTERFORGE_NODE_HEARTBEAT_INTERVAL: "0", ASTERFORGE_SHUTDOWN_GRACE: "99999999999 hours" },
+      flags: set("database.connect_timeout=0", "database.connect_backoff=99999999999 hours")
+    })
+    expect(found).toEqual(
+      expect.arrayContaining([
+        { key: "worker.heartbeat_interval", message: expect.stringContaining("between 100ms and 12h") },
+        { key: "shutdown.timeout", message: expect.stringContaining("between 1s and 3650d") },
+        { key: "ASTERFORGE_NODE_HEARTBEAT_INTERVAL (node.heartbeat_interval)", message: expect.stringContaining("between 100ms and 1h") },
+        { key: "ASTERFORGE_SHUTDOWN_GRACE (shutdown.grace)", message: expect.stringContaining("between 0 and 3650d") },
+        { key: "--set database.connect_timeout (database.connect_timeout)", message: expect.stringContaining("between 100ms and 10m") },
+        { key: "--set database.connect_backoff (database.connect_backoff)", message: expect.stringContaining("between 1ms and 1m") }
+      ])
+    )
+    expect(found).toHaveLength(6)
+  })
+
+  // Names every object has (`constructor`, `__proto__`, `toString`, ...): unknown keys, never a TypeError.
+  const objectNames = ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf", "__defineGetter__", "prototype"]
+
+  it.each(objectNames)("--set %s=1 is an unknown key", (name) => {
+    const found = problems({ file: noFile, fileRequired: false, env: {}, flags: set(`${name}=1`) })
+    expect(found).toEqual([{ key: `--set ${name}`, message: expect.stringMatching(new RegExp(`^unknown key "${name}"`)) }])
+  })
+
+  it.each(objectNames)("--set server.%s=1 and --set maintenance.%s=1 are unknown keys", (name) => {
+    const found = problems({ file: noFile, fileRequired: false, env: {}, flags: set(`server.${name}=1`, `maintenance.${name}=1`) })
+    expect(found).toEqual([
+      { key: `--set server.${name}`, message: expect.stringMatching(new RegExp(`^unknown key "server\\.${name}"`)) },
+      { key: `--set maintenance.${name}`, message: expect.stringMatching(new RegExp(`^unknown key "maintenance\\.${name}"`)) }
+    ])
+  })
+
+  it.each(objectNames)("ASTERFORGE_%s and ASTERFORGE_SERVER_%s are unknown variables", (name) => {
+    const env = { [`ASTERFORGE_${name.toUpperCase()}`]: "1", [`ASTERFORGE_SERVER_${name.toUpperCase()}`]: "1" }
+    const found = problems({ file: noFile, fileRequired: false, env })
+    expect(found).toEqual([
+      { key: `ASTERFORGE_${name.toUpperCase()}`, message: expect.stringMatching(/^unknown environment variable/) },
+      { key: `ASTERFORGE_SERVER_${name.toUpperCase()}`, message: expect.stringMatching(/^unknown environment variable/) }
+    ])
+  })
+
+  it.each(objectNames)("an environment that names %s itself is ignored (not an ASTERFORGE_ variable)", (name) => {
+    const env: Record<string, string> = {}
+    Object.defineProperty(env, name, { value: "1", enumerable: true })
+    expect(ok({ file: noFile, fileRequired: false, env }).server.port).toBe(3000)
+  })
+
+  it.each(objectNames)("in the file, %s as a section, as a key and as a table are unknown", (name) => {
+    const found = problems({
+      file: tmpFile(`${name} = 1\n\n[server]\n${name} = 1\n\n[maintenance.${name}]\nport = 1\n\n[worker.${name}]\nx = 1\n`),
+      env: {}
+    })
+    expect(found).toEqual([
+      { key: expect.stringMatching(new RegExp(`: \\[${name}\\]$`)), message: expect.stringMatching(/^unknown section/) },
+      { key: `server.${name}`, message: expect.stringMatching(/^unknown key/) },
+      { key: `maintenance.${name}`, message: expect.stringMatching(/^unknown key/) },
+      { key: `worker.${name}`, message: expect.stringMatching(/^unknown key/) }
+    ])
+  })
+
+  it("a [__proto__] table in the file changes no object's prototype", () => {
+    problems({ file: tmpFile("[__proto__]\npolluted = 1\n\n[server]\n__proto__ = { polluted = 1 }\n"), env: {} })
+    expect(({} as Record<string, unknown>)["polluted"]).toBeUndefined()
+    expect(Object.prototype).not.toHaveProperty("polluted")
   })
 })

@@ -52,7 +52,8 @@ export const weakness = (token: string): string | undefined => {
   const p = period(lower)
   if (p !== undefined) return `it repeats a pattern of ${p} character${p === 1 ? "" : "s"}`
   const rest = placeholderWords.reduce((t, w) => t.split(w).join(""), lower)
-  if (rest.length < 16) return "it is made of placeholder words"
+  if (rest.length < 16)
+    return rest.length < lower.length ? "it is made of placeholder words" : `it is too short (${token.length} characters)`
   const bits = estimatedBits(token)
   if (bits < minimumBits) return `it carries too little randomness (about ${Math.floor(bits)} bits; at least ${minimumBits})`
   return undefined

@@ -34,6 +34,8 @@ export interface Completer {
   readonly complete: (task: Task.Claimed, outcome: TaskOutcome.Outcome) => Effect.Effect<boolean>
   /** Takes no more outcomes and waits up to `budget` for the rest to be written. */
   readonly close: (budget: Duration.Duration) => Effect.Effect<void>
+  /** Ids of tasks whose outcome is queued or being written: still this node's (reconciliation leaves them). */
+  readonly unwritten: () => Iterable<string>
 }
 
 const capacity = 2048
@@ -52,6 +54,15 @@ export const make = (options: {
     const pollMs = Duration.toMillis(options.pollInterval)
     const scope = yield* Effect.scope
     const completions = yield* Queue.bounded<Completion, Cause.Done>(capacity)
+    // Counted per id: a task's outcome may be queued again (a retry run) before the first is written.
+    const unwritten = new Map<string, number>()
+    const written = (batch: ReadonlyArray<Completion>) => {
+      for (const { task } of batch) {
+        const n = unwritten.get(task.id) ?? 0
+        if (n <= 1) unwritten.delete(task.id)
+        else unwritten.set(task.id, n - 1)
+      }
+    }
 
     const writeBatch = (batch: ReadonlyArray<Completion>) =>
       Effect.gen(function* () {
@@ -103,7 +114,7 @@ export const make = (options: {
       Effect.gen(function* () {
         while (true) {
           const batch = yield* Queue.takeBetween(completions, 1, maxBatch)
-          yield* writeUntilDone(batch)
+          yield* writeUntilDone(batch).pipe(Effect.ensuring(Effect.sync(() => written(batch))))
         }
       }).pipe(
         Effect.catchIf(Cause.isDone, () => Effect.void),
@@ -112,7 +123,16 @@ export const make = (options: {
     )
 
     return {
-      complete: (task, outcome) => Queue.offer(completions, { task, outcome }),
+      complete: (task, outcome) =>
+        Effect.suspend(() => {
+          const completion = { task, outcome }
+          unwritten.set(task.id, (unwritten.get(task.id) ?? 0) + 1)
+          // Refused once closed: never written, so not held either.
+          return Effect.tap(Queue.offer(completions, completion), (queued) =>
+            queued ? Effect.void : Effect.sync(() => written([completion]))
+          )
+        }),
+      unwritten: () => unwritten.keys(),
       close: (budget) =>
         Effect.gen(function* () {
           yield* Queue.end(completions)

@@ -6,16 +6,17 @@
  * - Cancellation: a NOTIFY on `asterforge_cancel` cancels a task at once (a
  *   waiting one is settled as cancelled, a running one is interrupted and
  *   recorded as cancelled); the heartbeat returns cancel requests too, as the
- *   backstop for a missed NOTIFY.
+ *   backstop for a missed NOTIFY, and runs at once when the subscription comes
+ *   back after a loss.
  * - Lease loss: a task this node holds but the heartbeat no longer extends was
  *   rescued elsewhere. Its handler is interrupted and its result discarded
  *   (the fenced write would be refused anyway), so no work is wasted on it.
  * - A failed heartbeat is logged and tried again next interval: leases last
  *   several intervals.
  */
-import { type Duration, Effect, Fiber, Queue, Schedule, type Scope } from "effect"
+import { type Duration, Effect, Fiber, Schedule, type Scope } from "effect"
 import type { SqlClient } from "effect/sql"
-import type { PgClient } from "@effect/sql-pg"
+import type { NotificationsShape } from "../../Notifications.ts"
 import * as TaskOutcome from "../../TaskOutcome.ts"
 import * as Telemetry from "../../Telemetry.ts"
 import * as LeaseSql from "../sql/leases.ts"
@@ -25,7 +26,7 @@ import type { Producer } from "./producer.ts"
 /** Forks the heartbeat and the cancel listener into the current scope. */
 export const start = (options: {
   readonly sql: SqlClient.SqlClient
-  readonly pg: PgClient.PgClient
+  readonly notifications: NotificationsShape
   readonly pools: Pools
   readonly producer: Producer
   readonly owner: string
@@ -68,11 +69,6 @@ export const start = (options: {
       Telemetry.component("dispatcher")
     )
 
-    const cancels = yield* options.pg.listen("asterforge_cancel").pipe(Effect.orDie)
-    yield* Effect.forkScoped(
-      Effect.forever(Queue.take(cancels).pipe(Effect.flatMap((n) => cancelLocal(n.payload)))).pipe(
-        Effect.catchCause((c) => Effect.logError("cancel notifications stopped; heartbeat backstop continues", c))
-      )
-    )
+    yield* options.notifications.subscribe("asterforge_cancel", { onMessage: cancelLocal, onResubscribed: heartbeat })
     yield* Effect.forkScoped(heartbeat.pipe(Effect.repeat(Schedule.spaced(options.heartbeatInterval))))
   })

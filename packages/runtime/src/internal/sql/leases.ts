@@ -17,6 +17,7 @@ import type * as TaskOutcome from "../../TaskOutcome.ts"
  * rows without waiting. Due `scheduled`/`retryable` rows are claimed directly,
  * so time-based work runs even before a promotion pass. Columns are aliased to
  * the domain's camelCase (`Task.Claimed`), so no row mapping runs per task.
+ * Only a node whose row is `running` claims.
  */
 export const claim = (
   sql: SqlClient.SqlClient,
@@ -34,6 +35,8 @@ export const claim = (
       SELECT id FROM tasks
       WHERE queue = ${options.queue} AND state IN ${states(sql, TaskState.claimable)} AND run_at <= now()
         AND name IN ${sql.in(options.names)}
+        -- A node declared dead claims nothing, even before its own heartbeat tells it so.
+        AND EXISTS (SELECT 1 FROM nodes WHERE id = ${options.owner} AND status = 'running')
       ORDER BY priority, run_at, id
       LIMIT ${options.limit}
       FOR UPDATE SKIP LOCKED
@@ -63,6 +66,38 @@ export const heartbeat = (
     UPDATE tasks SET lease_expires_at = now() + ${options.leaseMs} * interval '1 millisecond'
     WHERE id = ANY(${`{${options.ids.join(",")}}`}::bigint[]) AND lease_owner = ${options.owner} AND state = 'running'
     RETURNING id::text AS id, cancel_requested_at IS NOT NULL AS "cancelRequested"`
+
+/**
+ * Hands back, at once and with the attempt unused, the running tasks leased
+ * to `owner` (in one queue, or all) except the `held` ones: claims that
+ * committed while their answer was lost with the connection, so the node
+ * never ran them. A task whose cancel was requested meanwhile is cancelled.
+ * The epoch is left alone: this node never knew these leases, so nothing of
+ * it can write under them, and the next claim bumps the epoch anyway.
+ */
+export const reconcile = (
+  sql: SqlClient.SqlClient,
+  options: { readonly owner: string; readonly queue: string | undefined; readonly held: ReadonlyArray<string> }
+) =>
+  sql<{ id: string; queue: string; state: string }>`
+    WITH released AS (
+      UPDATE tasks SET
+        state = CASE WHEN cancel_requested_at IS NULL THEN 'available' ELSE 'cancelled' END,
+        finished_at = CASE WHEN cancel_requested_at IS NULL THEN NULL ELSE now() END,
+        attempt = greatest(attempt - 1, 0),
+        run_at = CASE WHEN cancel_requested_at IS NULL THEN now() ELSE run_at END,
+        lease_owner = NULL,
+        lease_expires_at = NULL
+      WHERE lease_owner = ${options.owner} AND state = 'running'
+        AND ${options.queue === undefined ? sql`true` : sql`queue = ${options.queue}`}
+        AND NOT (id = ANY(${`{${options.held.join(",")}}`}::bigint[]))
+      RETURNING id, queue, state
+    ),
+    notified AS (
+      SELECT count(pg_notify('asterforge_tasks', q.queue)) AS n
+      FROM (SELECT DISTINCT queue FROM released WHERE state = 'available') q
+    )
+    SELECT r.id::text AS id, r.queue, r.state FROM released r CROSS JOIN notified ORDER BY r.id`
 
 /** One row of `finish`: the next state of one task under the lease epoch it was claimed with. */
 export interface Finish {
