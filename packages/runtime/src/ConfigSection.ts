@@ -195,7 +195,7 @@ export const decode = <F extends Fields>(
     }
     const decoded = Schema.decodeUnknownResult(spec.schema)(input.value)
     if (Result.isFailure(decoded)) {
-      const shown = spec.secret ? "" : `, got ${showRaw(input.value)}`
+      const shown = spec.secret ? "" : `, got ${spec.display ? showDisplayed(spec.display, input.value) : showRaw(input.value)}`
       const where = input.label === dotted ? dotted : `${input.label} (${dotted})`
       problems.push({ key: where, message: `${issueMessage(decoded.failure)}${shown}` })
       continue
@@ -237,6 +237,15 @@ const toInput = (value: unknown): unknown => (Duration.isDuration(value) ? Durat
 
 /** The section's defaults, decoded (optional keys are `Option.none()`). */
 export const defaults = <F extends Fields>(section: Section<any, F>): ValueOf<F> => decodeOrThrow(section, {})
+
+/** A value through its key's `display` (which masks what must not be shown); nothing when it cannot be displayed. */
+const showDisplayed = (display: (value: any) => string, u: unknown): string => {
+  try {
+    return JSON.stringify(display(u))
+  } catch {
+    return "(a value that cannot be shown)"
+  }
+}
 
 /** A value as a source gave it, for an error message (never for a secret); numeric text reads as the number it meant. */
 const showRaw = (u: unknown): string => {

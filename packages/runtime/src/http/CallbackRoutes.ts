@@ -7,7 +7,8 @@
  * `{ "error": { "message": "...", "retryable": true, "code": "..." } }` fails
  * the attempt (retried while attempts remain, unless `retryable` is false).
  * Exactly one of the two (both: 400). A bad body is a 400 with the reason and
- * changes nothing, so the caller can fix it and call again.
+ * changes nothing, so the caller can fix it and call again; so is text the
+ * database cannot store (a NUL character, a lone surrogate).
  *
  * The token is checked before the body is read: an unknown or used token is a
  * 404; a callback past its timeout or the task's deadline is a 410 (whether or
@@ -24,6 +25,7 @@ import { SqlClient } from "effect/sql"
 import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
 import * as LeaseSql from "../internal/sql/leases.ts"
+import * as TaskInput from "../internal/taskInput.ts"
 import * as Task from "../Task.ts"
 import * as TaskOutcome from "../TaskOutcome.ts"
 import { TaskRegistry } from "../TaskRegistry.ts"
@@ -98,6 +100,9 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | SqlClient.
         const outcome = TaskOutcome.ofCallback(definition, task, body.success, actor)
         if (Result.isFailure(outcome))
           return problem(400, `result does not match the result schema of task "${task.name}"`, outcome.failure)
+        // What would be written (the result, the error) must be text Postgres can store: else a 400, not a failed UPDATE read as an outage.
+        const unstorable = TaskInput.unstorableText({ result: outcome.success.result, error: outcome.success.error }, "body")
+        if (unstorable !== undefined) return problem(400, `${unstorable}; send text without it`)
         const [updated] = yield* LeaseSql.resolveCallback(sql, token, outcome.success)
         if (updated === undefined) {
           // Used by someone else since the look-up, or it expired meanwhile.

@@ -78,6 +78,15 @@ export const isBodyTooLarge = (error: unknown): boolean => /maxBytes exceeded/.t
 const causeIsBodyTooLarge = (cause: Cause.Cause<unknown>): boolean =>
   cause.reasons.some((r) => (Cause.isFailReason(r) ? isBodyTooLarge(r.error) : Cause.isDieReason(r) ? isBodyTooLarge(r.defect) : false))
 
+/** Whether no route matched (unknown path, a path the router cannot decode, a parameter over its length limit). */
+const causeIsRouteNotFound = (cause: Cause.Cause<unknown>): boolean =>
+  cause.reasons.some(
+    (r) => Cause.isFailReason(r) && (r.error as { readonly reason?: { readonly _tag?: unknown } } | null)?.reason?._tag === "RouteNotFound"
+  )
+
+/** The 404 of every unmatched request: a JSON reason like every other refusal, and never the path (it may hold a secret). */
+const notFound = () => HttpServerResponse.jsonUnsafe({ error: "not found: no route matches this method and path" }, { status: 404 })
+
 /** The 413 for a body past the limit in force for this request (the server's, or a route's lower one). */
 export const bodyTooLargeResponse: Effect.Effect<HttpServerResponse.HttpServerResponse> = Effect.map(
   HttpIncomingMessage.MaxBodySize,
@@ -94,9 +103,9 @@ const tooLarge = (limit: number) =>
 /**
  * Every request: the body limit (a declared `Content-Length` over it is
  * answered 413 before anything reads the body; a body that turns out longer
- * fails its read, also 413), the matched route's template for labels, request
- * metrics and a debug log line per request (the platform's INFO-per-request
- * logger is off).
+ * fails its read, also 413), a JSON 404 when no route matches, the matched
+ * route's template for labels, request metrics and a debug log line per
+ * request (the platform's INFO-per-request logger is off).
  */
 const requests = (bodyLimit: number) =>
   HttpRouter.middleware(
@@ -110,7 +119,13 @@ const requests = (bodyLimit: number) =>
           declared > bodyLimit
             ? Effect.succeed(tooLarge(bodyLimit))
             : httpEffect.pipe(
-                Effect.catchCause((cause) => (causeIsBodyTooLarge(cause) ? Effect.succeed(tooLarge(bodyLimit)) : Effect.failCause(cause))),
+                Effect.catchCause((cause) =>
+                  causeIsBodyTooLarge(cause)
+                    ? Effect.succeed(tooLarge(bodyLimit))
+                    : causeIsRouteNotFound(cause)
+                      ? Effect.succeed(notFound())
+                      : Effect.failCause(cause)
+                ),
                 Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(bodyLimit))
               )
         return yield* run.pipe(
@@ -153,12 +168,20 @@ const listenFailure = (error: unknown): string => {
   return error instanceof Error ? error.message : String(error)
 }
 
-/** A Node HTTP server with the configured timeouts and connection limit (Node's defaults are 300 s and unbounded). */
+/**
+ * A Node HTTP server with the configured timeouts and connection limit (Node's
+ * defaults are 300 s and unbounded). Node checks the request and headers
+ * timeouts only every `connectionsCheckingInterval` (30 s by default), which
+ * would let a stalled client hold its connection up to 30 s past a 1 s
+ * timeout: check at a quarter of the headers timeout, at least once a second.
+ */
 const boundedServer = (config: Config) => {
+  const headersTimeout = Duration.toMillis(config.headersTimeout)
   const server = createServer({
     requestTimeout: Duration.toMillis(config.requestTimeout),
-    headersTimeout: Duration.toMillis(config.headersTimeout),
-    keepAliveTimeout: Duration.toMillis(config.keepAliveTimeout)
+    headersTimeout,
+    keepAliveTimeout: Duration.toMillis(config.keepAliveTimeout),
+    connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(headersTimeout / 4)))
   })
   server.maxConnections = config.maxConnections
   return server

@@ -58,22 +58,28 @@ describe("SecretStrength.weakness refuses what people type", () => {
     [
       "two runs of one character each",
       "a".repeat(16) + "b".repeat(16),
-      /^it carries too little randomness \(about 32 bits; at least 64\)$/
+      /^it carries too little randomness \(about \d bits; at least 64\)$/
     ],
     ["three characters shuffled", "abcacbbacbcacabbcacbabcaabcbacab", /^it carries too little randomness/],
     // Placeholder words, pasted from examples.
-    ["placeholder words run together", "changeme_admin_token_placeholder", /^it is made of placeholder words$/],
-    ["many placeholder words", "passwordsecrettokenadminexample1", /^it is made of placeholder words$/],
-    ["placeholder words with separators", "default-password-change-me-test!", /^it is made of placeholder words$/],
-    ["placeholder words in title case", "My-Secret-Token-Example-Xxx-Test", /^it is made of placeholder words$/],
-    ["CHANGEME and friends in capitals", "CHANGEME-PASSWORD-TOKEN-SECRET!!", /^it is made of placeholder words$/],
-    ["changeme", "changeme", /^it is made of placeholder words$/],
+    ["placeholder words run together", "changeme_admin_token_placeholder", /^it is made of placeholder words or keyboard runs$/],
+    ["many placeholder words", "passwordsecrettokenadminexample1", /^it is made of placeholder words or keyboard runs$/],
+    ["placeholder words with separators", "default-password-change-me-test!", /^it is made of placeholder words or keyboard runs$/],
+    ["placeholder words in title case", "My-Secret-Token-Example-Xxx-Test", /^it is made of placeholder words or keyboard runs$/],
+    ["CHANGEME and friends in capitals", "CHANGEME-PASSWORD-TOKEN-SECRET!!", /^it is made of placeholder words or keyboard runs$/],
+    ["changeme", "changeme", /^it is made of placeholder words or keyboard runs$/],
     // Too short to carry enough randomness.
     ["empty", "", /^it is too short \(0 characters\)$/],
     ["a word", "short", /^it is too short \(5 characters\)$/],
     ["8 random characters", "k3J9vQ2x", /^it is too short \(8 characters\)$/],
     ["15 random characters", "k3J9vQ2xZp7LmN4", /^it is too short \(15 characters\)$/],
-    ["18 random digits", "740291836650172493", /^it carries too little randomness/]
+    ["18 random digits", "740291836650172493", /^it carries too little randomness/],
+    // Typed runs: the alphabet, the keyboard, sorted characters.
+    ["the alphabet and some digits", "abcdefghijklmnopqrstuvwxyz012345", /^it is made of placeholder words or keyboard runs$/],
+    ["keyboard rows", "qwertyuiopasdfghjklzxcvbnm123456", /^it is made of placeholder words or keyboard runs$/],
+    ["keyboard rows backwards", "poiuytrewqlkjhgfdsamnbvcxz987654", /^it is made of placeholder words or keyboard runs$/],
+    ["sorted runs of characters", "aaaabbbbccccddddeeeeffffgggghhhh", /^it carries too little randomness/],
+    ["a phrase of placeholder words", "CHANGEME-IN-PRODUCTION-PASSWORD!", /^it carries too little randomness/]
   ]
 
   it.each(rows)("%s", (_label, token, reason) => {
@@ -96,7 +102,14 @@ describe("SecretStrength.estimatedBits", () => {
     ["aabb", 4],
     ["0123456789abcdef", 64]
   ] as const)("%j carries %d bits by its character distribution", (token, bits) => {
-    expect(SecretStrength.estimatedBits(token)).toBeCloseTo(bits, 9)
+    expect(SecretStrength.distributionBits(token)).toBeCloseTo(bits, 9)
+  })
+
+  it.each([
+    ["abcdefghijklmnop", 0],
+    ["aaaabbbbccccdddd", 12]
+  ] as const)("%j carries about %d bits by its steps, whatever its alphabet", (token, bits) => {
+    expect(Math.round(SecretStrength.estimatedBits(token))).toBe(bits)
   })
 
   it("the bar is 64 bits", () => {
