@@ -106,6 +106,8 @@ export const connect = (settings: Settings, options: { readonly idle: boolean })
         disableAutoIdle: !options.idle,
         autoIdleDelay: 100,
         maxIdleTime: Duration.toMillis(settings.maxIdleTime),
+        // Quiet longer than this is a dead connection; IDLE is renewed (traffic) before it.
+        socketTimeout: Math.max(300_000, Duration.toMillis(settings.maxIdleTime) + 60_000),
         connectionTimeout: Duration.toMillis(settings.timeout),
         greetingTimeout: Duration.toMillis(settings.timeout)
       })

@@ -36,6 +36,7 @@ import { Clock, Context, Duration, Effect, Cron as EffectCron, Layer, Metric, Op
 import { SqlClient } from "effect/sql"
 import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
+import { HealthRegistry, pass } from "../Health.ts"
 import * as ScheduleSql from "../internal/sql/schedules.ts"
 import * as RuntimeError from "../RuntimeError.ts"
 import * as Task from "../Task.ts"
@@ -374,13 +375,14 @@ const view = (source: CronSource, row: ScheduleSql.Row | undefined, now: Date): 
  */
 export const layerSchedules = (
   sources: ReadonlyArray<TaskSource.Any>
-): Layer.Layer<Schedules, never, SqlClient.SqlClient | TaskQueue | AuditLog> =>
+): Layer.Layer<Schedules, never, SqlClient.SqlClient | TaskQueue | AuditLog | HealthRegistry> =>
   Layer.effect(
     Schedules,
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const queue = yield* TaskQueue
       const audit = yield* AuditLog
+      const health = yield* HealthRegistry
       const known = new Map(sources.filter(isCronSource).map((s) => [s.name, s]))
       const find = (name: string) =>
         Effect.suspend(() => {
@@ -404,12 +406,24 @@ export const layerSchedules = (
             yield* audit.record(event({ actor, subject: name, details: { spec: source.spec.text } }))
             return view(source, row, yield* now)
           })
+      const list = Effect.gen(function* () {
+        const rows = new Map((yield* ScheduleSql.list(sql).pipe(Effect.mapError(storeError))).map((r) => [r.name, r]))
+        const at = yield* now
+        return [...known.values()].map((s) => view(s, rows.get(s.name), at))
+      })
+      // Every node shows the schedules with their next fire; the database check reports an outage, not this one.
+      if (known.size > 0)
+        yield* health.register({
+          name: "schedules",
+          check: list.pipe(
+            Effect.map((all) =>
+              pass(`${all.length} schedule(s)`, { schedules: Object.fromEntries(all.map(({ name, ...rest }) => [name, rest])) })
+            ),
+            Effect.orElseSucceed(() => pass("schedules unavailable (the database is not answering)"))
+          )
+        })
       return Schedules.of({
-        list: Effect.gen(function* () {
-          const rows = new Map((yield* ScheduleSql.list(sql).pipe(Effect.mapError(storeError))).map((r) => [r.name, r]))
-          const at = yield* now
-          return [...known.values()].map((s) => view(s, rows.get(s.name), at))
-        }),
+        list,
         get,
         pause: setPaused(true),
         resume: setPaused(false),
