@@ -275,7 +275,11 @@ const fireLoop = <P>(source: CronSource, options: Options<P>, publisher: TaskSou
     yield* ScheduleSql.ensure(sql, source.name, source.spec.text)
     while (true) {
       const [row] = yield* ScheduleSql.get(sql, source.name)
-      if (row === undefined) return yield* Effect.die(new Error(`schedule ${source.name} vanished from the schedules table`))
+      if (row === undefined) {
+        // Deleted behind our back (an operator's clean-up): registered again, firing from now on.
+        yield* ScheduleSql.ensure(sql, source.name, source.spec.text)
+        continue
+      }
       const now = new Date(yield* Clock.currentTimeMillis)
       const due = plan(source.spec, { since: doneUntil(row), anchor: row.created_at, now, missed: source.missed })
       let prev = row.last_fire_at

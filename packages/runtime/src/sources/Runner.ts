@@ -115,6 +115,8 @@ const makePublisher = (deps: Deps, name: string, t: Tracked, epoch: number | und
   const uniqueKey = (key: string) => `${name}:${key}`
   const event = Effect.suspend(() => {
     t.lastEventAt = Date.now()
+    // Working again: the failures are history (last_error stays, with its time).
+    t.failures = 0
     return Metric.update(Metric.withAttributes(Telemetry.metrics.sourceLastEvent, attributes), t.lastEventAt / 1000)
   })
   const published = (enqueued: ReadonlyArray<Enqueued>) =>
