@@ -15,6 +15,7 @@ import type { NewTask } from "./tasks.ts"
 import * as TaskState from "../../TaskState.ts"
 import { states } from "./shared.ts"
 
+/** A schedule's row; `fired_count` as text (bigint). */
 export interface Row {
   readonly name: string
   readonly spec: string
@@ -33,8 +34,10 @@ export const ensure = (sql: SqlClient.SqlClient, name: string, spec: string) =>
   sql`INSERT INTO schedules (name, spec) VALUES (${name}, ${spec})
     ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec, updated_at = now() WHERE schedules.spec IS DISTINCT FROM EXCLUDED.spec`
 
+/** One schedule's row (none before its first leader or admin action). */
 export const get = (sql: SqlClient.SqlClient, name: string) => sql<Row>`SELECT ${sql.literal(columns)} FROM schedules WHERE name = ${name}`
 
+/** Every schedule's row, by name. */
 export const list = (sql: SqlClient.SqlClient) => sql<Row>`SELECT ${sql.literal(columns)} FROM schedules ORDER BY name`
 
 /** What `fire` did: whether the fire was claimed, and the task it inserted (null: the key's holder already existed). */
