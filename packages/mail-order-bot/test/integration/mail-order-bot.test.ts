@@ -87,10 +87,16 @@ const withImap = async <A>(f: (client: ImapFlow) => Promise<A>): Promise<A> => {
   }
 }
 
+/** Appends `mails` (a real IMAP APPEND each); their UIDs. */
 const append = (mailbox: string, mails: ReadonlyArray<string>) =>
   withImap(async (client) => {
     if (!(await client.list()).some((m) => m.path === mailbox)) await client.mailboxCreate(mailbox)
-    for (const mail of mails) await client.append(mailbox, mail)
+    const uids: Array<number> = []
+    for (const mail of mails) {
+      const appended = await client.append(mailbox, mail)
+      if (appended !== false && appended.uid !== undefined) uids.push(appended.uid)
+    }
+    return uids
   })
 
 interface Mail {
@@ -244,12 +250,20 @@ describe("mail-order bot", () => {
     const second = await killedMidRun(db, "Idle", "idle", idle)
 
     const appendedAt = Date.now()
-    await append("Idle", [orderMail("idle-late", 1)])
+    const [lateUid] = await append("Idle", [orderMail("idle-late", 1)])
     await eventually(
       async () => ((await orderIds(db)).includes("<order-idle-late-1@test.example>") ? true : undefined),
       "the late mail's order"
     )
-    console.log(`[measure] IDLE pickup: order written ${Date.now() - appendedAt} ms after APPEND`)
+    const orderedAt = Date.now()
+    const [task] = await query<{ created_at: Date }>(
+      db.url,
+      "SELECT created_at FROM tasks WHERE name = 'mail.order_received' AND (payload->>'uid')::int = $1 ORDER BY id LIMIT 1",
+      [lateUid]
+    )
+    console.log(
+      `[measure] IDLE pickup: task enqueued ${task!.created_at.getTime() - appendedAt} ms, order written ${orderedAt - appendedAt} ms after APPEND`
+    )
 
     const opened = mailboxOpened(second).length
     const { upAt } = await imap.restart({ downMs: 1000 })
