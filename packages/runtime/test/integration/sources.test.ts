@@ -19,6 +19,7 @@ import type * as TaskSource from "../../src/TaskSource.ts"
 import * as WebhookSource from "../../src/sources/Webhook.ts"
 import { toNew } from "../../src/TaskQueue.ts"
 import * as Sources from "../fixtures/sources.ts"
+import * as T from "../fixtures/test-tasks.ts"
 import { eventually, freshDatabase, query, startNode, type FreshDatabase, type TestNode } from "../support/kit.ts"
 import { fixture, spawnNode, trackProcesses } from "../support/process.ts"
 
@@ -300,6 +301,43 @@ describe("WebhookSource", () => {
     expect(WebhookSource.verify("s", body, header.slice(0, -1))).toBe(false)
     expect(WebhookSource.verify("s", body, undefined)).toBe(false)
     expect(WebhookSource.verify("t", body, header)).toBe(false)
+  })
+})
+
+describe("shutdown", () => {
+  it("sources stop before the dispatcher drains: no poll while a running handler is given its grace", async () => {
+    for (const statement of [...T.createTables, Sources.createPollsTable]) await query(db.url, statement)
+    const node = track(
+      spawnNode(fixture("sources-app.ts"), ["start", "--port", "0"], {
+        DATABASE_URL: db.url,
+        SOURCES_APP_RECORD_POLLS: "1",
+        ASTERFORGE_SHUTDOWN_GRACE: "30s",
+        ASTERFORGE_SHUTDOWN_TIMEOUT: "60s"
+      })
+    )
+    await node.baseUrl()
+    await query(
+      db.url,
+      `INSERT INTO tasks (name, queue, state, max_attempts, payload) VALUES ('test.hold', 'default', 'available', 3, '{"latch": "shutdown"}')`
+    )
+    await eventually(
+      async () => ((await query(db.url, "SELECT 1 FROM test_task_runs WHERE phase = 'started'")).length > 0 ? true : undefined),
+      "the handler to start"
+    )
+    const polls = async () => Number((await query<{ n: string }>(db.url, "SELECT count(*)::text AS n FROM test_source_polls"))[0]!.n)
+    await eventually(async () => ((await polls()) > 3 ? true : undefined), "a few polls")
+    node.kill("SIGTERM")
+    await node.waitFor(/draining: waiting up to/)
+    const atDrain = await polls()
+    // The point is that nothing happens: ten poll intervals pass without a poll while the handler still runs.
+    await new Promise((r) => setTimeout(r, 500))
+    expect(await polls()).toBe(atDrain)
+    const [last] = await query<{ at: Date }>(db.url, "SELECT max(at) AS at FROM test_source_polls")
+    const draining = node.logs.find((l) => String(l.message).startsWith("draining: waiting up to"))!
+    expect(last!.at.getTime()).toBeLessThanOrEqual(Date.parse(String(draining.timestamp)))
+    await query(db.url, T.openLatch, ["shutdown"])
+    expect((await node.exited).code).toBe(0)
+    expect(await query(db.url, "SELECT state FROM tasks WHERE name = 'test.hold'")).toEqual([{ state: "succeeded" }])
   })
 })
 
