@@ -5,8 +5,9 @@
  * The request is checked before anything is written:
  *
  * - size: a declared `content-length` over `maxBodyBytes` is refused at once,
- *   and a body is read only up to `maxBodyBytes` (a chunked one that goes on
- *   is refused there, its rest unread): 413, connection closed;
+ *   and a chunked body as soon as what was read passes `maxBodyBytes` (the
+ *   platform's `MaxBodySize`, set for this read), without waiting for the
+ *   rest: 413, connection closed;
  * - signature: `x-asterforge-signature: sha256=<hex>` must be the
  *   HMAC-SHA256 of the raw body under the configured secret, compared in
  *   constant time: 401 otherwise;
