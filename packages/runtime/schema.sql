@@ -9,6 +9,7 @@
 --   0004_maintenance
 --   0005_drop_task_artifacts
 --   0006_callback_token_hash
+--   0008_schedules
 --   0010_node_heartbeat_interval
 
 -- public.asterforge_migrations
@@ -76,6 +77,21 @@ CREATE TABLE public.queue_stats (
 );
 ALTER TABLE public.queue_stats ADD CONSTRAINT queue_stats_pkey PRIMARY KEY (queue, state);
 CREATE UNIQUE INDEX queue_stats_pkey ON public.queue_stats USING btree (queue, state);
+
+-- public.schedules
+CREATE TABLE public.schedules (
+  name         text NOT NULL,
+  spec         text NOT NULL,
+  created_at   timestamp with time zone DEFAULT now() NOT NULL,
+  last_fire_at timestamp with time zone,
+  next_fire_at timestamp with time zone,
+  fired_count  bigint DEFAULT 0 NOT NULL,
+  paused       boolean DEFAULT false NOT NULL,
+  resumed_at   timestamp with time zone,
+  updated_at   timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE public.schedules ADD CONSTRAINT schedules_pkey PRIMARY KEY (name);
+CREATE UNIQUE INDEX schedules_pkey ON public.schedules USING btree (name);
 
 -- public.tasks
 CREATE TABLE public.tasks (

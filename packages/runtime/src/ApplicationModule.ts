@@ -25,6 +25,10 @@
  * Provide such a service inside the part (`Effect.provide`), or as a
  * background layer's own dependency.
  *
+ * Task sources (`sources`: schedules, webhooks, polling, a module's own
+ * `TaskSource.make`) are run by the runtime where their placement says, and
+ * their requirements are checked like the other parts'.
+ *
  * A module may bring its own configuration sections (`config`: `[mail]`,
  * read from the same file, environment and flags, validated with everything
  * else before the node starts; its parts may require them) and its own
@@ -49,6 +53,7 @@ import type { Problem } from "./RuntimeError.ts"
 import type { RuntimeConfig } from "./RuntimeConfig.ts"
 import type * as Task from "./Task.ts"
 import type { TaskQueue } from "./TaskQueue.ts"
+import type * as TaskSource from "./TaskSource.ts"
 import type { TaskRegistry } from "./TaskRegistry.ts"
 import type { LogLevelControl } from "./Telemetry.ts"
 
@@ -90,6 +95,8 @@ export interface ApplicationModule {
   readonly tasks?: ReadonlyArray<Task.Handler<any, any, RuntimeServices>> | undefined
   /** Maintenance lanes (`Lane.make`), run beside the built-in ones, each with its own leader. */
   readonly lanes?: ReadonlyArray<Lane.Lane<unknown, RuntimeServices>> | undefined
+  /** Task sources (`CronSource`, `WebhookSource`, `PollingSource`, `TaskSource.make`), run where their placement says. */
+  readonly sources?: ReadonlyArray<TaskSource.TaskSource<RuntimeServices>> | undefined
   /** The module's configuration sections (`ConfigSection.make("mail", ...)`): TOML tables, `ASTERFORGE_*` variables, `--set`. */
   readonly config?: ReadonlyArray<ConfigSection.Any> | undefined
   /** The module's migrations, `{ "0001_create_orders": effect }`: applied in id order after the runtime's. */
@@ -107,6 +114,7 @@ export interface Parts {
   readonly background?: ReadonlyArray<Background<any>> | undefined
   readonly tasks?: ReadonlyArray<Task.Handler<any, any, any>> | undefined
   readonly lanes?: ReadonlyArray<Lane.Lane<unknown, any>> | undefined
+  readonly sources?: ReadonlyArray<TaskSource.TaskSource<any>> | undefined
   readonly config?: ReadonlyArray<ConfigSection.Any> | undefined
   readonly migrations?: Migrations | undefined
 }
@@ -122,15 +130,19 @@ type RequirementOf<Part, Shape> =
         ? Part extends Lane.Lane<unknown, infer R>
           ? R
           : never
-        : Shape extends "check"
-          ? Part extends Contributor<infer R>
+        : Shape extends "source"
+          ? Part extends TaskSource.TaskSource<infer R>
             ? R
             : never
-          : Part extends { readonly layer: Layer.Layer<never, never, infer R> }
-            ? R
-            : Part extends Layer.Layer<never, never, infer R>
+          : Shape extends "check"
+            ? Part extends Contributor<infer R>
               ? R
               : never
+            : Part extends { readonly layer: Layer.Layer<never, never, infer R> }
+              ? R
+              : Part extends Layer.Layer<never, never, infer R>
+                ? R
+                : never
 
 /** What the runtime provides to the parts of `M`: its services and `M`'s own configuration sections. */
 type Provided<M extends Parts> = RuntimeServices | ConfigSection.TagOf<NonNullable<M["config"]>[number]>
@@ -139,6 +151,7 @@ type Provided<M extends Parts> = RuntimeServices | ConfigSection.TagOf<NonNullab
 export type Unprovided<M extends Parts> =
   | Exclude<RequirementOf<M["tasks"], "handler">, Provided<M>>
   | Exclude<RequirementOf<M["lanes"], "lane">, Provided<M>>
+  | Exclude<RequirementOf<M["sources"], "source">, Provided<M>>
   | Exclude<RequirementOf<M["health"], "check">, Provided<M>>
   | Exclude<RequirementOf<M["background"], "layer">, Provided<M>>
   | Exclude<RequirementOf<M["routes"], "layer">, Provided<M> | HttpRouter.HttpRouter>
@@ -155,7 +168,7 @@ const migrationKey = /^(\d{1,9})_([a-z0-9_]+)$/
 /**
  * The rules a set of modules must follow together, as problems (empty when
  * they fit): names unique and well-formed, task and lane names used once
- * (built-in lanes included), migration keys `<id>_<name>` with unique ids.
+ * (built-in lanes included), source names used once, migration keys `<id>_<name>` with unique ids.
  * `Runtime` checks them before anything starts.
  */
 export const validate = (modules: ReadonlyArray<ApplicationModule>, reservedLanes: ReadonlyArray<string> = []): ReadonlyArray<Problem> => {
@@ -168,6 +181,7 @@ export const validate = (modules: ReadonlyArray<ApplicationModule>, reservedLane
   const modulesSeen = new Map<string, string>()
   const tasksSeen = new Map<string, string>()
   const lanesSeen = new Map<string, string>(reservedLanes.map((l) => [l, "the runtime (built-in lane)"]))
+  const sourcesSeen = new Map<string, string>()
   for (const m of modules) {
     const where = `module ${JSON.stringify(m.name)}`
     if (!moduleName.test(m.name))
@@ -181,6 +195,14 @@ export const validate = (modules: ReadonlyArray<ApplicationModule>, reservedLane
     for (const l of m.lanes ?? []) {
       const other = firstOwner(lanesSeen, l.name, `module ${JSON.stringify(m.name)}`)
       if (other !== undefined) problems.push({ key: `${where} lane ${l.name}`, message: `a lane of this name exists already (${other})` })
+    }
+    for (const source of m.sources ?? []) {
+      const other = firstOwner(sourcesSeen, source.name, m.name)
+      if (other !== undefined)
+        problems.push({
+          key: `${where} source ${source.name}`,
+          message: `a source of this name exists already (in module ${JSON.stringify(other)})`
+        })
     }
     const ids = new Map<number, string>()
     for (const key of Object.keys(m.migrations ?? {})) {

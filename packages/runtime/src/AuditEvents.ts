@@ -18,7 +18,7 @@ import { Schema } from "effect"
 import type { AuditEvent } from "./AuditLog.ts"
 
 /** What an event's subject is: rendered as `<kind>:<id>` (`task:42`, `node:<uuid>`). */
-export type SubjectKind = "task" | "node" | "lane" | "queue" | "config" | "token" | "session"
+export type SubjectKind = "task" | "node" | "lane" | "queue" | "config" | "token" | "session" | "schedule"
 
 export interface Definition<D extends Schema.Top> {
   /** Stable dotted code, stored in `audit_events.code`. */
@@ -180,6 +180,30 @@ export const taskCallbackReceived = define("task.callback_received", {
   details: Schema.Struct({ name: Schema.String, state: Schema.String })
 })
 
+// ---------------------------------------------------------------------------
+// Schedules (CronSource)
+
+export const schedulePaused = define("schedule.paused", {
+  title: "Schedule paused",
+  description: "An operator paused a schedule: its fires are not enqueued until it is resumed.",
+  subject: "schedule",
+  details: Schema.Struct({ spec: Schema.String })
+})
+
+export const scheduleResumed = define("schedule.resumed", {
+  title: "Schedule resumed",
+  description: "An operator resumed a schedule; the fires that fell in the pause are skipped.",
+  subject: "schedule",
+  details: Schema.Struct({ spec: Schema.String })
+})
+
+export const scheduleTriggered = define("schedule.triggered", {
+  title: "Schedule triggered",
+  description: "An operator ran a schedule's task now, outside its cadence (which is unchanged).",
+  subject: "schedule",
+  details: Schema.Struct({ task: Schema.String, taskId: Schema.String })
+})
+
 /** Every code the runtime itself emits, for admin views and documentation. */
 export const catalogue: ReadonlyArray<Definition<Schema.Top>> = [
   nodeStarted,
@@ -193,5 +217,8 @@ export const catalogue: ReadonlyArray<Definition<Schema.Top>> = [
   taskCancelled,
   taskInterrupted,
   taskStaleResultRejected,
-  taskCallbackReceived
+  taskCallbackReceived,
+  schedulePaused,
+  scheduleResumed,
+  scheduleTriggered
 ]

@@ -7,10 +7,11 @@
  *   config, identity, logger, task registry -> database (+ migrations)
  *     -> audit log -> health registry -> config reloader -> task queue
  *     -> node row -> dispatcher, maintenance (leadership + lanes), module parts
- *     -> HTTP server -> shutdown trigger
+ *     -> task sources -> HTTP server -> shutdown trigger
  *
- * Finalizers run in reverse: readiness 503, HTTP drains, module parts stop, the
- * node row is marked stopped, the audit buffer flushes, the pool closes and an
+ * Finalizers run in reverse: readiness 503, HTTP drains, task sources stop
+ * (before the dispatcher drains: nothing is published into a node that is
+ * going away), module parts stop, the node row is marked stopped, the audit buffer flushes, the pool closes and an
  * embedded Postgres stops. `run` is the process entry: it maps exits to codes
  * and arms the shutdown watchdog on the first stop signal.
  */
@@ -28,6 +29,8 @@ import * as Leadership from "./Leadership.ts"
 import * as Maintenance from "./Maintenance.ts"
 import * as CallbackRoutes from "./http/CallbackRoutes.ts"
 import * as ConfigReloader from "./ConfigReloader.ts"
+import * as CronSource from "./sources/Cron.ts"
+import * as SourceRunner from "./sources/Runner.ts"
 import * as Database from "./Database.ts"
 import * as Health from "./Health.ts"
 import * as HealthRoutes from "./http/HealthRoutes.ts"
@@ -112,8 +115,9 @@ const runsHere =
 
 /**
  * What this node's role adds on top of the core: the dispatcher (dispatching
- * roles), module background work placed by role, module health checks, and
- * the HTTP routes (full API roles get module routes and callbacks).
+ * roles), module background work placed by role, module health checks, the
+ * task sources (leader-placed ones lead only on nodes that run lanes), and the
+ * HTTP routes (full API roles get module routes, source routes and callbacks).
  */
 const roleParts = (
   role: NodeMode.Role,
@@ -134,9 +138,17 @@ const roleParts = (
   const dispatcher = role.dispatches ? [Dispatcher.layer] : []
   const lanes = [...BuiltInLanes.builtIn(config.maintenance.lanes), ...modules.flatMap((m) => m.lanes ?? [])]
   const maintenance = role.runsLanes ? [Maintenance.layer(lanes).pipe(Layer.provide(leadership))] : []
-  const routes = role.fullApi ? [CallbackRoutes.layer, ...modules.flatMap((m) => (m.routes ? [m.routes] : []))] : []
+  const allSources = modules.flatMap((m) => m.sources ?? [])
+  const sources = Layer.mergeAll(
+    SourceRunner.layer(allSources).pipe(Layer.provide(role.runsLanes ? leadership : Leadership.layerNever)),
+    CronSource.layerSchedules(allSources)
+  )
+  const routes = role.fullApi
+    ? [CallbackRoutes.layer, ...modules.flatMap((m) => (m.routes ? [m.routes] : [])), SourceRunner.routes(allSources)]
+    : []
   return {
     work: Layer.mergeAll(health, ...dispatcher, ...maintenance, ...background),
+    sources,
     routes: Layer.mergeAll(HealthRoutes.layer, ...routes)
   }
 }
@@ -152,10 +164,14 @@ export const layer = (options: Options) => {
     modules,
     options.leadership ?? Leadership.layerAdvisoryLock
   )
+  // Sources sit above the work: on shutdown they stop before the dispatcher drains.
   return Shutdown.layer.pipe(
     Layer.provideMerge(
-      HttpServerLayer.layer(parts.routes as Layer.Layer<never, never, HttpRouter.HttpRouter | ApplicationModule.RuntimeServices>)
+      HttpServerLayer.layer(
+        parts.routes as Layer.Layer<never, never, HttpRouter.HttpRouter | SourceRunner.Sources | ApplicationModule.RuntimeServices>
+      )
     ),
+    Layer.provideMerge(parts.sources),
     Layer.provideMerge(parts.work),
     Layer.provideMerge(coreLayer(config, mode, modules))
   )

@@ -228,6 +228,43 @@ export class TaskStoreUnavailable extends Schema.TaggedError<TaskStoreUnavailabl
 }
 
 // ---------------------------------------------------------------------------
+// Sources
+
+/**
+ * A leader-placed source lost its leadership (another node leads it now);
+ * nothing of what it was publishing was written.
+ *
+ * @category errors
+ */
+export class SourceFenced extends Schema.TaggedError<SourceFenced>(id("SourceFenced"))("SourceFenced", {
+  source: Schema.String,
+  epoch: Schema.Number
+}) {
+  readonly [ReasonTypeId] = ReasonTypeId
+  readonly isRetryable = true
+  readonly httpStatus = 503
+  override get message() {
+    return `source "${this.source}" is no longer led by this node (epoch ${this.epoch}); nothing was published`
+  }
+}
+
+/**
+ * No scheduled source of this name is known to this build.
+ *
+ * @category errors
+ */
+export class ScheduleNotFound extends Schema.TaggedError<ScheduleNotFound>(id("ScheduleNotFound"))("ScheduleNotFound", {
+  name: Schema.String
+}) {
+  readonly [ReasonTypeId] = ReasonTypeId
+  readonly isRetryable = false
+  readonly httpStatus = 404
+  override get message() {
+    return `no schedule named "${this.name}"`
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Lanes and bugs
 
 /**
@@ -276,6 +313,8 @@ export const Reason = Schema.Union([
   TaskNotFound,
   TaskStateConflict,
   TaskStoreUnavailable,
+  SourceFenced,
+  ScheduleNotFound,
   LanePassFailed,
   Internal
 ])

@@ -119,6 +119,12 @@ export interface Enqueued {
   readonly existing: boolean
 }
 
+/** One task of an `enqueueEach` batch: its payload and its own options. */
+export interface Item<P> {
+  readonly payload: P
+  readonly options?: EnqueueOptions | undefined
+}
+
 export interface Page {
   readonly tasks: ReadonlyArray<TaskInfo>
   /** Pass as `before` for the next (older) page; absent on the last page. */
@@ -138,6 +144,14 @@ export interface TaskQueueShape {
     definition: Task.Definition<P, any>,
     payloads: ReadonlyArray<P>,
     options?: EnqueueOptions
+  ) => Effect.Effect<ReadonlyArray<Enqueued>, RuntimeError>
+  /**
+   * Inserts all in one statement, each item with its own options (a source's
+   * unique key per event); the result is in input order.
+   */
+  readonly enqueueEach: <P>(
+    definition: Task.Definition<P, any>,
+    items: ReadonlyArray<Item<P>>
   ) => Effect.Effect<ReadonlyArray<Enqueued>, RuntimeError>
   /** For callers holding only a name and JSON (HTTP, admin tools): `payload` is the encoded form. */
   readonly enqueueByName: (name: string, payload: unknown, options?: EnqueueOptions) => Effect.Effect<Enqueued, RuntimeError>
@@ -187,7 +201,13 @@ const optionsError = (options: EnqueueOptions): RuntimeError | undefined => {
   return problem === undefined ? undefined : new RuntimeError({ reason: new TaskOptionsInvalid({ message: problem }) })
 }
 
-const toNew = (definition: Task.Definition, encoded: unknown, options: EnqueueOptions, traceparent: string | null): TasksSql.NewTask => ({
+/** The row `enqueue` inserts for one task (statements that insert a task themselves build it here too). */
+export const toNew = (
+  definition: Task.Definition,
+  encoded: unknown,
+  options: EnqueueOptions,
+  traceparent: string | null
+): TasksSql.NewTask => ({
   name: definition.name,
   queue: options.queue ?? definition.queue,
   priority: options.priority ?? definition.priority,
@@ -298,14 +318,16 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
     const insertAll = Effect.fn("TaskQueue.enqueue")(function* (
       definition: Task.Definition,
       encoded: ReadonlyArray<unknown>,
-      options: EnqueueOptions
+      options: (index: number) => EnqueueOptions
     ) {
-      const invalid = optionsError(options)
-      if (invalid !== undefined) return yield* invalid
+      for (let i = 0; i < encoded.length; i++) {
+        const invalid = optionsError(options(i))
+        if (invalid !== undefined) return yield* invalid
+      }
       // The enqueue span is where the worker's span continues the trace, in whichever process runs it.
       const span = yield* Effect.option(Effect.currentSpan)
       const traceparent = Option.isSome(span) ? Telemetry.traceparentOf(span.value) : null
-      const rows = encoded.map((e) => toNew(definition, e, options, traceparent))
+      const rows = encoded.map((e, i) => toNew(definition, e, options(i), traceparent))
       yield* Effect.annotateCurrentSpan({
         "messaging.system": "asterforge",
         "messaging.operation.type": "send",
@@ -319,7 +341,18 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
     const enqueueMany = <P>(definition: Task.Definition<P, any>, payloads: ReadonlyArray<P>, options: EnqueueOptions = {}) =>
       payloads.length === 0
         ? Effect.succeed([] as ReadonlyArray<Enqueued>)
-        : Effect.flatMap(encodeAll(definition, payloads), (encoded) => insertAll(definition, encoded, options))
+        : Effect.flatMap(encodeAll(definition, payloads), (encoded) => insertAll(definition, encoded, () => options))
+
+    const enqueueEach = <P>(definition: Task.Definition<P, any>, items: ReadonlyArray<Item<P>>) =>
+      items.length === 0
+        ? Effect.succeed([] as ReadonlyArray<Enqueued>)
+        : Effect.flatMap(
+            encodeAll(
+              definition,
+              items.map((i) => i.payload)
+            ),
+            (encoded) => insertAll(definition, encoded, (i) => items[i]!.options ?? {})
+          )
 
     const get = (id: string) =>
       Effect.gen(function* () {
@@ -334,6 +367,7 @@ export const layer: Layer.Layer<TaskQueue, never, SqlClient.SqlClient | AuditLog
     return TaskQueue.of({
       enqueue: (definition, payload, options) => Effect.map(enqueueMany(definition, [payload], options), (r) => r[0]!),
       enqueueMany,
+      enqueueEach,
       enqueueByName: (name, payload, options) =>
         Effect.gen(function* () {
           const definition = registry.definition(name)

@@ -106,7 +106,28 @@ export const metrics = {
     "asterforge_notification_resubscribes_total",
     "LISTEN subscriptions renewed after their connection was lost, by channel"
   ),
-  workerRestarts: counter("asterforge_worker_restarts_total", "claim loops restarted by the supervisor after a failure, by queue")
+  workerRestarts: counter("asterforge_worker_restarts_total", "claim loops restarted by the supervisor after a failure, by queue"),
+  sourcePublished: counter(
+    "asterforge_source_published_total",
+    "tasks a source published, by source and outcome (new, or existing: its unique key was already held)"
+  ),
+  sourceRunning: gauge(
+    "asterforge_source_running",
+    "1 while the source runs on this node (a leader-placed one: while this node leads it), by source"
+  ),
+  sourceErrors: counter("asterforge_source_errors_total", "source runs that failed and were restarted with backoff, by source"),
+  sourceRejected: counter(
+    "asterforge_source_rejected_total",
+    "webhook requests refused, by source and reason (signature, body, too_large, key)"
+  ),
+  sourceLastEvent: gauge(
+    "asterforge_source_last_event_seconds",
+    "Unix time of the source's last event (a poll, a fire, a request), by source"
+  ),
+  scheduleFires: counter(
+    "asterforge_schedule_fires_total",
+    "fires of a schedule, by source and outcome (enqueued, or skipped: missed fires coalesced or beyond the catch-up bound)"
+  )
 } as const
 
 // ---------------------------------------------------------------------------
@@ -122,7 +143,11 @@ export const spans = {
   claim: "Dispatcher.claim",
   run: "Dispatcher.run",
   complete: "Dispatcher.complete",
-  lanePass: "Lane.run"
+  lanePass: "Lane.run",
+  sourcePublish: "TaskSource.publish",
+  sourcePoll: "TaskSource.poll",
+  scheduleFire: "CronSource.fire",
+  webhookReceive: "WebhookSource.receive"
 } as const
 
 // ---------------------------------------------------------------------------

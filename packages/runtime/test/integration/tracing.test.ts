@@ -10,7 +10,7 @@ import * as Http from "node:http"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { eventually, freshDatabase, query, type FreshDatabase } from "../support/kit.ts"
-import { repoRoot, spawnNode, type Spawned } from "../support/process.ts"
+import { fixture, repoRoot, spawnNode, type Spawned } from "../support/process.ts"
 
 interface OtlpSpan {
   readonly traceId: string
@@ -145,6 +145,38 @@ describe("tracing", () => {
     } finally {
       await api.stop()
       await worker.stop()
+      await receiver.close()
+    }
+  })
+
+  it("a scheduled task's trace starts at its fire: source -> queue -> worker -> handler", async () => {
+    const receiver = await startReceiver()
+    const node = spawnNode(fixture("sources-app.ts"), ["start"], {
+      DATABASE_URL: db.url,
+      ASTERFORGE_SERVER_PORT: "0",
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_SERVICE_NAME: "ticker"
+    })
+    try {
+      await node.baseUrl()
+      const [task] = await eventually(async () => {
+        const rows = await query<{ id: string; traceparent: string }>(
+          db.url,
+          "SELECT id::text, traceparent FROM tasks WHERE name = 'test.tick' AND state = 'succeeded' ORDER BY id LIMIT 1"
+        )
+        return rows.length > 0 ? rows : undefined
+      }, "a fire's task to succeed")
+      node.kill("SIGTERM")
+      expect((await node.exited).code).toBe(0)
+      const run = receiver.spans.find((s) => s.name === "Dispatcher.run" && s.attributes["messaging.message.id"] === task!.id)
+      const fire = receiver.spans.find((s) => s.name === "CronSource.fire" && s.spanId === run?.parentSpanId)
+      expect(fire, JSON.stringify(receiver.spans.map((s) => s.name))).toBeDefined()
+      expect(fire!.parentSpanId).toBeUndefined()
+      expect(run!.traceId).toBe(fire!.traceId)
+      expect(task!.traceparent).toBe(`00-${fire!.traceId}-${fire!.spanId}-01`)
+      expect(fire!.attributes["asterforge.source"]).toBe("test.tick")
+    } finally {
+      await node.stop()
       await receiver.close()
     }
   })

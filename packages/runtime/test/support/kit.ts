@@ -37,9 +37,17 @@ export type Env = Readonly<Record<string, string>>
 /** A path that never exists: tests configure through environment variables only. */
 export const noConfigFile = "/nonexistent/asterforge.toml"
 
-/** The defaults plus `env`, resolved like a node resolves its own; an invalid set-up throws with every problem. */
-export const testConfig = (env: Env = {}): RuntimeConfig.RuntimeConfigShape =>
-  Result.getOrThrow(RuntimeConfig.resolve({ file: noConfigFile, fileRequired: false, env }))
+/**
+ * The defaults plus `env`, resolved like a node resolves its own (with the
+ * modules' own sections); an invalid set-up throws with every problem.
+ */
+export const testConfig = (env: Env = {}, modules: ReadonlyArray<ApplicationModule> = []): RuntimeConfig.RuntimeConfigShape =>
+  Result.getOrThrow(
+    RuntimeConfig.resolve(
+      { file: noConfigFile, fileRequired: false, env },
+      modules.flatMap((m) => m.config ?? [])
+    )
+  )
 
 /** What an in-process node runs with unless the test says otherwise: quiet, and quick to stop. */
 const nodeDefaults: Env = {
@@ -85,8 +93,11 @@ export const setUp = (statements: ReadonlyArray<string>): Layer.Layer<never, nev
   Layer.effectDiscard(Effect.forEach(statements, (statement) => queryDb(statement), { discard: true }))
 
 /** The test configuration pointed at the test database. */
-export const databaseConfig = (env: Env = {}): Effect.Effect<RuntimeConfig.RuntimeConfigShape, never, TestDatabase> =>
-  Effect.map(TestDatabase, (db) => testConfig({ DATABASE_URL: db.url, ...env }))
+export const databaseConfig = (
+  env: Env = {},
+  modules: ReadonlyArray<ApplicationModule> = []
+): Effect.Effect<RuntimeConfig.RuntimeConfigShape, never, TestDatabase> =>
+  Effect.map(TestDatabase, (db) => testConfig({ DATABASE_URL: db.url, ...env }, modules))
 
 /** `RuntimeConfig` for layers built piece by piece (database, audit log, ...), on the test database. */
 export const configLayer = (env: Env = {}): Layer.Layer<RuntimeConfig.RuntimeConfig | RuntimeConfig.SectionServices, never, TestDatabase> =>
@@ -128,7 +139,7 @@ export const node = (options: NodeOptions = {}) =>
   Layer.unwrap(
     Effect.gen(function* () {
       const port = yield* Effect.promise(freePort)
-      const config = yield* databaseConfig({ ...nodeDefaults, ASTERFORGE_SERVER_PORT: String(port), ...options.env })
+      const config = yield* databaseConfig({ ...nodeDefaults, ASTERFORGE_SERVER_PORT: String(port), ...options.env }, options.modules)
       return isolated(Runtime.layer({ config, mode: options.mode ?? "primary", modules: options.modules ?? [] })).pipe(
         Layer.merge(Layer.succeed(NodeAddress, NodeAddress.of({ baseUrl: `http://127.0.0.1:${port}` })))
       )
@@ -142,7 +153,7 @@ export const node = (options: NodeOptions = {}) =>
  */
 export const core = (options: NodeOptions = {}) =>
   Layer.unwrap(
-    Effect.map(databaseConfig({ ...nodeDefaults, ...options.env }), (config) =>
+    Effect.map(databaseConfig({ ...nodeDefaults, ...options.env }, options.modules), (config) =>
       isolated(Runtime.coreLayer(config, options.mode ?? "primary", options.modules ?? []))
     )
   )

@@ -41,3 +41,13 @@ export const fence = (sql: SqlClient.SqlClient, lane: string, epoch: number) =>
 /** After a successful pass, for status pages; fenced by the epoch itself, so a stale leader's pass is not recorded. */
 export const markRun = (sql: SqlClient.SqlClient, lane: string, epoch: number) =>
   sql`UPDATE lane_leaders SET last_run_at = now() WHERE lane = ${lane} AND epoch = ${epoch}`
+
+/**
+ * The fence held for a transaction: the leader's row, share-locked while
+ * `epoch` is still current (no row when it is not). For writes that are
+ * several statements (a source's batch through `TaskQueue`): a new leader's
+ * `takeOver` waits for this transaction to end, so the batch commits under the
+ * old epoch or not at all.
+ */
+export const holdEpoch = (sql: SqlClient.SqlClient, lane: string, epoch: number) =>
+  sql<{ ok: number }>`SELECT 1 AS ok FROM lane_leaders WHERE lane = ${lane} AND epoch = ${epoch} FOR SHARE`
