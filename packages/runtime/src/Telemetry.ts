@@ -96,7 +96,12 @@ export const metrics = {
   ),
   dbPoolMax: gauge("asterforge_db_pool_max", "configured pool size (database.pool_max)"),
   dbLatency: gauge("asterforge_db_latency_seconds", "round trip of a trivial query, as of the last system-health pass"),
-  workerRestarts: counter("asterforge_worker_restarts_total", "claim loops restarted by the supervisor after a failure, by queue")
+  workerRestarts: counter("asterforge_worker_restarts_total", "claim loops restarted by the supervisor after a failure, by queue"),
+  controlLoginFailures: counter(
+    "asterforge_control_login_failures_total",
+    "failed admin API logins (refused token or session, OIDC), by via"
+  ),
+  controlBulkTasks: counter("asterforge_control_bulk_tasks_total", "tasks acted on by admin bulk actions, by action")
 } as const
 
 // ---------------------------------------------------------------------------

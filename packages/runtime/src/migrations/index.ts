@@ -7,13 +7,16 @@ import m0002 from "./0002_audit_events.ts"
 import m0003 from "./0003_tasks.ts"
 import m0004 from "./0004_maintenance.ts"
 import m0005 from "./0005_drop_task_artifacts.ts"
+import m0007 from "./0007_control_plane.ts"
 
 export const all = {
   "0001_nodes": m0001,
   "0002_audit_events": m0002,
   "0003_tasks": m0003,
   "0004_maintenance": m0004,
-  "0005_drop_task_artifacts": m0005
+  "0005_drop_task_artifacts": m0005,
+  // 0006 is reserved (another branch).
+  "0007_control_plane": m0007
 }
 
 /** The runtime's bookkeeping table (each module has its own, see Database.migrationSet). */

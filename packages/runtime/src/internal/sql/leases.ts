@@ -14,7 +14,9 @@ import type * as TaskOutcome from "../../TaskOutcome.ts"
  * One statement claims up to `limit` due tasks of a queue: by priority (lower
  * first), then due time. SKIP LOCKED lets concurrent claimers take disjoint
  * rows without waiting. Due `scheduled`/`retryable` rows are claimed directly,
- * so time-based work runs even before a promotion pass. Columns are aliased to
+ * so time-based work runs even before a promotion pass. A queue an operator
+ * paused (`queue_settings`) is not claimed: the NOT EXISTS is uncorrelated, one
+ * primary-key probe per statement (an InitPlan). Columns are aliased to
  * the domain's camelCase (`Task.Claimed`), so no row mapping runs per task.
  */
 export const claim = (
@@ -33,6 +35,7 @@ export const claim = (
       SELECT id FROM tasks
       WHERE queue = ${options.queue} AND state IN ${states(sql, TaskState.claimable)} AND run_at <= now()
         AND name IN ${sql.in(options.names)}
+        AND NOT EXISTS (SELECT 1 FROM queue_settings s WHERE s.queue = ${options.queue} AND s.paused)
       ORDER BY priority, run_at, id
       LIMIT ${options.limit}
       FOR UPDATE SKIP LOCKED
