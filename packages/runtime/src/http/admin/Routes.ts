@@ -6,7 +6,7 @@
  * for any other path under `/admin/api`.
  */
 import { Effect, Layer } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiSwagger } from "effect/http-api"
 import * as ControlPlane from "../../ControlPlane.ts"
 import { AdminApi } from "./Api.ts"
@@ -14,19 +14,31 @@ import * as Handlers from "./Handlers.ts"
 import * as Middleware from "./Middleware.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
 
-const notFound = HttpRouter.use(
-  Effect.fn(function* (router) {
-    yield* router.add(
-      "*",
-      "/admin/api/*",
-      Effect.succeed(
-        HttpServerResponse.jsonUnsafe(
-          { error: { tag: "RouteNotFound", message: "no such admin API endpoint; the endpoints are in /admin/api/openapi.json" } },
-          { status: 404 }
+const isRouteNotFound = (e: unknown): boolean =>
+  typeof e === "object" && e !== null && (e as { reason?: { _tag?: string } }).reason?._tag === "RouteNotFound"
+
+/**
+ * Any path under `/admin/api` that no endpoint serves (a typo, a path
+ * parameter the router cannot decode or longer than it accepts) is a JSON 404
+ * like every other refusal of the API, not the server's empty one.
+ */
+const notFound = HttpRouter.middleware(
+  (httpEffect) =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      if (!request.url.startsWith("/admin/api")) return yield* httpEffect
+      return yield* httpEffect.pipe(
+        Effect.catchIf(isRouteNotFound, () =>
+          Effect.succeed(
+            HttpServerResponse.jsonUnsafe(
+              { error: { tag: "RouteNotFound", message: "no such admin API endpoint; the endpoints are in /admin/api/openapi.json" } },
+              { status: 404 }
+            )
+          )
         )
       )
-    )
-  })
+    }),
+  { global: true }
 )
 
 /**
