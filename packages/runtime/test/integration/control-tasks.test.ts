@@ -42,7 +42,11 @@ layer(TestNode, { excludeTestServices: true })("admin API: tasks, queues, nodes,
   describe("tasks", () => {
     it.effect("filters by state, queue, name, payload containment, error code and time ranges; pages by keyset, newest first", () =>
       Effect.gen(function* () {
-        const a = yield* Effect.forEach([1, 2, 3, 4, 5, 6, 7], (i) => enqueue(T.Record, { key: `page-${i}` }, { queue: "pages" }))
+        // Twelve, so ids cross from one digit to two: pages follow the number, never its text.
+        const a = yield* Effect.forEach(
+          Array.from({ length: 12 }, (_, i) => i + 1),
+          (i) => enqueue(T.Record, { key: `page-${i}` }, { queue: "pages" })
+        )
         const failed = yield* enqueue(T.Refuse, {})
         yield* untilState(failed.id, "failed")
 
@@ -50,7 +54,7 @@ layer(TestNode, { excludeTestServices: true })("admin API: tasks, queues, nodes,
         let cursor: string | null = null
         let rounds = 0
         do {
-          const page: Admin.Answer = yield* Admin.get(`/admin/api/tasks?queue=pages&limit=3${cursor ? `&cursor=${cursor}` : ""}`)
+          const page: Admin.Answer = yield* Admin.get(`/admin/api/tasks?queue=pages&limit=5${cursor ? `&cursor=${cursor}` : ""}`)
           expect(page.status).toBe(200)
           pages.push(...ids(page))
           cursor = page.json.next
@@ -67,7 +71,7 @@ layer(TestNode, { excludeTestServices: true })("admin API: tasks, queues, nodes,
         expect(ids(yield* Admin.get("/admin/api/tasks?queue=pages&state=running"))).toEqual([])
         const hourAgo = new Date(Date.now() - 3_600_000).toISOString()
         const soon = new Date(Date.now() + 3_600_000).toISOString()
-        expect(ids(yield* Admin.get(`/admin/api/tasks?queue=pages&createdAfter=${hourAgo}&createdBefore=${soon}`))).toHaveLength(7)
+        expect(ids(yield* Admin.get(`/admin/api/tasks?queue=pages&createdAfter=${hourAgo}&createdBefore=${soon}`))).toHaveLength(12)
         expect(ids(yield* Admin.get(`/admin/api/tasks?queue=pages&createdBefore=${hourAgo}`))).toEqual([])
         expect(ids(yield* Admin.get(`/admin/api/tasks?finishedAfter=${hourAgo}&name=test.terminal`))).toEqual([failed.id])
         const summary = (yield* Admin.get(`/admin/api/tasks?state=failed`)).json.items[0]

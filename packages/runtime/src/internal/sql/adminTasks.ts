@@ -81,7 +81,7 @@ export const list = (sql: SqlClient.SqlClient, filter: Filter, page: { readonly 
            errors -> -1 AS last_error, lease_owner::text AS lease_owner, created_at, attempted_at, finished_at
     FROM tasks
     WHERE ${sql.and([...conditions(sql, filter), ...(page.before !== undefined ? [sql`id < ${BigInt(page.before)}`] : [])])}
-    ORDER BY id DESC LIMIT ${page.limit}`
+    ORDER BY tasks.id DESC LIMIT ${page.limit}`
 
 /** Removes one finished task; nothing when it does not exist or is not finished. */
 export const deleteFinished = (sql: SqlClient.SqlClient, id: string) =>
@@ -118,7 +118,7 @@ export const bulkSample = (sql: SqlClient.SqlClient, action: BulkAction, filter:
   sql<Summary>`
     SELECT id::text AS id, name, queue, state, priority, run_at, attempt, max_attempts,
            errors -> -1 AS last_error, lease_owner::text AS lease_owner, created_at, attempted_at, finished_at
-    FROM tasks WHERE ${bulkWhere(sql, action, filter)} ORDER BY id LIMIT ${options.limit}`
+    FROM tasks WHERE ${bulkWhere(sql, action, filter)} ORDER BY tasks.id LIMIT ${options.limit}`
 
 /** What one batch did: how many rows it picked (a short batch ends the run), acted on, and the last id it saw. */
 export interface Batch {

@@ -135,4 +135,4 @@ export const audit = (
       ...(page.before !== undefined ? [sql`(at, id) < (${page.before.at}, ${BigInt(page.before.id)})`] : []),
       sql`true`
     ])}
-    ORDER BY at DESC, id DESC LIMIT ${page.limit}`
+    ORDER BY audit_events.at DESC, audit_events.id DESC LIMIT ${page.limit}`
