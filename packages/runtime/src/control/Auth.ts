@@ -88,6 +88,58 @@ const limiter = (options: AuthOptions, maxClients = 10_000) => {
 
 const randomText = (bytes: number) => Crypto.randomBytes(bytes).toString("base64url")
 
+/** Opens a session for `owner`; audited as `session.created`. */
+const sessionOpener =
+  (deps: Deps, options: AuthOptions) =>
+  (owner: SessionOwner, client: string): Effect.Effect<NewSession, RuntimeError> =>
+    Effect.gen(function* () {
+      const secret = randomText(32)
+      const [row] = yield* bounded(
+        deps,
+        ControlSessionsSql.insert(deps.sql, {
+          id: sha256(secret).toString("hex"),
+          csrfToken: randomText(24),
+          actor: owner.actor,
+          role: owner.role,
+          source: owner.source,
+          tokenId: owner.tokenId,
+          client,
+          absoluteMs: Duration.toMillis(options.sessionTtl),
+          idleMs: Duration.toMillis(options.sessionIdleTimeout)
+        })
+      )
+      yield* deps.audit.record(
+        AuditEvents.sessionCreated({
+          actor: owner.actor,
+          subject: row!.id.slice(0, 12),
+          details: { role: owner.role, source: owner.source, client }
+        })
+      )
+      return {
+        secret,
+        principal: {
+          actor: owner.actor,
+          role: owner.role,
+          via: "session",
+          tokenId: owner.tokenId,
+          session: { id: row!.id, csrfToken: row!.csrf_token, expiresAt: row!.expires_at }
+        }
+      }
+    })
+
+/** Sign-out: ends the caller's session (a bearer caller has none: nothing happens); audited as `session.ended`. */
+const logout = (deps: Deps) => (principal: Principal) =>
+  principal.session === null
+    ? Effect.void
+    : Effect.gen(function* () {
+        const removed = yield* bounded(deps, ControlSessionsSql.remove(deps.sql, principal.session!.id))
+        if (removed.length > 0) {
+          yield* deps.audit.record(
+            AuditEvents.sessionEnded({ actor: principal.actor, subject: principal.session!.id.slice(0, 12), details: {} })
+          )
+        }
+      })
+
 /** Authentication over `deps`. */
 export const make = (deps: Deps, options: AuthOptions) => {
   const limits = limiter(options)
@@ -156,42 +208,7 @@ export const make = (deps: Deps, options: AuthOptions) => {
       } satisfies Principal
     })
 
-  /** Opens a session for `owner`; audited as `session.created`. */
-  const openSession = (owner: SessionOwner, client: string): Effect.Effect<NewSession, RuntimeError> =>
-    Effect.gen(function* () {
-      const secret = randomText(32)
-      const [row] = yield* bounded(
-        deps,
-        ControlSessionsSql.insert(deps.sql, {
-          id: sha256(secret).toString("hex"),
-          csrfToken: randomText(24),
-          actor: owner.actor,
-          role: owner.role,
-          source: owner.source,
-          tokenId: owner.tokenId,
-          client,
-          absoluteMs: Duration.toMillis(options.sessionTtl),
-          idleMs: Duration.toMillis(options.sessionIdleTimeout)
-        })
-      )
-      yield* deps.audit.record(
-        AuditEvents.sessionCreated({
-          actor: owner.actor,
-          subject: row!.id.slice(0, 12),
-          details: { role: owner.role, source: owner.source, client }
-        })
-      )
-      return {
-        secret,
-        principal: {
-          actor: owner.actor,
-          role: owner.role,
-          via: "session",
-          tokenId: owner.tokenId,
-          session: { id: row!.id, csrfToken: row!.csrf_token, expiresAt: row!.expires_at }
-        }
-      }
-    })
+  const openSession = sessionOpener(deps, options)
 
   /** Sign-in with a token: checks it like a bearer token, then opens a session. */
   const login = (token: string, client: string) =>
@@ -202,20 +219,7 @@ export const make = (deps: Deps, options: AuthOptions) => {
       )
     )
 
-  /** Sign-out: ends the caller's session (a bearer caller has none: nothing happens). */
-  const logout = (principal: Principal) =>
-    principal.session === null
-      ? Effect.void
-      : Effect.gen(function* () {
-          const removed = yield* bounded(deps, ControlSessionsSql.remove(deps.sql, principal.session!.id))
-          if (removed.length > 0) {
-            yield* deps.audit.record(
-              AuditEvents.sessionEnded({ actor: principal.actor, subject: principal.session!.id.slice(0, 12), details: {} })
-            )
-          }
-        })
-
-  return { bearer, session, openSession, login, logout, recordFailure, checkLimit }
+  return { bearer, session, openSession, login, logout: logout(deps), recordFailure, checkLimit }
 }
 
 export type Auth = ReturnType<typeof make>

@@ -47,47 +47,63 @@ const minutesBack = (count: number, now: Date): ReadonlyArray<string> => {
   return Array.from({ length: count }, (_, i) => new Date(last - (count - 1 - i) * 60_000).toISOString())
 }
 
+/** One queue as the queues view shows it, from its stats rows, its settings row and its finished counts. */
+const queueView = (
+  name: string,
+  rows: {
+    readonly stats: ReadonlyArray<AdminViewsSql.QueueStatRow>
+    readonly setting: QueueSettingsSql.Row | undefined
+    readonly finished: ReadonlyArray<{ readonly minute: Date; readonly state: string; readonly count: number }>
+  },
+  minutes: ReadonlyArray<string>
+): Models.QueueView => {
+  const available = rows.stats.find((s) => s.state === "available")
+  const counts = new Map(rows.finished.map((f) => [`${iso(f.minute)}|${f.state}`, f.count]))
+  return {
+    name,
+    paused: rows.setting?.paused ?? false,
+    changedBy: rows.setting?.changed_by ?? null,
+    changedAt: isoOrNull(rows.setting?.changed_at),
+    depth: Object.fromEntries(rows.stats.map((s) => [s.state, Math.round(s.count)])),
+    oldestAvailableAgeSeconds:
+      available?.oldest_at === null || available?.oldest_at === undefined
+        ? null
+        : Math.max(0, Math.round((Date.now() - available.oldest_at.getTime()) / 1000)),
+    statsRefreshedAt: rows.stats.length === 0 ? null : iso(new Date(Math.max(...rows.stats.map((s) => s.refreshed_at.getTime())))),
+    throughput: minutes.map((minute) => ({
+      minute,
+      succeeded: counts.get(`${minute}|succeeded`) ?? 0,
+      failed: counts.get(`${minute}|failed`) ?? 0,
+      cancelled: counts.get(`${minute}|cancelled`) ?? 0
+    }))
+  }
+}
+
+/** Every known queue (registered, counted or configured), with depth, throughput over `minutes` and pause state. */
+const queues = (deps: Deps) => (options: { readonly minutes: number }) =>
+  Effect.gen(function* () {
+    const [stats, settings, finished] = yield* bounded(
+      deps,
+      Effect.all([AdminViewsSql.queueStats(deps.sql), QueueSettingsSql.all(deps.sql), AdminViewsSql.throughput(deps.sql, options.minutes)])
+    )
+    const names = [...new Set([...deps.registry.queues, ...stats.map((s) => s.queue), ...settings.map((s) => s.queue)])].sort()
+    const minutes = minutesBack(options.minutes, new Date())
+    const items = names.map((name) =>
+      queueView(
+        name,
+        {
+          stats: stats.filter((s) => s.queue === name),
+          setting: settings.find((s) => s.queue === name),
+          finished: finished.filter((f) => f.queue === name)
+        },
+        minutes
+      )
+    )
+    return { items, minutes: options.minutes } satisfies Models.QueueList
+  })
+
 /** The view operations over `deps`. */
 export const make = (deps: Deps) => {
-  const queues = (options: { readonly minutes: number }) =>
-    Effect.gen(function* () {
-      const [stats, settings, finished] = yield* bounded(
-        deps,
-        Effect.all([
-          AdminViewsSql.queueStats(deps.sql),
-          QueueSettingsSql.all(deps.sql),
-          AdminViewsSql.throughput(deps.sql, options.minutes)
-        ])
-      )
-      const names = [...new Set([...deps.registry.queues, ...stats.map((s) => s.queue), ...settings.map((s) => s.queue)])].sort()
-      const minutes = minutesBack(options.minutes, new Date())
-      const items = names.map((name): Models.QueueView => {
-        const mine = stats.filter((s) => s.queue === name)
-        const setting = settings.find((s) => s.queue === name)
-        const available = mine.find((s) => s.state === "available")
-        const counts = new Map(finished.filter((f) => f.queue === name).map((f) => [`${iso(f.minute)}|${f.state}`, f.count]))
-        return {
-          name,
-          paused: setting?.paused ?? false,
-          changedBy: setting?.changed_by ?? null,
-          changedAt: isoOrNull(setting?.changed_at),
-          depth: Object.fromEntries(mine.map((s) => [s.state, Math.round(s.count)])),
-          oldestAvailableAgeSeconds:
-            available?.oldest_at === null || available?.oldest_at === undefined
-              ? null
-              : Math.max(0, Math.round((Date.now() - available.oldest_at.getTime()) / 1000)),
-          statsRefreshedAt: mine.length === 0 ? null : iso(new Date(Math.max(...mine.map((s) => s.refreshed_at.getTime())))),
-          throughput: minutes.map((minute) => ({
-            minute,
-            succeeded: counts.get(`${minute}|succeeded`) ?? 0,
-            failed: counts.get(`${minute}|failed`) ?? 0,
-            cancelled: counts.get(`${minute}|cancelled`) ?? 0
-          }))
-        }
-      })
-      return { items, minutes: options.minutes } satisfies Models.QueueList
-    })
-
   const setPaused = (queue: string, paused: boolean, actor: string) =>
     Effect.gen(function* () {
       const [row] = yield* bounded(deps, QueueSettingsSql.setPaused(deps.sql, queue, paused, actor))
@@ -186,5 +202,5 @@ export const make = (deps: Deps) => {
     failures: failureTags
   }))
 
-  return { queues, setPaused, nodes, lanes, audit, codes }
+  return { queues: queues(deps), setPaused, nodes, lanes, audit, codes }
 }
