@@ -44,6 +44,7 @@ export const connectionFlags = (context: NodeCli.CommandContext) => ({
   set: context.flags.set
 })
 
+/** The connection flags' values. */
 export interface ConnectionFlags {
   readonly databaseUrl: Option.Option<string>
   readonly set: ReadonlyArray<string>

@@ -51,6 +51,7 @@ export interface NewSession {
   readonly principal: Principal
 }
 
+/** What authentication is configured with: the admin token, session lifetimes, failed-login limits. */
 export interface AuthOptions {
   readonly adminToken: Option.Option<Redacted.Redacted<string>>
   readonly sessionTtl: Duration.Duration
@@ -222,6 +223,7 @@ export const make = (deps: Deps, options: AuthOptions) => {
   return { bearer, session, openSession, login, logout: logout(deps), recordFailure, checkLimit }
 }
 
+/** The authentication operations (`make`). */
 export type Auth = ReturnType<typeof make>
 
 /** The caller as `GET /session` shows it. */

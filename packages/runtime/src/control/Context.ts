@@ -52,7 +52,9 @@ export const bounded = <A, E, R>(deps: Deps, effect: Effect.Effect<A, E, R>): Ef
 /** A 400 with `message`. */
 export const invalid = (message: string) => Effect.fail(new RuntimeError({ reason: new InputInvalid({ message }) }))
 
+/** A date as ISO 8601 text. */
 export const iso = (d: Date): string => d.toISOString()
+/** A date as ISO 8601 text, or null. */
 export const isoOrNull = (d: Date | null | undefined): string | null => (d === null || d === undefined ? null : d.toISOString())
 
 /** Encodes cursor parts as opaque base64url text. */

@@ -114,8 +114,10 @@ export const Cursor = Schema.String.check(Schema.isMaxLength(200), Schema.isPatt
   description: "the `next` of the previous page"
 })
 
+/** A task state by name. */
 export const TaskStateName = Schema.Literals(TaskState.all)
 
+/** The roles, lowest first. */
 export const roles = ["viewer", "operator", "admin"] as const
 
 /** viewer (read) < operator (retry, cancel, pause, resume, enqueue) < admin (delete, bulk, tokens). */
@@ -150,6 +152,7 @@ export const EnqueueRequest = Schema.Struct({
 })
 export type EnqueueRequest = typeof EnqueueRequest.Type
 
+/** What a bulk action does to the tasks it matches. */
 export const bulkActions = ["retry", "cancel", "delete"] as const
 
 /** A bulk action: `dryRun` (the default) counts and samples; the real run is capped by `control.bulk_cap` (and `limit`). */
@@ -161,6 +164,7 @@ export const BulkRequest = Schema.Struct({
 })
 export type BulkRequest = typeof BulkRequest.Type
 
+/** An API token's name (its actor is `token:<name>`). */
 export const TokenName = Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9_.-]{0,63}$/u)).annotate({
   description: "a token name: 1-64 characters of [a-z0-9_.-]"
 })
@@ -170,9 +174,11 @@ export const ExpiresIn = Schema.String.check(Schema.isPattern(/^[1-9][0-9]{0,5}(
   description: "minutes, hours or days, e.g. 90m, 12h, 30d"
 })
 
+/** A new API token: its name, role and optional validity. */
 export const CreateTokenRequest = Schema.Struct({ name: TokenName, role: Role, expiresIn: Schema.optionalKey(ExpiresIn) })
 export type CreateTokenRequest = typeof CreateTokenRequest.Type
 
+/** Sign-in with a token (the admin token or an API token). */
 export const SessionRequest = Schema.Struct({ token: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(512)) })
 
 // ---------------------------------------------------------------------------
@@ -212,6 +218,7 @@ const summaryFields = {
 export const TaskSummary = Schema.Struct(summaryFields)
 export type TaskSummary = typeof TaskSummary.Type
 
+/** One page of tasks; `next` is the cursor of the following page (null on the last). */
 export const TaskPage = Schema.Struct({ items: Schema.Array(TaskSummary), next: Schema.NullOr(Schema.String) })
 export type TaskPage = typeof TaskPage.Type
 
@@ -228,6 +235,7 @@ export const AuditEntry = Schema.Struct({
 })
 export type AuditEntry = typeof AuditEntry.Type
 
+/** One page of audit events; `next` is the cursor of the following page (null on the last). */
 export const AuditPage = Schema.Struct({ items: Schema.Array(AuditEntry), next: Schema.NullOr(Schema.String) })
 export type AuditPage = typeof AuditPage.Type
 
@@ -248,12 +256,15 @@ export const TaskDetail = Schema.Struct({
 })
 export type TaskDetail = typeof TaskDetail.Type
 
+/** An enqueued task; `existing` when a task holding its unique key was returned instead. */
 export const Enqueued = Schema.Struct({ id: Schema.String, existing: Schema.Boolean })
 export type Enqueued = typeof Enqueued.Type
 
+/** A task's state after an action. */
 export const TaskChanged = Schema.Struct({ id: Schema.String, state: TaskStateName })
 export type TaskChanged = typeof TaskChanged.Type
 
+/** What a bulk action did (or, dry run, would do), with a sample of its tasks (dry run). */
 export const BulkResult = Schema.Struct({
   action: Schema.Literals(bulkActions),
   dryRun: Schema.Boolean,
@@ -266,8 +277,10 @@ export const BulkResult = Schema.Struct({
 })
 export type BulkResult = typeof BulkResult.Type
 
+/** Tasks finished in one minute, by outcome. */
 export const Throughput = Schema.Struct({ minute: Instant, succeeded: Schema.Int, failed: Schema.Int, cancelled: Schema.Int })
 
+/** A queue as the queues view shows it. */
 export const QueueView = Schema.Struct({
   name: Schema.String,
   paused: Schema.Boolean,
@@ -281,12 +294,15 @@ export const QueueView = Schema.Struct({
 })
 export type QueueView = typeof QueueView.Type
 
+/** Every known queue; `minutes` is the throughput window. */
 export const QueueList = Schema.Struct({ items: Schema.Array(QueueView), minutes: Schema.Int })
 export type QueueList = typeof QueueList.Type
 
+/** A queue after pause or resume; `changed` is false when it already was so. */
 export const QueueChanged = Schema.Struct({ name: Schema.String, paused: Schema.Boolean, changed: Schema.Boolean })
 export type QueueChanged = typeof QueueChanged.Type
 
+/** A node: its identity, role, liveness, the leases it holds and the lanes it leads. */
 export const NodeView = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
@@ -304,8 +320,10 @@ export const NodeView = Schema.Struct({
 })
 export type NodeView = typeof NodeView.Type
 
+/** The nodes view. */
 export const NodeList = Schema.Struct({ items: Schema.Array(NodeView) })
 
+/** A lane as its last leader recorded it. */
 export const LaneView = Schema.Struct({
   lane: Schema.String,
   leaderNodeId: Schema.NullOr(Schema.String),
@@ -322,6 +340,7 @@ export const LaneView = Schema.Struct({
 })
 export type LaneView = typeof LaneView.Type
 
+/** The lanes view. */
 export const LaneList = Schema.Struct({ items: Schema.Array(LaneView) })
 
 /** The presentation catalogue: audit codes, and each registered task's failure codes. */
@@ -340,6 +359,7 @@ export const Codes = Schema.Struct({
 })
 export type Codes = typeof Codes.Type
 
+/** An API token as lists show it: never the token or its hash. */
 export const TokenView = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
@@ -353,6 +373,7 @@ export const TokenView = Schema.Struct({
 })
 export type TokenView = typeof TokenView.Type
 
+/** The API tokens view. */
 export const TokenList = Schema.Struct({ items: Schema.Array(TokenView) })
 
 /** A new token: `token` is shown this once and never stored. */

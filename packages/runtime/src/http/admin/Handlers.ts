@@ -30,6 +30,7 @@ const payloadFilter = (text: string | undefined) => {
 
 const actor = Effect.map(Caller, (c) => c.actor)
 
+/** The tasks group: list, get, enqueue, bulk, retry, cancel, delete. */
 export const layerTasks = HttpApiBuilder.group(
   AdminApi,
   "tasks",
@@ -52,6 +53,7 @@ export const layerTasks = HttpApiBuilder.group(
   })
 )
 
+/** The queues group: the view, pause and resume. */
 export const layerQueues = HttpApiBuilder.group(
   AdminApi,
   "queues",
@@ -64,6 +66,7 @@ export const layerQueues = HttpApiBuilder.group(
   })
 )
 
+/** The system group: nodes, lanes, audit, codes. */
 export const layerSystem = HttpApiBuilder.group(
   AdminApi,
   "system",
@@ -77,6 +80,7 @@ export const layerSystem = HttpApiBuilder.group(
   })
 )
 
+/** The tokens group: list, create, revoke. */
 export const layerTokens = HttpApiBuilder.group(
   AdminApi,
   "tokens",

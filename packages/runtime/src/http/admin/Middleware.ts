@@ -33,6 +33,7 @@ export interface AdminAuthShape {
   readonly sessionTtlSeconds: number
 }
 
+/** The admin handlers' shared authentication services. */
 export class AdminAuth extends Context.Service<AdminAuth, AdminAuthShape>()("@asterforge/runtime/http/admin/AdminAuth") {}
 
 /** The admin API's shared services, from the node's configuration and database. */

@@ -28,6 +28,7 @@ const setCookie = (secret: string, maxAgeSeconds: number) =>
     yield* HttpApiBuilder.securitySetCookie(sessionCookie, secret, cookieOptions(secureFor(secureCookies, request), maxAgeSeconds))
   })
 
+/** The session group: who am I, sign out. */
 export const layerSession = HttpApiBuilder.group(
   AdminApi,
   "session",
@@ -50,6 +51,7 @@ const refused = (message: string) =>
 
 const oidcOff = new RuntimeError({ reason: new ResourceNotFound({ kind: "sign-in method", id: "oidc (no [security.oidc] issuer)" }) })
 
+/** The login group: sign in with a token, or through the OpenID provider. */
 export const layerLogin = HttpApiBuilder.group(
   AdminApi,
   "login",

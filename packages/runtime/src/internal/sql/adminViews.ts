@@ -66,6 +66,7 @@ export interface LaneRow {
   readonly last_error_at: Date | null
 }
 
+/** Every lane that ever had a leader, with the leader's node. */
 export const lanes = (sql: SqlClient.SqlClient) =>
   sql<LaneRow>`
     SELECT l.lane, l.epoch::text AS epoch, l.node_id::text AS node_id, n.name AS node_name, n.status AS node_status,
@@ -83,6 +84,7 @@ export interface QueueStatRow {
   readonly refreshed_at: Date
 }
 
+/** Every (queue, state) group of `queue_stats`. */
 export const queueStats = (sql: SqlClient.SqlClient) =>
   sql<QueueStatRow>`
     SELECT queue, state, count::float8 AS count, oldest_at, refreshed_at FROM queue_stats ORDER BY queue, state LIMIT 10000`
@@ -106,6 +108,7 @@ export interface AuditRow {
   readonly node_id: string | null
 }
 
+/** What the audit list filters by; every field narrows. */
 export interface AuditFilter {
   readonly code?: string | undefined
   readonly actor?: string | undefined
