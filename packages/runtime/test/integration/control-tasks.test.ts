@@ -324,17 +324,24 @@ layer(TestNode, { excludeTestServices: true })("admin API: tasks, queues, nodes,
         const future = new Date(Date.now() + 60_000).toISOString()
         expect((yield* Admin.get(`/admin/api/audit?from=${future}`)).json.items).toEqual([])
 
-        const all: Array<string> = []
+        const all: Array<{ readonly id: string; readonly at: string }> = []
         let cursor: string | null = null
         do {
           const page: Admin.Answer = yield* Admin.get(`/admin/api/audit?limit=7${cursor ? `&cursor=${cursor}` : ""}`)
-          all.push(...page.json.items.map((e: { id: string }) => e.id))
+          all.push(...page.json.items)
           cursor = page.json.next
         } while (cursor !== null)
         const [{ n }] = (yield* Kit.queryDb<{ n: number }>("SELECT count(*)::int AS n FROM audit_events")) as [{ n: number }]
-        expect(new Set(all).size).toBe(all.length)
+        expect(new Set(all.map((e) => e.id)).size).toBe(all.length)
         expect(all.length).toBeGreaterThanOrEqual(n - 5) // nodes may audit meanwhile; never a duplicate or a gap in order
-        expect([...all].sort((x, y) => Number(y) - Number(x))).toEqual(all)
+        // Newest first: by the event's time, then by id.
+        const key = (e: { readonly id: string; readonly at: string }) => [new Date(e.at).getTime(), Number(e.id)] as const
+        for (const [i, e] of all.entries()) {
+          if (i === 0) continue
+          const [t0, id0] = key(all[i - 1]!)
+          const [t1, id1] = key(e)
+          expect(t0 > t1 || (t0 === t1 && id0 > id1), `${JSON.stringify(all[i - 1])} before ${JSON.stringify(e)}`).toBe(true)
+        }
       })
     )
 
