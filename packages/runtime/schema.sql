@@ -9,8 +9,29 @@
 --   0004_maintenance
 --   0005_drop_task_artifacts
 --   0006_callback_token_hash
+--   0007_control_plane
 --   0008_schedules
 --   0010_node_heartbeat_interval
+
+-- public.api_tokens
+CREATE TABLE public.api_tokens (
+  id           uuid NOT NULL,
+  name         text NOT NULL,
+  role         text NOT NULL,
+  token_hash   text NOT NULL,
+  prefix       text NOT NULL,
+  created_by   text NOT NULL,
+  created_at   timestamp with time zone DEFAULT now() NOT NULL,
+  expires_at   timestamp with time zone,
+  last_used_at timestamp with time zone,
+  revoked_at   timestamp with time zone
+);
+ALTER TABLE public.api_tokens ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (id);
+ALTER TABLE public.api_tokens ADD CONSTRAINT api_tokens_role_check CHECK ((role = ANY (ARRAY['viewer'::text, 'operator'::text, 'admin'::text])));
+ALTER TABLE public.api_tokens ADD CONSTRAINT api_tokens_token_hash_key UNIQUE (token_hash);
+CREATE UNIQUE INDEX api_tokens_live_name ON public.api_tokens USING btree (name) WHERE (revoked_at IS NULL);
+CREATE UNIQUE INDEX api_tokens_pkey ON public.api_tokens USING btree (id);
+CREATE UNIQUE INDEX api_tokens_token_hash_key ON public.api_tokens USING btree (token_hash);
 
 -- public.asterforge_migrations
 CREATE TABLE public.asterforge_migrations (
@@ -32,17 +53,58 @@ CREATE TABLE public.audit_events (
   node_id uuid
 );
 ALTER TABLE public.audit_events ADD CONSTRAINT audit_events_pkey PRIMARY KEY (id);
+CREATE INDEX audit_events_actor_at ON public.audit_events USING btree (actor, at);
 CREATE INDEX audit_events_at ON public.audit_events USING btree (at);
 CREATE INDEX audit_events_code_at ON public.audit_events USING btree (code, at);
 CREATE UNIQUE INDEX audit_events_pkey ON public.audit_events USING btree (id);
+CREATE INDEX audit_events_subject_at ON public.audit_events USING btree (subject, at) WHERE (subject IS NOT NULL);
+
+-- public.control_login_flows
+CREATE TABLE public.control_login_flows (
+  state         text NOT NULL,
+  nonce         text NOT NULL,
+  code_verifier text NOT NULL,
+  redirect_to   text NOT NULL,
+  client        text,
+  created_at    timestamp with time zone DEFAULT now() NOT NULL,
+  expires_at    timestamp with time zone NOT NULL
+);
+ALTER TABLE public.control_login_flows ADD CONSTRAINT control_login_flows_pkey PRIMARY KEY (state);
+CREATE INDEX control_login_flows_expires_at ON public.control_login_flows USING btree (expires_at);
+CREATE UNIQUE INDEX control_login_flows_pkey ON public.control_login_flows USING btree (state);
+
+-- public.control_sessions
+CREATE TABLE public.control_sessions (
+  id                  text NOT NULL,
+  csrf_token          text NOT NULL,
+  actor               text NOT NULL,
+  role                text NOT NULL,
+  source              text NOT NULL,
+  token_id            uuid,
+  client              text,
+  created_at          timestamp with time zone DEFAULT now() NOT NULL,
+  last_seen_at        timestamp with time zone DEFAULT now() NOT NULL,
+  absolute_expires_at timestamp with time zone NOT NULL,
+  expires_at          timestamp with time zone NOT NULL
+);
+ALTER TABLE public.control_sessions ADD CONSTRAINT control_sessions_pkey PRIMARY KEY (id);
+ALTER TABLE public.control_sessions ADD CONSTRAINT control_sessions_role_check CHECK ((role = ANY (ARRAY['viewer'::text, 'operator'::text, 'admin'::text])));
+CREATE INDEX control_sessions_expires_at ON public.control_sessions USING btree (expires_at);
+CREATE UNIQUE INDEX control_sessions_pkey ON public.control_sessions USING btree (id);
+CREATE INDEX control_sessions_token ON public.control_sessions USING btree (token_id) WHERE (token_id IS NOT NULL);
 
 -- public.lane_leaders
 CREATE TABLE public.lane_leaders (
-  lane        text NOT NULL,
-  epoch       bigint DEFAULT 0 NOT NULL,
-  node_id     uuid,
-  elected_at  timestamp with time zone,
-  last_run_at timestamp with time zone
+  lane             text NOT NULL,
+  epoch            bigint DEFAULT 0 NOT NULL,
+  node_id          uuid,
+  elected_at       timestamp with time zone,
+  last_run_at      timestamp with time zone,
+  interval_ms      bigint,
+  last_duration_ms double precision,
+  last_counts      jsonb,
+  last_error       text,
+  last_error_at    timestamp with time zone
 );
 ALTER TABLE public.lane_leaders ADD CONSTRAINT lane_leaders_pkey PRIMARY KEY (lane);
 CREATE UNIQUE INDEX lane_leaders_pkey ON public.lane_leaders USING btree (lane);
@@ -66,6 +128,16 @@ ALTER TABLE public.nodes ADD CONSTRAINT nodes_pkey PRIMARY KEY (id);
 ALTER TABLE public.nodes ADD CONSTRAINT nodes_status_check CHECK ((status = ANY (ARRAY['running'::text, 'stopped'::text, 'dead'::text])));
 CREATE UNIQUE INDEX nodes_pkey ON public.nodes USING btree (id);
 CREATE INDEX nodes_running_heartbeat ON public.nodes USING btree (heartbeat_at) WHERE (status = 'running'::text);
+
+-- public.queue_settings
+CREATE TABLE public.queue_settings (
+  queue      text NOT NULL,
+  paused     boolean DEFAULT false NOT NULL,
+  changed_by text NOT NULL,
+  changed_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE public.queue_settings ADD CONSTRAINT queue_settings_pkey PRIMARY KEY (queue);
+CREATE UNIQUE INDEX queue_settings_pkey ON public.queue_settings USING btree (queue);
 
 -- public.queue_stats
 CREATE TABLE public.queue_stats (
@@ -129,6 +201,7 @@ CREATE UNIQUE INDEX tasks_callback_token_hash ON public.tasks USING btree (callb
 CREATE INDEX tasks_claimable ON public.tasks USING btree (queue, priority, run_at, id) WHERE (state = ANY (ARRAY['available'::text, 'scheduled'::text, 'retryable'::text]));
 CREATE INDEX tasks_deadline ON public.tasks USING btree (deadline) WHERE ((deadline IS NOT NULL) AND (state <> ALL (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text])));
 CREATE INDEX tasks_due ON public.tasks USING btree (run_at) WHERE (state = ANY (ARRAY['scheduled'::text, 'retryable'::text]));
+CREATE INDEX tasks_failed ON public.tasks USING btree (id) WHERE (state = ANY (ARRAY['failed'::text, 'cancelled'::text]));
 CREATE INDEX tasks_finished_at ON public.tasks USING btree (finished_at) WHERE (state = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]));
 CREATE UNIQUE INDEX tasks_pkey ON public.tasks USING btree (id);
 CREATE INDEX tasks_running_expiry ON public.tasks USING btree (lease_expires_at) WHERE (state = 'running'::text);

@@ -78,7 +78,17 @@ export const actors = {
   callback: "callback",
   node: (id: string) => `node:${id}`,
   lane: (name: string) => `lane:${name}`,
-  user: (name: string) => `user:${name}`
+  user: (name: string) => `user:${name}`,
+  /** The configured `security.admin_token`. */
+  adminToken: "admin_token",
+  /** An API token, by its name. */
+  token: (name: string) => `token:${name}`,
+  /** A user who logged in through the OIDC provider, by e-mail (or subject). */
+  oidc: (who: string) => `oidc:${who}`,
+  /** A caller whose credentials were refused (failed logins). */
+  anonymous: "anonymous",
+  /** An operator at the `asterforge` command line, by OS user name. */
+  cli: (user: string) => `cli:${user}`
 } as const
 
 // ---------------------------------------------------------------------------
@@ -180,6 +190,20 @@ export const taskCallbackReceived = define("task.callback_received", {
   details: Schema.Struct({ name: Schema.String, state: Schema.String })
 })
 
+export const taskDeleted = define("task.deleted", {
+  title: "Task deleted",
+  description: "An operator deleted a finished task and its history before the pruning lane would have.",
+  subject: "task",
+  details: Schema.Struct({ name: Schema.String, state: Schema.String })
+})
+
+export const taskEnqueued = define("task.enqueued", {
+  title: "Task enqueued by an operator",
+  description: "An operator enqueued a task through the admin API (or found the task holding its unique key).",
+  subject: "task",
+  details: Schema.Struct({ name: Schema.String, existing: Schema.Boolean })
+})
+
 // ---------------------------------------------------------------------------
 // Schedules (CronSource)
 
@@ -204,6 +228,78 @@ export const scheduleTriggered = define("schedule.triggered", {
   details: Schema.Struct({ task: Schema.String, taskId: Schema.String })
 })
 
+// ---------------------------------------------------------------------------
+// Control plane
+
+/** The filter and outcome of a bulk action: audited once per action, not per task. */
+const BulkDetails = Schema.Struct({ filter: Schema.JsonObject, count: Schema.Int, capped: Schema.Boolean })
+
+export const tasksBulkRetried = define("tasks.bulk_retried", {
+  title: "Tasks retried in bulk",
+  description: "An operator sent every failed or cancelled task matching a filter back to available (up to the bulk cap).",
+  details: BulkDetails
+})
+
+export const tasksBulkCancelled = define("tasks.bulk_cancelled", {
+  title: "Tasks cancelled in bulk",
+  description: "An operator cancelled every unfinished task matching a filter (up to the bulk cap); running ones were interrupted.",
+  details: BulkDetails
+})
+
+export const tasksBulkDeleted = define("tasks.bulk_deleted", {
+  title: "Tasks deleted in bulk",
+  description: "An operator deleted every finished task matching a filter (up to the bulk cap).",
+  details: BulkDetails
+})
+
+export const queuePaused = define("queue.paused", {
+  title: "Queue paused",
+  description: "An operator paused a queue: no node claims its tasks until it is resumed; enqueue still works.",
+  subject: "queue",
+  details: Schema.Struct({ wasPaused: Schema.Boolean })
+})
+
+export const queueResumed = define("queue.resumed", {
+  title: "Queue resumed",
+  description: "An operator resumed a paused queue: dispatchers claim its tasks again.",
+  subject: "queue",
+  details: Schema.Struct({ wasPaused: Schema.Boolean })
+})
+
+export const tokenCreated = define("token.created", {
+  title: "API token created",
+  description: "An administrator created an API token for the admin API (only its hash is stored).",
+  subject: "token",
+  details: Schema.Struct({ role: Schema.String, expiresAt: Schema.NullOr(Schema.String) })
+})
+
+export const tokenRevoked = define("token.revoked", {
+  title: "API token revoked",
+  description: "An administrator revoked an API token; the browser sessions opened with it ended too.",
+  subject: "token",
+  details: Schema.Struct({ role: Schema.String, sessions: Schema.Int })
+})
+
+export const sessionCreated = define("session.created", {
+  title: "Signed in",
+  description: "A browser session of the admin API began, opened with a token or through the OIDC provider.",
+  subject: "session",
+  details: Schema.Struct({ role: Schema.String, source: Schema.String, client: Schema.String })
+})
+
+export const sessionEnded = define("session.ended", {
+  title: "Signed out",
+  description: "A browser session of the admin API was ended by its user.",
+  subject: "session",
+  details: Schema.Struct({})
+})
+
+export const loginFailed = define("login.failed", {
+  title: "Login failed",
+  description: "A request to the admin API presented credentials that are not valid, or an OIDC login did not complete.",
+  details: Schema.Struct({ reason: Schema.String, via: Schema.String, client: Schema.String })
+})
+
 /** Every code the runtime itself emits, for admin views and documentation. */
 export const catalogue: ReadonlyArray<Definition<Schema.Top>> = [
   nodeStarted,
@@ -220,5 +316,17 @@ export const catalogue: ReadonlyArray<Definition<Schema.Top>> = [
   taskCallbackReceived,
   schedulePaused,
   scheduleResumed,
-  scheduleTriggered
+  scheduleTriggered,
+  taskDeleted,
+  taskEnqueued,
+  tasksBulkRetried,
+  tasksBulkCancelled,
+  tasksBulkDeleted,
+  queuePaused,
+  queueResumed,
+  tokenCreated,
+  tokenRevoked,
+  sessionCreated,
+  sessionEnded,
+  loginFailed
 ]

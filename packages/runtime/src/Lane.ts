@@ -131,6 +131,12 @@ export const pass = <E, R>(lane: Lane<E, R>, ctx: Context): Effect.Effect<PassRe
         orElse: () => Effect.fail(passFailed(lane.name, `pass timed out after ${Duration.format(lane.timeout)}`))
       }),
       Effect.tapCause(() => Metric.update(Metric.withAttributes(Telemetry.metrics.laneErrors, attributes), 1)),
+      // Recorded beside the pass, not before the caller's backoff: a slow database must not delay the retry.
+      Effect.tapError((e) =>
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          Effect.forkChild(LaneSql.markFailed(sql, lane.name, ctx.epoch, e.message).pipe(Effect.ignore))
+        )
+      ),
       Effect.withSpan(Telemetry.spans.lanePass, { attributes: { "asterforge.lane": lane.name, "asterforge.lane.epoch": ctx.epoch } })
     )
     const durationMs = performance.now() - started
@@ -139,7 +145,9 @@ export const pass = <E, R>(lane: Lane<E, R>, ctx: Context): Effect.Effect<PassRe
     yield* Metric.update(Metric.withAttributes(Telemetry.metrics.laneDuration, attributes), durationMs / 1000)
     if (items > 0) yield* Metric.update(Metric.withAttributes(Telemetry.metrics.laneItems, attributes), items)
     const sql = yield* SqlClient.SqlClient
-    yield* LaneSql.markRun(sql, lane.name, ctx.epoch).pipe(Effect.ignore)
+    yield* LaneSql.markRun(sql, lane.name, ctx.epoch, { counts, durationMs, intervalMs: Duration.toMillis(lane.interval) }).pipe(
+      Effect.ignore
+    )
     if (items > 0)
       yield* Effect.logDebug(
         `pass: ${Object.entries(counts)

@@ -33,8 +33,32 @@ export interface Options {
   readonly modules: ReadonlyArray<ApplicationModule.ApplicationModule>
   /** Runs a node with the resolved configuration until a stop signal. */
   readonly launch: (config: RuntimeConfig.RuntimeConfigShape) => Effect.Effect<never, RuntimeError>
-  /** More subcommands (the `asterforge` command adds the admin ones). */
-  readonly commands?: ReadonlyArray<Command.Command<any, any, any, any>> | undefined
+  /**
+   * More subcommands (the `asterforge` command adds the admin ones); as a
+   * function, they get the command line's configuration resolution.
+   */
+  readonly commands?:
+    | ReadonlyArray<Command.Command<any, any, any, any, any>>
+    | ((context: CommandContext) => ReadonlyArray<Command.Command<any, any, any, any, any>>)
+    | undefined
+}
+
+/**
+ * What added commands get: the configuration as every command resolves it
+ * (`--config`/`-c` before or after the command, the environment, the given
+ * `--database-url` and `--set` flags), and the program's modules.
+ */
+export interface CommandContext {
+  readonly resolveConfig: (flags: {
+    readonly databaseUrl: Option.Option<string>
+    readonly set: ReadonlyArray<string>
+  }) => Effect.Effect<RuntimeConfig.RuntimeConfigShape, RuntimeError, Command.CommandContext<string>>
+  readonly modules: ReadonlyArray<ApplicationModule.ApplicationModule>
+  /** The shared `--database-url` and `--set` flags, to add to a command's own. */
+  readonly flags: {
+    readonly databaseUrl: Flag.Flag<Option.Option<string>>
+    readonly set: Flag.Flag<ReadonlyArray<string>>
+  }
 }
 
 /** A command line, and the shutdown settings the watchdog and the parent watch use once the configuration is known. */
@@ -188,10 +212,15 @@ export const make = (options: Options): NodeCli => {
 
   const config = Command.make("config").pipe(Command.withDescription("inspect the configuration"), Command.withSubcommands([check]))
 
+  const context: CommandContext = {
+    resolveConfig: (flags) =>
+      resolveConfig({ ...noNodeFlags, logLevel: Option.none(), logFormat: Option.none(), databaseUrl: flags.databaseUrl, set: flags.set }),
+    modules: options.modules,
+    flags: { databaseUrl: configFlags.databaseUrl, set: configFlags.set }
+  }
+  const more = typeof options.commands === "function" ? options.commands(context) : (options.commands ?? [])
   return {
-    command: root.pipe(
-      Command.withSubcommands([start, worker, maintenance, migrate, config, ...(options.commands ?? [])])
-    ) as NodeCli["command"],
+    command: root.pipe(Command.withSubcommands([start, worker, maintenance, migrate, config, ...more])) as NodeCli["command"],
     shutdown: () => shutdown
   }
 }

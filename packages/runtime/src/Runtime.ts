@@ -31,6 +31,8 @@ import * as CallbackRoutes from "./http/CallbackRoutes.ts"
 import * as ConfigReloader from "./ConfigReloader.ts"
 import * as CronSource from "./sources/Cron.ts"
 import * as SourceRunner from "./sources/Runner.ts"
+import * as ControlPlane from "./ControlPlane.ts"
+import * as AdminRoutes from "./http/admin/Routes.ts"
 import * as Database from "./Database.ts"
 import * as Health from "./Health.ts"
 import * as HealthRoutes from "./http/HealthRoutes.ts"
@@ -117,7 +119,8 @@ const runsHere =
  * What this node's role adds on top of the core: the dispatcher (dispatching
  * roles), module background work placed by role, module health checks, the
  * task sources (leader-placed ones lead only on nodes that run lanes), and the
- * HTTP routes (full API roles get module routes, source routes and callbacks).
+ * HTTP routes (full API roles get the admin API, module routes, source routes
+ * and callbacks).
  */
 const roleParts = (
   role: NodeMode.Role,
@@ -144,10 +147,10 @@ const roleParts = (
     CronSource.layerSchedules(allSources)
   )
   const routes = role.fullApi
-    ? [CallbackRoutes.layer, ...modules.flatMap((m) => (m.routes ? [m.routes] : [])), SourceRunner.routes(allSources)]
+    ? [CallbackRoutes.layer, AdminRoutes.layer, ...modules.flatMap((m) => (m.routes ? [m.routes] : [])), SourceRunner.routes(allSources)]
     : []
   return {
-    work: Layer.mergeAll(health, ...dispatcher, ...maintenance, ...background),
+    work: Layer.mergeAll(health, ControlPlane.layerReadiness, ...dispatcher, ...maintenance, ...background),
     sources,
     routes: Layer.mergeAll(HealthRoutes.layer, ...routes)
   }

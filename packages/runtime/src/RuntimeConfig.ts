@@ -21,8 +21,11 @@ import * as Fs from "node:fs"
 import * as AuditLog from "./AuditLog.ts"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import * as ConfigSection from "./ConfigSection.ts"
+import * as ControlPlane from "./ControlPlane.ts"
+import * as Oidc from "./control/Oidc.ts"
 import * as Database from "./Database.ts"
 import * as Dispatcher from "./Dispatcher.ts"
+import * as HealthRoutes from "./http/HealthRoutes.ts"
 import * as HttpServer from "./http/Server.ts"
 import * as SecretStrength from "./internal/config/secretStrength.ts"
 import * as ConfigSources from "./internal/config/sources.ts"
@@ -99,6 +102,9 @@ const runtimeSections = [
   Shutdown.Config,
   Telemetry.Config,
   Security,
+  HealthRoutes.Config,
+  Oidc.Config,
+  ControlPlane.Config,
   ...BuiltInLanes.sections
 ] as const
 

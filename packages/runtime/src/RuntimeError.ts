@@ -265,6 +265,108 @@ export class ScheduleNotFound extends Schema.TaggedError<ScheduleNotFound>(id("S
 }
 
 // ---------------------------------------------------------------------------
+// Control plane
+
+/**
+ * No credentials, or credentials that are not valid (unknown, expired or
+ * revoked token, ended session).
+ *
+ * @category errors
+ */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>(id("Unauthorized"))("Unauthorized", {
+  message: Schema.String
+}) {
+  readonly [ReasonTypeId] = ReasonTypeId
+  readonly isRetryable = false
+  readonly httpStatus = 401
+}
+
+/**
+ * Valid credentials whose role does not allow the operation (or a
+ * cookie-authenticated write without its CSRF token).
+ *
+ * @category errors
+ */
+export class Forbidden extends Schema.TaggedError<Forbidden>(id("Forbidden"))("Forbidden", {
+  message: Schema.String
+}) {
+  readonly [ReasonTypeId] = ReasonTypeId
+  readonly isRetryable = false
+  readonly httpStatus = 403
+}
+
+/**
+ * Too many failed logins from this client: it must wait `retryAfterSeconds`.
+ *
+ * @category errors
+ */
+export class RateLimited extends Schema.TaggedError<RateLimited>(id("RateLimited"))("RateLimited", {
+  message: Schema.String,
+  retryAfterSeconds: Schema.Int
+}) {
+  readonly [ReasonTypeId] = ReasonTypeId
+  readonly isRetryable = true
+  readonly httpStatus = 429
+}
+
+/**
+ * A control-plane request's input is not acceptable (a filter, a cursor, a name).
+ *
+ * @category errors
+ */
+export class InputInvalid extends Schema.TaggedError<InputInvalid>(id("InputInvalid"))("InputInvalid", {
+  message: Schema.String
+}) {
+  readonly [ReasonTypeId] = ReasonTypeId
+  readonly isRetryable = false
+  readonly httpStatus = 400
+}
+
+/**
+ * A named control-plane resource (an API token) does not exist.
+ *
+ * @category errors
+ */
+export class ResourceNotFound extends Schema.TaggedError<ResourceNotFound>(id("ResourceNotFound"))("ResourceNotFound", {
+  kind: Schema.String,
+  id: Schema.String
+}) {
+  readonly [ReasonTypeId] = ReasonTypeId
+  readonly isRetryable = false
+  readonly httpStatus = 404
+  override get message() {
+    return `${this.kind} ${JSON.stringify(this.id)} not found`
+  }
+}
+
+/**
+ * A control-plane resource conflicts with an existing one (a live token of the same name).
+ *
+ * @category errors
+ */
+export class ResourceConflict extends Schema.TaggedError<ResourceConflict>(id("ResourceConflict"))("ResourceConflict", {
+  message: Schema.String
+}) {
+  readonly [ReasonTypeId] = ReasonTypeId
+  readonly isRetryable = false
+  readonly httpStatus = 409
+}
+
+/**
+ * An admin query ran longer than `control.statement_timeout` and was
+ * cancelled: the filter is too broad for the table, not an outage.
+ *
+ * @category errors
+ */
+export class QueryTimeout extends Schema.TaggedError<QueryTimeout>(id("QueryTimeout"))("QueryTimeout", {
+  message: Schema.String
+}) {
+  readonly [ReasonTypeId] = ReasonTypeId
+  readonly isRetryable = false
+  readonly httpStatus = 422
+}
+
+// ---------------------------------------------------------------------------
 // Lanes and bugs
 
 /**
@@ -315,6 +417,13 @@ export const Reason = Schema.Union([
   TaskStoreUnavailable,
   SourceFenced,
   ScheduleNotFound,
+  Unauthorized,
+  Forbidden,
+  RateLimited,
+  InputInvalid,
+  ResourceNotFound,
+  ResourceConflict,
+  QueryTimeout,
   LanePassFailed,
   Internal
 ])

@@ -127,7 +127,12 @@ export const metrics = {
   scheduleFires: counter(
     "asterforge_schedule_fires_total",
     "fires of a schedule, by source and outcome (enqueued, or skipped: missed fires coalesced or beyond the catch-up bound)"
-  )
+  ),
+  controlLoginFailures: counter(
+    "asterforge_control_login_failures_total",
+    "failed admin API logins (refused token or session, OIDC), by via"
+  ),
+  controlBulkTasks: counter("asterforge_control_bulk_tasks_total", "tasks acted on by admin bulk actions, by action")
 } as const
 
 // ---------------------------------------------------------------------------

@@ -1,18 +1,53 @@
 /**
  * The health endpoints every node serves, whatever its mode:
  * `GET /health` (liveness), `GET /health/ready` (readiness, 503 when any check
- * fails) and `GET /health/metrics` (Prometheus text).
+ * fails) and `GET /health/metrics` (Prometheus text; behind a bearer token
+ * when `security.metrics_token` is set). None of them shows a secret.
  */
-import { Effect, type Layer } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { Effect, type Layer, Option, Redacted } from "effect"
+import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
+import * as Crypto from "node:crypto"
+import * as ConfigSchema from "../ConfigSchema.ts"
+import * as ConfigSection from "../ConfigSection.ts"
 import { HealthRegistry } from "../Health.ts"
 import { NodeIdentity } from "../NodeIdentity.ts"
 
-export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | HealthRegistry | NodeIdentity> = HttpRouter.use(
+/**
+ * `[security]`, the metrics part: the token Prometheus must send.
+ *
+ * @category config
+ */
+export const Config = ConfigSection.make(
+  "security",
+  {
+    metricsToken: ConfigSection.optionalKey(ConfigSchema.Secret, {
+      doc: "when set, /health/metrics needs Authorization: Bearer <this token> (Prometheus: authorization.credentials)",
+      secret: true
+    })
+  },
+  { id: "security#metrics" }
+)
+export type Config = ConfigSection.TypeOf<typeof Config>
+
+const digest = (text: string) => Crypto.createHash("sha256").update(text, "utf8").digest()
+
+/** Whether the request carries the metrics token (compared in constant time). */
+const authorized = (expected: Buffer, request: HttpServerRequest.HttpServerRequest): boolean => {
+  const header = request.headers.authorization ?? ""
+  return /^bearer /i.test(header) && Crypto.timingSafeEqual(digest(header.slice(7).trim()), expected)
+}
+
+export const layer: Layer.Layer<
+  never,
+  never,
+  HttpRouter.HttpRouter | HealthRegistry | NodeIdentity | ConfigSection.Tag<"security#metrics">
+> = HttpRouter.use(
   Effect.fn(function* (router) {
     const health = yield* HealthRegistry
     const node = yield* NodeIdentity
+    const { metricsToken } = yield* Config
+    const expected = Option.map(metricsToken, (t) => digest(Redacted.value(t)))
 
     // Liveness: the process and its event loop answer. Deliberately no I/O, so a
     // slow database makes the node not-ready rather than getting it restarted.
@@ -34,12 +69,17 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | HealthRegi
       Effect.map(health.readiness, (report) => HttpServerResponse.jsonUnsafe(report, { status: report.status === "ready" ? 200 : 503 }))
     )
 
-    yield* router.add(
-      "GET",
-      "/health/metrics",
-      Effect.map(PrometheusMetrics.format(), (body) =>
-        HttpServerResponse.text(body, { contentType: "text/plain; version=0.0.4; charset=utf-8" })
-      )
+    yield* router.add("GET", "/health/metrics", (request) =>
+      Option.isSome(expected) && !authorized(expected.value, request)
+        ? Effect.succeed(
+            HttpServerResponse.jsonUnsafe(
+              { error: { tag: "Unauthorized", message: "send Authorization: Bearer <security.metrics_token>" } },
+              { status: 401, headers: { "www-authenticate": "Bearer" } }
+            )
+          )
+        : Effect.map(PrometheusMetrics.format(), (body) =>
+            HttpServerResponse.text(body, { contentType: "text/plain; version=0.0.4; charset=utf-8" })
+          )
     )
   })
 )

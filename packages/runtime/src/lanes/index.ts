@@ -15,10 +15,12 @@ import * as AuditRetention from "./AuditRetention.ts"
 import * as CallbackRescuer from "./CallbackRescuer.ts"
 import * as DeadlineRescuer from "./DeadlineRescuer.ts"
 import * as LeaseRescuer from "./LeaseRescuer.ts"
+import * as LoginFlowCleaner from "./LoginFlowCleaner.ts"
 import * as NodeLiveness from "./NodeLiveness.ts"
 import * as Promoter from "./Promoter.ts"
 import * as Pruner from "./Pruner.ts"
 import * as QueueStats from "./QueueStats.ts"
+import * as SessionCleaner from "./SessionCleaner.ts"
 import * as SystemHealth from "./SystemHealth.ts"
 
 export * as AuditRetention from "./AuditRetention.ts"
@@ -26,10 +28,12 @@ export * as CallbackRescuer from "./CallbackRescuer.ts"
 export * as DeadlineRescuer from "./DeadlineRescuer.ts"
 export * as Kit from "./kit.ts"
 export * as LeaseRescuer from "./LeaseRescuer.ts"
+export * as LoginFlowCleaner from "./LoginFlowCleaner.ts"
 export * as NodeLiveness from "./NodeLiveness.ts"
 export * as Promoter from "./Promoter.ts"
 export * as Pruner from "./Pruner.ts"
 export * as QueueStats from "./QueueStats.ts"
+export * as SessionCleaner from "./SessionCleaner.ts"
 export * as SystemHealth from "./SystemHealth.ts"
 
 /** Every built-in lane module, in the order `builtIn` starts their lanes. */
@@ -42,7 +46,9 @@ const modules = [
   AuditRetention,
   QueueStats,
   NodeLiveness,
-  SystemHealth
+  SystemHealth,
+  SessionCleaner,
+  LoginFlowCleaner
 ] as const
 
 type Module = (typeof modules)[number]
@@ -63,7 +69,9 @@ export const defaults: Options = {
   audit_retention: AuditRetention.defaults,
   queue_stats: QueueStats.defaults,
   node_liveness: NodeLiveness.defaults,
-  system_health: SystemHealth.defaults
+  system_health: SystemHealth.defaults,
+  session_cleanup: SessionCleaner.defaults,
+  login_flow_cleanup: LoginFlowCleaner.defaults
 }
 
 /** The options of every lane from their decoded sections (`RuntimeConfig` assembles them this way). */
@@ -81,5 +89,7 @@ export const builtIn = (options: Options) =>
     AuditRetention.make(options.audit_retention),
     QueueStats.make(options.queue_stats),
     NodeLiveness.make(options.node_liveness),
-    SystemHealth.make(options.system_health)
+    SystemHealth.make(options.system_health),
+    SessionCleaner.make(options.session_cleanup),
+    LoginFlowCleaner.make(options.login_flow_cleanup)
   ] as const

@@ -38,10 +38,14 @@ describe("migrations", () => {
       expect(after).toBe(true)
       const tables = yield* Kit.queryDb<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
       expect(tables.map((t) => t.t)).toEqual([
+        "api_tokens",
         "asterforge_migrations",
         "audit_events",
+        "control_login_flows",
+        "control_sessions",
         "lane_leaders",
         "nodes",
+        "queue_settings",
         "queue_stats",
         "schedules",
         "tasks"

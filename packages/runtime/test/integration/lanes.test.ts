@@ -27,10 +27,12 @@ import {
   CallbackRescuer,
   DeadlineRescuer,
   LeaseRescuer,
+  LoginFlowCleaner,
   NodeLiveness,
   Promoter,
   Pruner,
   QueueStats,
+  SessionCleaner,
   SystemHealth
 } from "../../src/lanes/index.ts"
 import * as Leadership from "../../src/Leadership.ts"
@@ -535,6 +537,25 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
       }))
   })
 
+  describe("session and login flow cleanup", () => {
+    test("delete expired admin sessions and OIDC login flows only, in bounded batches", () =>
+      Effect.gen(function* () {
+        yield* Kit.queryDb(`INSERT INTO control_sessions (id, csrf_token, actor, role, source, absolute_expires_at, expires_at) VALUES
+        ('idle-expired', 'c', 'token:a', 'viewer', 'api_token', now() + interval '1 hour', now() - interval '1 second'),
+        ('absolute-expired', 'c', 'token:a', 'viewer', 'api_token', now() - interval '1 hour', now() - interval '1 hour'),
+        ('old', 'c', 'token:a', 'viewer', 'api_token', now() - interval '2 days', now() - interval '2 days'),
+        ('live', 'c', 'token:a', 'viewer', 'api_token', now() + interval '1 hour', now() + interval '10 minutes')`)
+        expect(yield* pass(SessionCleaner.make({ batchSize: 2, maxBatchesPerPass: 1 }))).toEqual({ deleted: 2 })
+        expect(yield* pass(SessionCleaner.make())).toEqual({ deleted: 1 })
+        expect((yield* Kit.queryDb<{ id: string }>("SELECT id FROM control_sessions")).map((r) => r.id)).toEqual(["live"])
+
+        yield* Kit.queryDb(`INSERT INTO control_login_flows (state, nonce, code_verifier, redirect_to, expires_at) VALUES
+        ('expired', 'n', 'v', '/admin/', now() - interval '1 second'), ('pending', 'n', 'v', '/admin/', now() + interval '10 minutes')`)
+        expect(yield* pass(LoginFlowCleaner.make())).toEqual({ deleted: 1 })
+        expect((yield* Kit.queryDb<{ state: string }>("SELECT state FROM control_login_flows")).map((r) => r.state)).toEqual(["pending"])
+      }))
+  })
+
   describe("queue stats", () => {
     test("recomputes counts per queue and state, deletes vanished groups, sets the depth gauge", () =>
       Effect.gen(function* () {
@@ -777,7 +798,9 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         "audit_retention",
         "queue_stats",
         "node_liveness",
-        "system_health"
+        "system_health",
+        "session_cleanup",
+        "login_flow_cleanup"
       ])
       // Each lane's options are the configuration section named after it.
       expect(Lanes.sections.map((s) => s.section)).toEqual(lanes.map((l) => `maintenance.${l.name}`))
@@ -880,6 +903,14 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
         ])
         yield* Kit.queryDb("INSERT INTO audit_events (code, actor, at) VALUES ('test.ancient', 'test', now() - interval '1 year')")
         yield* Kit.queryDb("INSERT INTO queue_stats (queue, state, count) VALUES ('vanished', 'available', 1)")
+        yield* Kit.queryDb(
+          `INSERT INTO control_sessions (id, csrf_token, actor, role, source, absolute_expires_at, expires_at)
+           VALUES ('expired-session', 'csrf', 'token:test', 'viewer', 'api_token', now() - interval '1 minute', now() - interval '1 minute')`
+        )
+        yield* Kit.queryDb(
+          `INSERT INTO control_login_flows (state, nonce, code_verifier, redirect_to, expires_at)
+           VALUES ('expired-flow', 'n', 'v', '/admin/', now() - interval '1 minute')`
+        )
 
         // Every built-in lane, as a node starts them: a lane added to the list is held to this test at once.
         const lanes: ReadonlyArray<CoreLane> = Lanes.builtIn(Lanes.defaults)
@@ -890,7 +921,9 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
                 "SELECT to_jsonb(t) AS r FROM tasks t ORDER BY id",
                 "SELECT to_jsonb(e) AS r FROM audit_events e ORDER BY id",
                 "SELECT to_jsonb(q) AS r FROM queue_stats q ORDER BY queue, state",
-                "SELECT to_jsonb(n) AS r FROM nodes n WHERE mode <> 'follower' ORDER BY id"
+                "SELECT to_jsonb(n) AS r FROM nodes n WHERE mode <> 'follower' ORDER BY id",
+                "SELECT to_jsonb(s) AS r FROM control_sessions s ORDER BY id",
+                "SELECT to_jsonb(f) AS r FROM control_login_flows f ORDER BY state"
               ],
               (q) => Kit.queryDb(q)
             )

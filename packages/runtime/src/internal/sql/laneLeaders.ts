@@ -38,9 +38,24 @@ export const takeOver = (sql: SqlClient.SqlClient, lane: string, nodeId: string)
 export const fence = (sql: SqlClient.SqlClient, lane: string, epoch: number) =>
   sql`EXISTS (SELECT 1 FROM lane_leaders WHERE lane = ${lane} AND epoch = ${epoch})`
 
-/** After a successful pass, for status pages; fenced by the epoch itself, so a stale leader's pass is not recorded. */
-export const markRun = (sql: SqlClient.SqlClient, lane: string, epoch: number) =>
-  sql`UPDATE lane_leaders SET last_run_at = now() WHERE lane = ${lane} AND epoch = ${epoch}`
+/**
+ * After a successful pass, for status pages on any node (the admin API's
+ * lanes view); fenced by the epoch itself, so a stale leader's pass is not
+ * recorded.
+ */
+export const markRun = (
+  sql: SqlClient.SqlClient,
+  lane: string,
+  epoch: number,
+  pass: { readonly counts: Readonly<Record<string, number>>; readonly durationMs: number; readonly intervalMs: number }
+) =>
+  sql`UPDATE lane_leaders SET last_run_at = now(), last_counts = ${JSON.stringify(pass.counts)}::jsonb,
+        last_duration_ms = ${pass.durationMs}, interval_ms = ${pass.intervalMs}
+      WHERE lane = ${lane} AND epoch = ${epoch}`
+
+/** After a failed pass: its one-line reason and time, for the admin API's lanes view (kept after later passes succeed). */
+export const markFailed = (sql: SqlClient.SqlClient, lane: string, epoch: number, message: string) =>
+  sql`UPDATE lane_leaders SET last_error = ${message.slice(0, 2000)}, last_error_at = now() WHERE lane = ${lane} AND epoch = ${epoch}`
 
 /**
  * The fence held for a transaction: the leader's row, share-locked while

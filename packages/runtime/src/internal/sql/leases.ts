@@ -15,7 +15,9 @@ import type * as TaskOutcome from "../../TaskOutcome.ts"
  * One statement claims up to `limit` due tasks of a queue: by priority (lower
  * first), then due time. SKIP LOCKED lets concurrent claimers take disjoint
  * rows without waiting. Due `scheduled`/`retryable` rows are claimed directly,
- * so time-based work runs even before a promotion pass. Columns are aliased to
+ * so time-based work runs even before a promotion pass. A queue an operator
+ * paused (`queue_settings`) is not claimed: the NOT EXISTS is uncorrelated, one
+ * primary-key probe per statement (an InitPlan). Columns are aliased to
  * the domain's camelCase (`Task.Claimed`), so no row mapping runs per task.
  * Only a node whose row is `running` claims.
  */
@@ -37,6 +39,7 @@ export const claim = (
         AND name IN ${sql.in(options.names)}
         -- A node declared dead claims nothing, even before its own heartbeat tells it so.
         AND EXISTS (SELECT 1 FROM nodes WHERE id = ${options.owner} AND status = 'running')
+        AND NOT EXISTS (SELECT 1 FROM queue_settings s WHERE s.queue = ${options.queue} AND s.paused)
       ORDER BY priority, run_at, id
       LIMIT ${options.limit}
       FOR UPDATE SKIP LOCKED

@@ -96,7 +96,7 @@ export const findUnfinishedByKeys = (sql: SqlClient.SqlClient, keys: ReadonlyArr
     WHERE unique_key IN ${sql.in(keys)} AND state NOT IN ${states(sql, TaskState.finished)}`
 
 export const getMany = (sql: SqlClient.SqlClient, ids: ReadonlyArray<string>) =>
-  sql<Row>`SELECT ${sql.literal(columns)} FROM tasks WHERE id IN ${sql.in(ids.map(BigInt))} ORDER BY id`
+  sql<Row>`SELECT ${sql.literal(columns)} FROM tasks WHERE id IN ${sql.in(ids.map(BigInt))} ORDER BY tasks.id`
 
 export interface ListFilter {
   readonly state?: ReadonlyArray<State> | undefined
@@ -118,7 +118,7 @@ export const list = (
       ...(page.before ? [sql`id < ${BigInt(page.before)}`] : []),
       sql`true`
     ])}
-    ORDER BY id DESC LIMIT ${page.limit}`
+    ORDER BY tasks.id DESC LIMIT ${page.limit}`
 
 /**
  * Cancel: a task that is not running is cancelled here and now; a running one

@@ -1,0 +1,39 @@
+/**
+ * SQL for `control_login_flows`: OIDC logins between the redirect to the
+ * provider and its callback. A flow is used once (the callback deletes it) or
+ * removed by the login_flow_cleanup lane after it expires.
+ */
+import type { SqlClient, Statement } from "effect/sql"
+import { interval } from "./shared.ts"
+
+/** A pending login. */
+export interface Row {
+  readonly state: string
+  readonly nonce: string
+  readonly code_verifier: string
+  readonly redirect_to: string
+}
+
+/** A new flow, valid for `ttlMs`. */
+export const insert = (sql: SqlClient.SqlClient, flow: Row & { readonly client: string; readonly ttlMs: number }) =>
+  sql`
+    INSERT INTO control_login_flows (state, nonce, code_verifier, redirect_to, client, expires_at)
+    VALUES (${flow.state}, ${flow.nonce}, ${flow.code_verifier}, ${flow.redirect_to}, ${flow.client}, now() + ${interval(sql, flow.ttlMs)})`
+
+/** Takes the live flow with this state: deleted in the same statement, so a callback can use it only once. */
+export const take = (sql: SqlClient.SqlClient, state: string) =>
+  sql<Row & { expired: boolean }>`
+    DELETE FROM control_login_flows WHERE state = ${state}
+    RETURNING state, nonce, code_verifier, redirect_to, expires_at <= now() AS expired`
+
+/** Expired flows through `control_login_flows_expires_at`; one fenced batch (login_flow_cleanup lane). */
+export const removeExpired = (sql: SqlClient.SqlClient, fence: Statement.Fragment, options: { readonly limit: number }) =>
+  sql<{ deleted: number }>`
+    WITH deleted AS (
+      DELETE FROM control_login_flows
+      WHERE state IN (
+        SELECT state FROM control_login_flows WHERE expires_at <= now() ORDER BY expires_at LIMIT ${options.limit} FOR UPDATE SKIP LOCKED
+      ) AND ${fence}
+      RETURNING 1
+    )
+    SELECT count(*)::int AS deleted FROM deleted`
