@@ -30,6 +30,7 @@ import * as CallbackRoutes from "./http/CallbackRoutes.ts"
 import * as ConfigReloader from "./ConfigReloader.ts"
 import * as ControlPlane from "./ControlPlane.ts"
 import * as AdminRoutes from "./http/admin/Routes.ts"
+import * as AdminUi from "./http/AdminUi.ts"
 import * as Database from "./Database.ts"
 import * as Health from "./Health.ts"
 import * as HealthRoutes from "./http/HealthRoutes.ts"
@@ -114,8 +115,8 @@ const runsHere =
 /**
  * What this node's role adds on top of the core: the dispatcher (dispatching
  * roles), module background work placed by role, module health checks, and
- * the HTTP routes (full API roles get the admin API, module routes and
- * callbacks).
+ * the HTTP routes (full API roles get the admin API and its web UI, module
+ * routes and callbacks).
  */
 const roleParts = (
   role: NodeMode.Role,
@@ -136,7 +137,9 @@ const roleParts = (
   const dispatcher = role.dispatches ? [Dispatcher.layer] : []
   const lanes = [...BuiltInLanes.builtIn(config.maintenance.lanes, config.node.heartbeatInterval), ...modules.flatMap((m) => m.lanes ?? [])]
   const maintenance = role.runsLanes ? [Maintenance.layer(lanes).pipe(Layer.provide(leadership))] : []
-  const routes = role.fullApi ? [CallbackRoutes.layer, AdminRoutes.layer, ...modules.flatMap((m) => (m.routes ? [m.routes] : []))] : []
+  const routes = role.fullApi
+    ? [CallbackRoutes.layer, AdminRoutes.layer, AdminUi.layer(), ...modules.flatMap((m) => (m.routes ? [m.routes] : []))]
+    : []
   return {
     work: Layer.mergeAll(health, ControlPlane.layerReadiness, ...dispatcher, ...maintenance, ...background),
     routes: Layer.mergeAll(HealthRoutes.layer, ...routes)
