@@ -50,6 +50,12 @@ const Timeline = ({ task, codes }: { task: Task; codes: Codes | undefined }) => 
     const n = e.attempt ?? 0
     byAttempt.set(n, [...(byAttempt.get(n) ?? []), e])
   }
+  // Which node ran an attempt, where the audit trail says (a failure that ended the task, an interruption).
+  const ranOn = new Map<number, string>()
+  for (const e of task.audit) {
+    const attempt = e.details.attempt
+    if (typeof attempt === "number" && e.actor.startsWith("node:")) ranOn.set(attempt, e.actor.slice("node:".length))
+  }
   const last = Math.max(task.attempt, ...byAttempt.keys())
   const entries = Array.from({ length: last }, (_, i) => i + 1)
   const current = (n: number) => {
@@ -73,6 +79,7 @@ const Timeline = ({ task, codes }: { task: Task; codes: Codes | undefined }) => 
     ${entries.map(
       (n) => html`<li key=${n}>
         <h3>Attempt ${n}</h3>
+        ${ranOn.has(n) && !(n === task.attempt && task.state === "running") ? html`<p class="muted small">On node <code>${ranOn.get(n)}</code></p>` : null}
         ${(byAttempt.get(n) ?? []).map(
           (e, i) => html`<div key=${i}>
             <p class="muted small">Failed ${e.at === null ? "" : html`<${When} iso=${e.at} />`}</p>
