@@ -444,6 +444,34 @@ describe("admin UI in chromium", () => {
     await narrow.context.close()
   })
 
+  it("offers 'Sign in with <provider>' when an OpenID provider is configured", async () => {
+    // A follower of the same database with [security.oidc] set: the sign-in page links to the provider's sign-in.
+    const follower = await startNode({
+      url: db.url,
+      mode: "follower",
+      modules: [Shop.ShopTasks],
+      env: {
+        ...env,
+        ASTERFORGE_SECURITY_OIDC_ISSUER: "http://127.0.0.1:9/issuer",
+        ASTERFORGE_SECURITY_OIDC_CLIENT_ID: "asterforge-admin",
+        ASTERFORGE_SECURITY_OIDC_REDIRECT_URL: "http://127.0.0.1:9/admin/api/session/oidc/callback"
+      }
+    })
+    try {
+      const methods = await (await fetch(`${follower.baseUrl}/admin/api/session/methods`)).json()
+      expect(methods).toEqual({ token: true, oidc: { label: "127.0.0.1:9", url: "/admin/api/session/oidc" } })
+      const visitor = await Browsers.open(browser)
+      await visitor.page.goto(`${follower.baseUrl}/admin/queues`)
+      const link = visitor.page.getByRole("link", { name: "Sign in with 127.0.0.1:9" })
+      await link.waitFor()
+      expect(await link.getAttribute("href")).toBe(`/admin/api/session/oidc?redirect=${encodeURIComponent("/admin/queues?signin=oidc")}`)
+      await clean(visitor)
+      await visitor.context.close()
+    } finally {
+      await follower.close()
+    }
+  })
+
   it("signs out: the session ends, and the UI shows the sign-in page", async () => {
     const { page } = admin
     await page.getByTestId("sign-out").click()
