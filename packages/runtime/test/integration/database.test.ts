@@ -37,7 +37,18 @@ describe("migrations", () => {
       expect(second).toEqual([])
       expect(after).toBe(true)
       const tables = yield* Kit.queryDb<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-      expect(tables.map((t) => t.t)).toEqual(["asterforge_migrations", "audit_events", "lane_leaders", "nodes", "queue_stats", "tasks"])
+      expect(tables.map((t) => t.t)).toEqual([
+        "api_tokens",
+        "asterforge_migrations",
+        "audit_events",
+        "control_login_flows",
+        "control_sessions",
+        "lane_leaders",
+        "nodes",
+        "queue_settings",
+        "queue_stats",
+        "tasks"
+      ])
     }).pipe(Effect.provide(client.pipe(Layer.provideMerge(Kit.database("migrate_idem")))))
   )
 
