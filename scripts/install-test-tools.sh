@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system tools the test suite drives as real peers, when missing:
-# Debian's `prometheus` (prometheus + promtool: they scrape and judge /health/metrics) and
-# `dovecot-imapd` (the IMAP server the mail-order bot's tests start on loopback, as a plain process).
+# Debian's `prometheus` (prometheus + promtool: they scrape and judge /health/metrics),
+# `dovecot-imapd` (the IMAP server the mail-order bot's tests start on loopback, as a plain process)
+# and `chromium` (the admin UI's browser tests drive /usr/bin/chromium).
 # `pnpm test` itself never installs anything; this script is the first step of the
 # README's test command and of .ci/run. Idempotent: does nothing when all are present.
 set -euo pipefail
@@ -9,6 +10,7 @@ set -euo pipefail
 missing=()
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 dpkg -s dovecot-imapd >/dev/null 2>&1 && [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -123,6 +123,8 @@ export interface ControlPlaneShape {
   readonly lanes: Effect.Effect<ReadonlyArray<Models.LaneView>, RuntimeError>
   readonly audit: (filter: AuditFilter, page: PageRequest) => Effect.Effect<Models.AuditPage, RuntimeError>
   readonly codes: Effect.Effect<Models.Codes>
+  /** Running tasks whose lease expired long ago and was not rescued. */
+  readonly stuckLeases: Effect.Effect<Models.StuckLeases, RuntimeError>
   /** A new API token; the result carries the token itself, the only time it is shown. */
   readonly createToken: (request: Models.CreateTokenRequest, actor: string) => Effect.Effect<Models.TokenCreated, RuntimeError>
   readonly listTokens: (options: { readonly includeRevoked: boolean }) => Effect.Effect<ReadonlyArray<Models.TokenView>, RuntimeError>
@@ -156,6 +158,7 @@ export const make = (deps: Deps): ControlPlaneShape => {
     lanes: views.lanes,
     audit: views.audit,
     codes: views.codes,
+    stuckLeases: views.stuckLeases,
     createToken: tokens.create,
     listTokens: tokens.list,
     revokeToken: tokens.revoke

@@ -33,6 +33,7 @@ import * as CronSource from "./sources/Cron.ts"
 import * as SourceRunner from "./sources/Runner.ts"
 import * as ControlPlane from "./ControlPlane.ts"
 import * as AdminRoutes from "./http/admin/Routes.ts"
+import * as AdminUi from "./http/AdminUi.ts"
 import * as Database from "./Database.ts"
 import * as Health from "./Health.ts"
 import * as HealthRoutes from "./http/HealthRoutes.ts"
@@ -119,8 +120,8 @@ const runsHere =
  * What this node's role adds on top of the core: the dispatcher (dispatching
  * roles), module background work placed by role, module health checks, the
  * task sources (leader-placed ones lead only on nodes that run lanes), and the
- * HTTP routes (full API roles get the admin API, module routes, source routes
- * and callbacks).
+ * HTTP routes (full API roles get the admin API and its web UI, module routes,
+ * source routes and callbacks).
  */
 const roleParts = (
   role: NodeMode.Role,
@@ -147,7 +148,13 @@ const roleParts = (
     CronSource.layerSchedules(allSources)
   )
   const routes = role.fullApi
-    ? [CallbackRoutes.layer, AdminRoutes.layer, ...modules.flatMap((m) => (m.routes ? [m.routes] : [])), SourceRunner.routes(allSources)]
+    ? [
+        CallbackRoutes.layer,
+        AdminRoutes.layer,
+        AdminUi.layer(),
+        ...modules.flatMap((m) => (m.routes ? [m.routes] : [])),
+        SourceRunner.routes(allSources)
+      ]
     : []
   return {
     work: Layer.mergeAll(health, ControlPlane.layerReadiness, ...dispatcher, ...maintenance, ...background),

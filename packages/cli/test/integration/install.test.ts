@@ -95,6 +95,9 @@ describe("installed from the packed tarballs, outside the repository", () => {
     expect(Object.keys(manifest.peerDependencies)).toEqual(expect.arrayContaining(["effect", "@effect/platform-node", "@effect/sql-pg"]))
     expect(Fs.existsSync(Path.join(installed, "dist/index.js"))).toBe(true)
     expect(Fs.existsSync(Path.join(installed, "dist/index.d.ts"))).toBe(true)
+    // The admin UI's build ships in the package; its sources and the libraries it was built with do not.
+    expect(Fs.existsSync(Path.join(installed, "ui/index.html"))).toBe(true)
+    expect(Object.keys(manifest.dependencies ?? {})).not.toEqual(expect.arrayContaining(["preact"]))
     expect(Fs.existsSync(Path.join(installed, "src"))).toBe(false)
     expect(Fs.existsSync(Path.join(installed, "test"))).toBe(false)
     // One copy of effect in the app: the runtime uses the app's.
@@ -120,6 +123,12 @@ describe("installed from the packed tarballs, outside the repository", () => {
     const [, followerUrl] = await Promise.all([primary.baseUrl(), follower.baseUrl()])
     const ready = JSON.parse((await pollHttp(`${followerUrl}/health/ready`, (s) => s === 200)).body)
     expect(ready.mode).toBe("follower")
+    // The follower serves the admin UI from the installed package.
+    const page = await fetch(`${followerUrl}/admin/`)
+    expect(page.status).toBe(200)
+    const script = /src="(\/admin\/assets\/app-[A-Z0-9]+\.js)"/.exec(await page.text())?.[1]
+    expect(script).toBeDefined()
+    expect((await fetch(`${followerUrl}${script}`)).status).toBe(200)
 
     const accepted = await fetch(`${followerUrl}/greet/ada`, { method: "POST" })
     expect(accepted.status).toBe(202)

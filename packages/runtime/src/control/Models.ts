@@ -194,7 +194,9 @@ export const TaskError = Schema.Struct({
   code: Schema.NullOr(Schema.String),
   codeText: Schema.NullOr(Schema.String),
   attempt: Schema.NullOr(Schema.Int),
-  at: Schema.NullOr(Schema.String)
+  at: Schema.NullOr(Schema.String),
+  /** Where a defect happened: in a task's detail, for admins only; never in lists. */
+  stack: Schema.optionalKey(Schema.String)
 })
 export type TaskError = typeof TaskError.Type
 
@@ -379,6 +381,43 @@ export const TokenList = Schema.Struct({ items: Schema.Array(TokenView) })
 /** A new token: `token` is shown this once and never stored. */
 export const TokenCreated = Schema.Struct({ ...TokenView.fields, token: Schema.String })
 export type TokenCreated = typeof TokenCreated.Type
+
+/** The sign-in methods this node offers, for a login screen (no credentials needed). */
+export const LoginMethods = Schema.Struct({
+  token: Schema.Boolean,
+  /** Set when `[security.oidc]` is configured: `label` names the provider (its issuer's host). */
+  oidc: Schema.NullOr(Schema.Struct({ label: Schema.String, url: Schema.String }))
+})
+export type LoginMethods = typeof LoginMethods.Type
+
+/** Running tasks whose lease expired over a minute ago and that no lease rescue has taken back. */
+export const StuckLeases = Schema.Struct({
+  count: Schema.Int,
+  oldestExpiredAt: NullableInstant,
+  /** How long past its expiry a lease counts as stuck. */
+  afterSeconds: Schema.Int
+})
+export type StuckLeases = typeof StuckLeases.Type
+
+/** What is unhealthy, for an overview: the serving node's readiness checks and stuck leases. */
+export const SystemHealth = Schema.Struct({
+  node: Schema.Struct({ id: Schema.String, name: Schema.String, mode: Schema.String }),
+  ready: Schema.Boolean,
+  checks: Schema.Array(
+    Schema.Struct({ name: Schema.String, status: Schema.Literals(["pass", "fail"]), detail: Schema.NullOr(Schema.String) })
+  ),
+  stuckLeases: StuckLeases
+})
+export type SystemHealth = typeof SystemHealth.Type
+
+/** A dashboard's data in one answer: health, queues, running nodes and lanes. */
+export const Overview = Schema.Struct({
+  health: SystemHealth,
+  queues: QueueList,
+  nodes: Schema.Array(NodeView),
+  lanes: Schema.Array(LaneView)
+})
+export type Overview = typeof Overview.Type
 
 /** Who the caller is. `csrfToken`: send it as `X-CSRF-Token` with every write made with the session cookie. */
 export const SessionView = Schema.Struct({

@@ -32,7 +32,7 @@ export const sqlFilter = (f: { readonly [K in keyof Models.TaskFilter]?: Models.
 
 /** One stored failure with the presentation text its task's definition gives its code. */
 const errorView =
-  (definition: Task.Definition | undefined) =>
+  (definition: Task.Definition | undefined, withStack = false) =>
   (raw: unknown): Models.TaskError => {
     const e = (typeof raw === "object" && raw !== null ? raw : {}) as Partial<Record<string, unknown>>
     const code = typeof e.code === "string" ? e.code : null
@@ -42,7 +42,8 @@ const errorView =
       code,
       codeText: code === null ? null : (definition?.codes[code] ?? null),
       attempt: typeof e.attempt === "number" && Number.isInteger(e.attempt) ? e.attempt : null,
-      at: typeof e.at === "string" ? e.at : null
+      at: typeof e.at === "string" ? e.at : null,
+      ...(withStack && typeof e.stack === "string" ? { stack: e.stack } : {})
     }
   }
 
@@ -63,7 +64,7 @@ const summary = (deps: Deps, row: AdminTasksSql.Summary): Models.TaskSummary => 
 })
 
 const detail = (deps: Deps, t: TaskInfo, audit: ReadonlyArray<Models.AuditEntry>): Models.TaskDetail => {
-  const errors = t.errors.map(errorView(deps.registry.definition(t.name)))
+  const errors = t.errors.map(errorView(deps.registry.definition(t.name), true))
   return {
     id: t.id,
     name: t.name,

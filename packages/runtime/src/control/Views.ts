@@ -42,6 +42,9 @@ const failureTags: ReadonlyArray<{ tag: string; text: string }> = [
   { tag: "<other>", text: "any other error a handler failed with, by its _tag (SqlError, an app's own error): retried" }
 ]
 
+/** A lease expired this long ago and still held is stuck (the lease rescue lane runs far more often). */
+const stuckAfterSeconds = 60
+
 const minutesBack = (count: number, now: Date): ReadonlyArray<string> => {
   const last = Math.floor(now.getTime() / 60_000) * 60_000
   return Array.from({ length: count }, (_, i) => new Date(last - (count - 1 - i) * 60_000).toISOString())
@@ -202,5 +205,11 @@ export const make = (deps: Deps) => {
     failures: failureTags
   }))
 
-  return { queues: queues(deps), setPaused, nodes, lanes, audit, codes }
+  const stuckLeases = Effect.map(bounded(deps, AdminViewsSql.stuckLeases(deps.sql, stuckAfterSeconds * 1000)), ([row]) => ({
+    count: row?.count ?? 0,
+    oldestExpiredAt: isoOrNull(row?.oldest),
+    afterSeconds: stuckAfterSeconds
+  }))
+
+  return { queues: queues(deps), setPaused, nodes, lanes, audit, codes, stuckLeases }
 }

@@ -94,7 +94,11 @@ export class TasksGroup extends HttpApiGroup.make("tasks")
         )
       ),
     HttpApiEndpoint.get("get", "/tasks/:id", { params: taskId, success: Models.TaskDetail }).annotateMerge(
-      doc("viewer", "A task", "Payload, result, every attempt's error with its code's text, lease, and its audit trail.")
+      doc(
+        "viewer",
+        "A task",
+        "Payload, result, every attempt's error with its code's text (and, for admins, a defect's stack), lease, and its audit trail."
+      )
     ),
     HttpApiEndpoint.post("retry", "/tasks/:id/retry", { params: taskId, success: Models.TaskChanged })
       .annotate(RequiredRole, "operator")
@@ -154,6 +158,16 @@ export class SystemGroup extends HttpApiGroup.make("system")
     }).annotateMerge(doc("viewer", "Audit trail", "Newest first.")),
     HttpApiEndpoint.get("codes", "/codes", { success: Models.Codes }).annotateMerge(
       doc("viewer", "Presentation codes", "Audit codes and task failure codes with their text, for screens to show.")
+    ),
+    HttpApiEndpoint.get("overview", "/overview", {
+      query: { minutes: Schema.optional(Models.Minutes) },
+      success: Models.Overview
+    }).annotateMerge(
+      doc(
+        "viewer",
+        "Everything a dashboard shows, in one request",
+        "Queues (as /queues, throughput over the last `minutes`, 30 by default), running nodes, lanes, and what is unhealthy: the serving node's readiness checks and running tasks whose lease expired over a minute ago without a rescue. Read one after another, never at once, to spare the database."
+      )
     )
   )
   .middleware(Authentication) {}
@@ -197,6 +211,9 @@ const redirect = HttpApiSchema.Empty(302).annotate({ description: "redirect (Loc
 
 /** Sign-in: with a token, or through the OIDC provider. */
 export class LoginGroup extends HttpApiGroup.make("login").add(
+  HttpApiEndpoint.get("methods", "/session/methods", { success: Models.LoginMethods }).annotateMerge(
+    doc("public", "Sign-in methods", "Token sign-in, and the OpenID provider when [security.oidc] is configured.")
+  ),
   HttpApiEndpoint.post("token", "/session", { payload: Models.SessionRequest, success: Models.SessionView }).annotateMerge(
     doc(
       "public",

@@ -6,7 +6,9 @@
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import * as ControlPlane from "../../ControlPlane.ts"
-import { jsonProblem } from "../../control/Models.ts"
+import * as Auth from "../../control/Auth.ts"
+import { jsonProblem, type Overview, type SystemHealth, type TaskDetail, type TaskError } from "../../control/Models.ts"
+import { HealthRegistry } from "../../Health.ts"
 import { InputInvalid, RuntimeError } from "../../RuntimeError.ts"
 import { AdminApi, Caller } from "./Api.ts"
 import { api } from "./Middleware.ts"
@@ -30,6 +32,18 @@ const payloadFilter = (text: string | undefined) => {
 
 const actor = Effect.map(Caller, (c) => c.actor)
 
+const withoutStack = ({ stack: _stack, ...error }: TaskError): TaskError => error
+
+/** A task as the caller may see it: a defect's stack is for admins only. */
+const forCaller = (task: TaskDetail) =>
+  Effect.map(
+    Caller,
+    (c): TaskDetail =>
+      Auth.allows(c.role, "admin")
+        ? task
+        : { ...task, errors: task.errors.map(withoutStack), lastError: task.lastError === null ? null : withoutStack(task.lastError) }
+  )
+
 /** The tasks group: list, get, enqueue, bulk, retry, cancel, delete. */
 export const layerTasks = HttpApiBuilder.group(
   AdminApi,
@@ -44,7 +58,7 @@ export const layerTasks = HttpApiBuilder.group(
           )
         )
       )
-      .handle("get", ({ params }) => api(control.getTask(params.id)))
+      .handle("get", ({ params }) => api(Effect.flatMap(control.getTask(params.id), forCaller)))
       .handle("enqueue", ({ payload }) => api(Effect.flatMap(actor, (a) => control.enqueue(payload, a))))
       .handle("bulk", ({ payload }) => api(Effect.flatMap(actor, (a) => control.bulk(payload, a))))
       .handle("retry", ({ params }) => api(Effect.flatMap(actor, (a) => control.retryTask(params.id, a))))
@@ -72,11 +86,31 @@ export const layerSystem = HttpApiBuilder.group(
   "system",
   Effect.fn(function* (handlers) {
     const control = yield* ControlPlane.ControlPlane
+    const health = yield* HealthRegistry
     return handlers
       .handle("nodes", ({ query }) => api(Effect.map(control.nodes({ includeStopped: query.all === "true" }), (items) => ({ items }))))
       .handle("lanes", () => api(Effect.map(control.lanes, (items) => ({ items }))))
       .handle("audit", ({ query: { limit, cursor, ...filter } }) => api(control.audit(filter, { limit, cursor })))
       .handle("codes", () => control.codes)
+      .handle("overview", ({ query }) =>
+        api(
+          Effect.gen(function* () {
+            const report = yield* health.readiness
+            const systemHealth: SystemHealth = {
+              node: { id: report.node.id, name: report.node.name, mode: report.mode },
+              ready: report.status === "ready",
+              checks: report.checks.map((c) => ({ name: c.name, status: c.status, detail: c.detail ?? null })),
+              stuckLeases: yield* control.stuckLeases
+            }
+            return {
+              health: systemHealth,
+              queues: yield* control.queues({ minutes: query.minutes ?? 30 }),
+              nodes: yield* control.nodes({ includeStopped: false }),
+              lanes: yield* control.lanes
+            } satisfies Overview
+          })
+        )
+      )
   })
 )
 

@@ -4,10 +4,12 @@
  * redirect and callback. The session cookie is HttpOnly, SameSite=Strict,
  * scoped to `/admin`, Secure per `control.secure_cookies`.
  */
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import * as Auth from "../../control/Auth.ts"
+import type { LoginMethods } from "../../control/Models.ts"
+import * as Oidc from "../../control/Oidc.ts"
 import { ResourceNotFound, RuntimeError, Unauthorized } from "../../RuntimeError.ts"
 import { AdminApi, Caller, sessionCookie } from "./Api.ts"
 import { AdminAuth, api, clientOf, secureFor } from "./Middleware.ts"
@@ -57,7 +59,16 @@ export const layerLogin = HttpApiBuilder.group(
   "login",
   Effect.fn(function* (handlers) {
     const { auth, oidc, sessionTtlSeconds } = yield* AdminAuth
+    const oidcConfig = yield* Oidc.Config
+    const methods: LoginMethods = {
+      token: true,
+      oidc:
+        oidc === undefined || Option.isNone(oidcConfig.issuer)
+          ? null
+          : { label: new URL(oidcConfig.issuer.value).host, url: "/admin/api/session/oidc" }
+    }
     return handlers
+      .handle("methods", () => Effect.succeed(methods))
       .handle("token", ({ payload }) =>
         Effect.gen(function* () {
           const request = yield* HttpServerRequest.HttpServerRequest

@@ -97,6 +97,17 @@ export const throughput = (sql: SqlClient.SqlClient, minutes: number) =>
     WHERE state IN ${states(sql, TaskState.finished)} AND finished_at >= date_trunc('minute', now()) - ${interval(sql, (minutes - 1) * 60_000)}
     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
 
+/**
+ * Running tasks whose lease expired more than `afterMs` ago: the lease rescue
+ * lane should have taken them back, so they are a sign it is not running.
+ * Through `tasks_running_expiry` (its predicate and key), so it reads only
+ * the expired part of the running tasks.
+ */
+export const stuckLeases = (sql: SqlClient.SqlClient, afterMs: number) =>
+  sql<{ count: number; oldest: Date | null }>`
+    SELECT count(*)::int AS count, min(lease_expires_at) AS oldest FROM tasks
+    WHERE state = 'running' AND lease_expires_at < now() - ${interval(sql, afterMs)}`
+
 /** An audit row as the admin API shows it. */
 export interface AuditRow {
   readonly id: string
