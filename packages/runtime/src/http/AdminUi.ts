@@ -11,6 +11,8 @@
  *
  * - `/admin` redirects to `/admin/`;
  * - `/admin/assets/*` are content-hashed files: cached for a year, immutable;
+ * - `/admin/api/*` paths no endpoint of the admin API serves are the API's
+ *   JSON 404, never the page (a client of the API must not get HTML);
  * - any other path under `/admin/` that names no file is the UI's page (its
  *   router shows the view for the path), never cached, so a deployment's new
  *   asset names are seen at once; a path with a file extension that names no
@@ -28,6 +30,7 @@ import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import * as Url from "node:url"
 import * as Zlib from "node:zlib"
+import { endpointNotFound } from "./admin/Routes.ts"
 
 /** Where the built UI is: `ui/` beside `src/` (and `dist/`) in the runtime package. */
 export const directory = Url.fileURLToPath(new URL("../../ui/", import.meta.url))
@@ -142,6 +145,8 @@ export const layer = (root: string = directory): Layer.Layer<never, never, HttpR
 
       const serve = (request: HttpServerRequest.HttpServerRequest) =>
         Effect.gen(function* () {
+          // The wildcard also catches what the API's own routes do not match: that is the API's 404.
+          if (/^\/admin\/api(\/|$|\?)/.test(request.url)) return endpointNotFound()
           const found = yield* Effect.result(assets)
           if (found._tag === "Failure") {
             return plain(503, `the admin UI is not built (${root} is missing): run pnpm build`)

@@ -225,11 +225,13 @@ describe("crash recovery", () => {
       "SELECT id::text, lease_epoch FROM tasks WHERE id = ANY($1::bigint[]) ORDER BY id",
       [ids]
     )
-    // Defaults everywhere else: 15 s leases, lease rescue every 2 s.
+    // Defaults everywhere else: 15 s leases, lease rescue every 2 s. The liveness lane would declare
+    // the killed node dead at about the same time (three 5 s heartbeats) and release its tasks with
+    // the attempt given back; this test is about lease expiry, so that lane waits far longer here.
     const second = track(
       spawnNode(fixture("tasks-app.ts"), ["start"], { DATABASE_URL: db.url, ASTERFORGE_MODE: "worker", ASTERFORGE_SERVER_PORT: "0" })
     )
-    const maintenance = spawnMaintenance()
+    const maintenance = spawnMaintenance({ ASTERFORGE_MAINTENANCE_NODE_LIVENESS_MISSED_HEARTBEATS: "1000" })
     await Promise.all([second.baseUrl(), maintenance.baseUrl()])
     const killedAt = Date.now()
     first.kill("SIGKILL")

@@ -14,6 +14,13 @@ import * as Handlers from "./Handlers.ts"
 import * as Middleware from "./Middleware.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
 
+/** The admin API's 404: JSON like every other refusal, pointing at the document that lists the endpoints. */
+export const endpointNotFound = (): HttpServerResponse.HttpServerResponse =>
+  HttpServerResponse.jsonUnsafe(
+    { error: { tag: "RouteNotFound", message: "no such admin API endpoint; the endpoints are in /admin/api/openapi.json" } },
+    { status: 404 }
+  )
+
 const isRouteNotFound = (e: unknown): boolean =>
   typeof e === "object" && e !== null && (e as { reason?: { _tag?: string } }).reason?._tag === "RouteNotFound"
 
@@ -27,16 +34,7 @@ const notFound = HttpRouter.middleware(
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       if (!request.url.startsWith("/admin/api")) return yield* httpEffect
-      return yield* httpEffect.pipe(
-        Effect.catchIf(isRouteNotFound, () =>
-          Effect.succeed(
-            HttpServerResponse.jsonUnsafe(
-              { error: { tag: "RouteNotFound", message: "no such admin API endpoint; the endpoints are in /admin/api/openapi.json" } },
-              { status: 404 }
-            )
-          )
-        )
-      )
+      return yield* httpEffect.pipe(Effect.catchIf(isRouteNotFound, () => Effect.succeed(endpointNotFound())))
     }),
   { global: true }
 )

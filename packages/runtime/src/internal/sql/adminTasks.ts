@@ -153,7 +153,7 @@ export const bulkBatch = (
         WITH picked AS (${pick}),
         acted AS (
           UPDATE tasks t SET state = 'available', attempt = 0, run_at = now(), finished_at = NULL,
-                             cancel_requested_at = NULL, callback_token = NULL, callback_expires_at = NULL
+                             cancel_requested_at = NULL, callback_token_hash = NULL, callback_expires_at = NULL
           FROM picked WHERE t.id = picked.id RETURNING t.id, t.queue
         ),
         notified AS (SELECT count(pg_notify('asterforge_tasks', q)) AS n FROM (SELECT DISTINCT queue AS q FROM acted) qs)
@@ -165,7 +165,7 @@ export const bulkBatch = (
           UPDATE tasks t SET
             state = CASE WHEN t.state = 'running' THEN t.state ELSE 'cancelled' END,
             finished_at = CASE WHEN t.state = 'running' THEN t.finished_at ELSE now() END,
-            callback_token = CASE WHEN t.state = 'running' THEN t.callback_token ELSE NULL END,
+            callback_token_hash = CASE WHEN t.state = 'running' THEN t.callback_token_hash ELSE NULL END,
             cancel_requested_at = now()
           FROM picked WHERE t.id = picked.id RETURNING t.id, t.state
         ),
