@@ -2,7 +2,7 @@
 import { Effect, Schema } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { SqlClient } from "effect/sql"
-import { ApplicationModule, Runtime, Task, TaskQueue } from "@asterforge/runtime"
+import { ApplicationModule, HttpProblem, Runtime, Task, TaskQueue } from "@asterforge/runtime"
 
 const SendWelcome = Task.define({
   name: "mail.send_welcome",
@@ -33,12 +33,20 @@ const Signups = ApplicationModule.make({
           // The signup row and its task commit together, or neither does.
           const task = yield* sql.withTransaction(
             Effect.gen(function* () {
-              yield* sql`INSERT INTO signups (email) VALUES (${email})` // the app's own table
+              const added = yield* sql`INSERT INTO signups (email) VALUES (${email}) ON CONFLICT DO NOTHING RETURNING email`
+              if (added.length === 0) return undefined // signed up before: no second welcome
               return yield* tasks.enqueue(SendWelcome, { email }, { uniqueKey: `welcome:${email}` })
             })
           )
+          if (task === undefined) return HttpProblem.make(409, "AlreadySignedUp", `${email} has signed up already`)
           return HttpServerResponse.jsonUnsafe(task, { status: 202 })
-        }).pipe(Effect.catch((e) => Effect.succeed(HttpServerResponse.jsonUnsafe({ error: String(e) }, { status: 400 }))))
+        }).pipe(
+          // Refusals in the node's shape: a refused enqueue keeps its status (bad input 4xx, an outage 503).
+          Effect.catchTag("RuntimeError", (e) => Effect.succeed(HttpProblem.fromRuntimeError(e))),
+          Effect.catchTag("SqlError", () =>
+            Effect.succeed(HttpProblem.make(503, "TaskStoreUnavailable", "the database is unavailable; retry"))
+          )
+        )
       )
     })
   )

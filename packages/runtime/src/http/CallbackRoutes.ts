@@ -16,6 +16,13 @@
  * is a 409 (its result could not be checked). Tokens are looked up by their
  * SHA-256: the database never holds one in clear.
  *
+ * Every refusal is a `Problem` (`{ "error": { "tag", "message" } }`, a bad
+ * body's reason in `error.details`): 400 `BadRequest` (not JSON, not the
+ * shape), `TaskResultInvalid` (not the result Schema) or `InputInvalid` (text
+ * the database cannot store); 404 `CallbackNotFound`; 409 `TaskUnknown`; 410
+ * `CallbackExpired`; 413 `PayloadTooLarge`; 415 `UnsupportedMediaType`; 503
+ * `TaskStoreUnavailable`.
+ *
  * The route owns HTTP only (parsing, status codes, the once-only update); what
  * the task becomes is `TaskOutcome.ofCallback`, the rules the dispatcher uses.
  */
@@ -29,6 +36,7 @@ import * as TaskInput from "../internal/taskInput.ts"
 import * as Task from "../Task.ts"
 import * as TaskOutcome from "../TaskOutcome.ts"
 import { TaskRegistry } from "../TaskRegistry.ts"
+import * as Problem from "./Problem.ts"
 import { bodyTooLargeResponse, isBodyTooLarge } from "./Server.ts"
 
 const ErrorBody = Schema.Struct({
@@ -41,9 +49,6 @@ const decodeBody = Schema.decodeUnknownResult(Body)
 
 const shape = '{"result": ...} or {"error": {"message": "...", "retryable"?: boolean, "code"?: string}}'
 
-const problem = (status: number, error: string, details?: unknown) =>
-  HttpServerResponse.jsonUnsafe({ error, ...(details === undefined ? {} : { details }) }, { status })
-
 const isJson = (contentType: string | undefined): boolean => /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType ?? "")
 
 /** The parsed body, or the 400 that says what is wrong with it. */
@@ -52,20 +57,21 @@ const parseBody = (text: string): Result.Result<typeof Body.Type, HttpServerResp
   try {
     json = JSON.parse(text)
   } catch {
-    return Result.fail(problem(400, `body must be JSON: ${shape}`))
+    return Result.fail(Problem.make(400, "BadRequest", `body must be JSON: ${shape}`))
   }
   if (typeof json === "object" && json !== null && "result" in json && "error" in json) {
-    return Result.fail(problem(400, `body must have "result" or "error", not both: ${shape}`))
+    return Result.fail(Problem.make(400, "BadRequest", `body must have "result" or "error", not both: ${shape}`))
   }
   const body = decodeBody(json)
   return Result.isFailure(body)
-    ? Result.fail(problem(400, `body must be ${shape}`, Task.describeIssue(body.failure.issue)))
+    ? Result.fail(Problem.make(400, "BadRequest", `body must be ${shape}`, { extra: { details: Task.describeIssue(body.failure.issue) } }))
     : Result.succeed(body.success)
 }
 
 const lateProblem = (task: LeaseSql.Parked) =>
-  problem(
+  Problem.make(
     410,
+    "CallbackExpired",
     task.deadline !== null && task.deadline.getTime() <= Date.now()
       ? `the task's deadline (${task.deadline.toISOString()}) has passed; the callback is no longer accepted`
       : `the callback expired at ${task.callbackExpiresAt?.toISOString()}; it is no longer accepted`
@@ -80,16 +86,17 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | SqlClient.
     yield* router.add("POST", "/callbacks/:token", (request) =>
       Effect.gen(function* () {
         if (!isJson(request.headers["content-type"])) {
-          return problem(415, `Content-Type must be application/json; the body is ${shape}`)
+          return Problem.make(415, "UnsupportedMediaType", `Content-Type must be application/json; the body is ${shape}`)
         }
         const { token = "" } = yield* HttpRouter.params
         const [task] = yield* LeaseSql.findByCallbackToken(sql, token)
-        if (task === undefined) return problem(404, "unknown or already used callback token")
+        if (task === undefined) return Problem.make(404, "CallbackNotFound", "unknown or already used callback token")
         if (task.expired) return lateProblem(task)
         const definition = registry.definition(task.name)
         if (definition === undefined) {
-          return problem(
+          return Problem.make(
             409,
+            "TaskUnknown",
             `task "${task.name}" is not served by this node, so its result cannot be checked; send the callback to a node that runs its module`
           )
         }
@@ -99,15 +106,19 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | SqlClient.
         const actor = AuditEvents.actors.callback
         const outcome = TaskOutcome.ofCallback(definition, task, body.success, actor)
         if (Result.isFailure(outcome))
-          return problem(400, `result does not match the result schema of task "${task.name}"`, outcome.failure)
+          return Problem.make(400, "TaskResultInvalid", `result does not match the result schema of task "${task.name}"`, {
+            extra: { details: outcome.failure }
+          })
         // What would be written (the result, the error) must be text Postgres can store: else a 400, not a failed UPDATE read as an outage.
         const unstorable = TaskInput.unstorableText({ result: outcome.success.result, error: outcome.success.error }, "body")
-        if (unstorable !== undefined) return problem(400, `${unstorable}; send text without it`)
+        if (unstorable !== undefined) return Problem.make(400, "InputInvalid", `${unstorable}; send text without it`)
         const [updated] = yield* LeaseSql.resolveCallback(sql, token, outcome.success)
         if (updated === undefined) {
           // Used by someone else since the look-up, or it expired meanwhile.
           const [still] = yield* LeaseSql.findByCallbackToken(sql, token)
-          return still?.expired === true ? lateProblem(still) : problem(404, "unknown or already used callback token")
+          return still?.expired === true
+            ? lateProblem(still)
+            : Problem.make(404, "CallbackNotFound", "unknown or already used callback token")
         }
         yield* audit.record(
           AuditEvents.taskCallbackReceived({ actor, subject: updated.id, details: { name: updated.name, state: updated.state } })
@@ -120,7 +131,9 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | SqlClient.
         Effect.catch((e) =>
           isBodyTooLarge(e)
             ? bodyTooLargeResponse
-            : Effect.logError("callback failed", e).pipe(Effect.as(problem(503, "the task store is unavailable; retry the callback")))
+            : Effect.logError("callback failed", e).pipe(
+                Effect.as(Problem.make(503, "TaskStoreUnavailable", "the task store is unavailable; retry the callback"))
+              )
         )
       )
     )

@@ -12,6 +12,7 @@ import * as ConfigSchema from "../ConfigSchema.ts"
 import * as ConfigSection from "../ConfigSection.ts"
 import { HealthRegistry } from "../Health.ts"
 import { NodeIdentity } from "../NodeIdentity.ts"
+import * as Problem from "./Problem.ts"
 
 /**
  * `[security]`, the metrics part: the token Prometheus must send.
@@ -72,10 +73,9 @@ export const layer: Layer.Layer<
     yield* router.add("GET", "/health/metrics", (request) =>
       Option.isSome(expected) && !authorized(expected.value, request)
         ? Effect.succeed(
-            HttpServerResponse.jsonUnsafe(
-              { error: { tag: "Unauthorized", message: "send Authorization: Bearer <security.metrics_token>" } },
-              { status: 401, headers: { "www-authenticate": "Bearer" } }
-            )
+            Problem.make(401, "Unauthorized", "send Authorization: Bearer <security.metrics_token>", {
+              headers: { "www-authenticate": "Bearer" }
+            })
           )
         : Effect.map(PrometheusMetrics.format(), (body) =>
             HttpServerResponse.text(body, { contentType: "text/plain; version=0.0.4; charset=utf-8" })

@@ -10,7 +10,7 @@
  * traffic grow the series without bound. Unmatched paths share one label.
  */
 import { ByteSize, Cause, Context, Duration, Effect, Exit, Layer, Metric, Option } from "effect"
-import { HttpIncomingMessage, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpIncomingMessage, HttpRouter, HttpServer, HttpServerRequest, type HttpServerResponse } from "effect/http"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { NetAddress } from "effect/net"
 import { createServer } from "node:http"
@@ -19,6 +19,7 @@ import * as ConfigSection from "../ConfigSection.ts"
 import { messageOf, RuntimeError, ServerListenFailed } from "../RuntimeError.ts"
 import * as Shutdown from "../Shutdown.ts"
 import * as Telemetry from "../Telemetry.ts"
+import * as Problem from "./Problem.ts"
 
 /**
  * `[server]`, the HTTP part: where the node listens, and its bounds.
@@ -84,20 +85,27 @@ const causeIsRouteNotFound = (cause: Cause.Cause<unknown>): boolean =>
     (r) => Cause.isFailReason(r) && (r.error as { readonly reason?: { readonly _tag?: unknown } } | null)?.reason?._tag === "RouteNotFound"
   )
 
-/** The 404 of every unmatched request: a JSON reason like every other refusal, and never the path (it may hold a secret). */
-const notFound = () => HttpServerResponse.jsonUnsafe({ error: "not found: no route matches this method and path" }, { status: 404 })
+/** The 404 of every unmatched request: a `Problem` like every other refusal, and never the path (it may hold a secret). */
+const notFound = () => Problem.make(404, "RouteNotFound", "no route matches this method and path")
 
 /** The 413 for a body past the limit in force for this request (the server's, or a route's lower one). */
 export const bodyTooLargeResponse: Effect.Effect<HttpServerResponse.HttpServerResponse> = Effect.map(
   HttpIncomingMessage.MaxBodySize,
-  (limit) => tooLarge(limit === undefined ? Number.NaN : Number(limit))
+  (limit) => tooLarge(limit === undefined ? undefined : Number(limit))
 )
 
-/** The JSON problem every limit answers with. */
-const tooLarge = (limit: number) =>
-  HttpServerResponse.jsonUnsafe(
-    { error: `request body too large: at most ${ByteSize.format(ByteSize.bytes(limit))}`, limit },
-    { status: 413, headers: { connection: "close" } }
+/**
+ * The `Problem` every limit answers with, the connection closed. Exactly the
+ * admin API's documented 413 (`{ error: { tag, message } }`, nothing else: an
+ * oversized admin request meets this limit first), so the limit is in the message.
+ */
+const tooLarge = (limit: number | undefined) =>
+  Problem.make(
+    413,
+    "PayloadTooLarge",
+    limit === undefined
+      ? "request body too large"
+      : `request body too large: at most ${ByteSize.format(ByteSize.bytes(limit))} (${limit} bytes)`
   )
 
 /**

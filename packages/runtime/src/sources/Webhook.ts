@@ -18,15 +18,20 @@
  *
  * Then the task is published under the key, so a sender's retry of the same
  * event gets the same task (`existing: true`) while it is unfinished: 202
- * with `{ id, existing }`. Every refusal is a 4xx with a JSON `error` reason
- * and is counted in `asterforge_source_rejected_total{source,reason}`;
- * nothing is enqueued. Served by nodes with the full API.
+ * with `{ id, existing }`. Every refusal is a `Problem` (`{ "error": { "tag",
+ * "message" } }`): 413 `PayloadTooLarge`, 401 `SignatureInvalid`, 400
+ * `BadRequest` (unreadable or not JSON), `TaskPayloadInvalid` (the reason in
+ * `error.details`) or `IdempotencyKeyMissing`; it is counted in
+ * `asterforge_source_rejected_total{source,reason}` and nothing is enqueued.
+ * A failed publish is its `RuntimeError`'s tag and status (an outage 503).
+ * Served by nodes with the full API.
  *
  * @since 0.3.0
  */
 import { ByteSize, Effect, type Layer, Metric, Redacted, Result } from "effect"
 import { HttpIncomingMessage, HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Crypto from "node:crypto"
+import * as Problem from "../http/Problem.ts"
 import type * as RuntimeError from "../RuntimeError.ts"
 import * as Task from "../Task.ts"
 import * as TaskSource from "../TaskSource.ts"
@@ -67,14 +72,9 @@ export const verify = (secret: string, body: Uint8Array, header: string | undefi
 
 type Reason = "too_large" | "signature" | "body" | "key"
 
-const reject = (source: string, status: number, reason: Reason, error: string, details?: unknown) =>
+const reject = (source: string, status: number, reason: Reason, tag: Problem.Tag, message: string, details?: unknown) =>
   Metric.update(Metric.withAttributes(Telemetry.metrics.sourceRejected, { source, reason }), 1).pipe(
-    Effect.as(
-      HttpServerResponse.jsonUnsafe(
-        { error, ...(details === undefined ? {} : { details }) },
-        { status, ...(status === 413 ? { headers: { connection: "close" } } : {}) }
-      )
-    )
+    Effect.as(Problem.make(status, tag, message, { extra: { details } }))
   )
 
 const isBodyTooLarge = (e: unknown): boolean => (e as { reason?: { reason?: unknown } })?.reason?.reason === "BodyTooLarge"
@@ -100,15 +100,15 @@ export const make = <P, R = never>(options: Options<P, R>): TaskSource.TaskSourc
     Effect.gen(function* () {
       const name = options.name
       const declared = Number(request.headers["content-length"] ?? Number.NaN)
-      if (declared > limit) return yield* reject(name, 413, "too_large", `body larger than ${limit} bytes`)
+      if (declared > limit) return yield* reject(name, 413, "too_large", "PayloadTooLarge", `body larger than ${limit} bytes`)
       const read = yield* request.arrayBuffer.pipe(
         Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(limit)),
         Effect.result
       )
       if (Result.isFailure(read)) {
         return isBodyTooLarge(read.failure)
-          ? yield* reject(name, 413, "too_large", `body larger than ${limit} bytes`)
-          : yield* reject(name, 400, "body", "the body could not be read")
+          ? yield* reject(name, 413, "too_large", "PayloadTooLarge", `body larger than ${limit} bytes`)
+          : yield* reject(name, 400, "body", "BadRequest", "the body could not be read")
       }
       const body = new Uint8Array(read.success)
       if (!verify(Redacted.value(yield* secret), body, request.headers[signatureHeader]))
@@ -116,23 +116,32 @@ export const make = <P, R = never>(options: Options<P, R>): TaskSource.TaskSourc
           name,
           401,
           "signature",
+          "SignatureInvalid",
           `missing or wrong signature: ${signatureHeader} must be sha256=<hex HMAC-SHA256 of the body>`
         )
       let json: unknown
       try {
         json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body))
       } catch {
-        return yield* reject(name, 400, "body", "the body must be JSON")
+        return yield* reject(name, 400, "body", "BadRequest", "the body must be JSON")
       }
       const payload = decodePayload(json)
       if (Result.isFailure(payload))
-        return yield* reject(name, 400, "body", `the body does not match task "${options.task.name}"`, payload.failure)
+        return yield* reject(
+          name,
+          400,
+          "body",
+          "TaskPayloadInvalid",
+          `the body does not match task "${options.task.name}"`,
+          payload.failure
+        )
       const key = "header" in keySource ? request.headers[keySource.header.toLowerCase()] : keySource.fromPayload(payload.success)
       if (key === undefined || key.trim() === "" || key.length > 200)
         return yield* reject(
           name,
           400,
           "key",
+          "IdempotencyKeyMissing",
           "header" in keySource
             ? `missing idempotency key: the ${keySource.header} header (1-200 characters)`
             : "the body carries no idempotency key"
@@ -140,9 +149,7 @@ export const make = <P, R = never>(options: Options<P, R>): TaskSource.TaskSourc
       const [enqueued] = yield* publisher.publish(options.task, [{ payload: payload.success, key: key.trim() }])
       return HttpServerResponse.jsonUnsafe(enqueued, { status: 202 })
     }).pipe(
-      Effect.catch((e: RuntimeError.RuntimeError) =>
-        Effect.succeed(HttpServerResponse.jsonUnsafe({ error: e.message }, { status: e.httpStatus >= 500 ? 503 : e.httpStatus }))
-      ),
+      Effect.catch((e: RuntimeError.RuntimeError) => Effect.succeed(Problem.fromRuntimeError(e))),
       Effect.withSpan(Telemetry.spans.webhookReceive, { attributes: { "asterforge.source": options.name } })
     )
 

@@ -4,8 +4,8 @@
  * by hash completes the task); a callback is refused when it comes too late
  * (410, past `callback_expires_at` or the task's deadline, before any rescue
  * lane ran), when this node does not know the task (409), with both a result
- * and an error (400) or a body that is not JSON (415). Each refusal is a JSON
- * body with a reason and leaves the task row exactly as it was: the same token
+ * and an error (400) or a body that is not JSON (415). Each refusal is the
+ * node's JSON refusal, `{ error: { tag, message } }`, and leaves the task row exactly as it was: the same token
  * still completes the task afterwards.
  *
  * One primary (the test tasks; the callback and deadline rescue lanes off, so
@@ -50,7 +50,7 @@ const rowOf = (id: string) =>
 interface Answer {
   readonly status: number
   readonly contentType: string | null
-  readonly json: { readonly error?: string } & Record<string, unknown>
+  readonly json: { readonly error?: { readonly tag: string; readonly message: string } } & Record<string, unknown>
 }
 
 /** POSTs `body` to `/callbacks/<token>` of `baseUrl` (default: the shared node). */
@@ -73,12 +73,12 @@ const post = (token: string, body: string | object, options: { readonly contentT
     })
   )
 
-/** A refusal: the status, a JSON body whose `error` says why (matching `reason`), and the task row untouched. */
-const expectRefused = (id: string, before: string, answer: Answer, status: number, reason: RegExp) =>
+/** A refusal: the status, a JSON body that is `{ error: { tag, message } }` and nothing else, its message matching `reason`, and the task row untouched. */
+const expectRefused = (id: string, before: string, answer: Answer, status: number, tag: string, reason: RegExp) =>
   Effect.gen(function* () {
     expect(answer.status).toBe(status)
     expect(answer.contentType).toMatch(/^application\/json/)
-    expect(answer.json.error).toMatch(reason)
+    expect(answer.json).toEqual({ error: { tag, message: expect.stringMatching(reason) } })
     expect(yield* rowOf(id)).toBe(before)
   })
 
@@ -137,10 +137,10 @@ layer(TestNode, { excludeTestServices: true })("callback hardening", (it) => {
         )
         const before = yield* rowOf(id)
         const late = yield* post(token, { result: { ok: true } })
-        yield* expectRefused(id, before, late, 410, /callback expired at .*no longer accepted/)
-        expect(late.json.error).toContain(expired!.at.toISOString())
+        yield* expectRefused(id, before, late, 410, "CallbackExpired", /callback expired at .*no longer accepted/)
+        expect(late.json.error?.message).toContain(expired!.at.toISOString())
         // An error body is just as late.
-        yield* expectRefused(id, before, yield* post(token, { error: { message: "too late" } }), 410, /expired/)
+        yield* expectRefused(id, before, yield* post(token, { error: { message: "too late" } }), 410, "CallbackExpired", /expired/)
 
         // Back in time: the same token is accepted, so the refusal had left the task waiting.
         yield* Kit.queryDb("UPDATE tasks SET callback_expires_at = now() + interval '1 hour' WHERE id = $1", [id])
@@ -158,7 +158,7 @@ layer(TestNode, { excludeTestServices: true })("callback hardening", (it) => {
         )
         expect(row!.callback_in_time).toBe(true)
         const before = yield* rowOf(id)
-        yield* expectRefused(id, before, yield* post(token, { result: { ok: true } }), 410, /deadline .* has passed/)
+        yield* expectRefused(id, before, yield* post(token, { result: { ok: true } }), 410, "CallbackExpired", /deadline .* has passed/)
 
         yield* Kit.queryDb("UPDATE tasks SET deadline = NULL WHERE id = $1", [id])
         expect((yield* post(token, { result: { ok: true } })).json).toEqual({ id, state: "succeeded" })
@@ -175,13 +175,14 @@ layer(TestNode, { excludeTestServices: true })("callback hardening", (it) => {
             const context = yield* Layer.build(Kit.node({ mode: "follower", env: { ASTERFORGE_TELEMETRY_LOG_LEVEL: "none" } }))
             const follower = yield* Effect.provideContext(Kit.NodeAddress, context)
             const unknown = yield* post(token, { result: { ok: true } }, { baseUrl: follower.baseUrl })
-            yield* expectRefused(id, before, unknown, 409, /task "test\.callback" is not served by this node/)
-            expect(unknown.json.error).toContain("send the callback to a node that runs its module")
+            yield* expectRefused(id, before, unknown, 409, "TaskUnknown", /task "test\.callback" is not served by this node/)
+            expect(unknown.json.error?.message).toContain("send the callback to a node that runs its module")
             yield* expectRefused(
               id,
               before,
               yield* post(token, { error: { message: "x" } }, { baseUrl: follower.baseUrl }),
               409,
+              "TaskUnknown",
               /not served/
             )
             return follower
@@ -197,7 +198,7 @@ layer(TestNode, { excludeTestServices: true })("callback hardening", (it) => {
         const { id, token } = yield* parked
         const before = yield* rowOf(id)
         const both = yield* post(token, { result: { ok: true }, error: { message: "and also failed" } })
-        yield* expectRefused(id, before, both, 400, /"result" or "error", not both/)
+        yield* expectRefused(id, before, both, 400, "BadRequest", /"result" or "error", not both/)
         expect((yield* post(token, { result: { ok: true } })).json).toEqual({ id, state: "succeeded" })
       })
     )
@@ -212,6 +213,7 @@ layer(TestNode, { excludeTestServices: true })("callback hardening", (it) => {
           before,
           yield* post(token, body, { contentType: "text/plain" }),
           415,
+          "UnsupportedMediaType",
           /Content-Type must be application\/json/
         )
         yield* expectRefused(
@@ -219,6 +221,7 @@ layer(TestNode, { excludeTestServices: true })("callback hardening", (it) => {
           before,
           yield* post(token, body, { contentType: "application/x-www-form-urlencoded" }),
           415,
+          "UnsupportedMediaType",
           /application\/json/
         )
         // A JSON media type with parameters is accepted.

@@ -74,9 +74,10 @@ describe("tasks example app", () => {
       expect(ok.status).toBe(202)
       const { id } = (await ok.json()) as { id: string }
       await pollTask(id, "succeeded")
-      // The second signup fails on the app's own primary key: its task is rolled back with it.
+      // The second signup finds the app's own row: no second task, and a refusal in the node's shape.
       const dup = await fetch(`${base}/signups/ada@example.org`, { method: "POST" })
-      expect(dup.status).toBe(400)
+      expect(dup.status).toBe(409)
+      expect(await dup.json()).toEqual({ error: { tag: "AlreadySignedUp", message: "ada@example.org has signed up already" } })
       const [n] = await query<{ n: number }>(
         db.url,
         "SELECT count(*)::int AS n FROM tasks WHERE name = 'mail.send_welcome' AND payload->>'email' = 'ada@example.org'"

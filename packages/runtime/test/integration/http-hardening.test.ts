@@ -280,15 +280,17 @@ describe("labels, logs and limits of one node (debug logs, body limit 4 KiB)", (
   })
 
   it("1,000 requests to distinct junk paths: no junk in metrics or logs, the same number of http series before and after", async () => {
-    /** Junk of several shapes, each with the label its request must be counted under. */
+    /** Junk of several shapes, each with the label its request must be counted under and the refusal it gets. */
+    const noRoute = { tag: "RouteNotFound", message: "no route matches this method and path" }
+    const noCallback = { tag: "CallbackNotFound", message: "unknown or already used callback token" }
     const shapes = [
-      { method: "GET", path: (j: string) => `/junk/${j}`, label: { route: "unmatched", method: "GET" } },
-      { method: "GET", path: (j: string) => `/health/${j}`, label: { route: "unmatched", method: "GET" } },
-      { method: "GET", path: (j: string) => `/${j}?token=${j}`, label: { route: "unmatched", method: "GET" } },
-      { method: "DELETE", path: (j: string) => `/tasks/${j}`, label: { route: "unmatched", method: "DELETE" } },
-      { method: "PURGE", path: (j: string) => `/${j}`, label: { route: "unmatched", method: "OTHER" } },
-      { method: "POST", path: (j: string) => `/callbacks/${j}/more`, label: { route: "unmatched", method: "POST" } },
-      { method: "POST", path: (j: string) => `/callbacks/${j}`, label: { route: "/callbacks/:token", method: "POST" } }
+      { method: "GET", path: (j: string) => `/junk/${j}`, label: { route: "unmatched", method: "GET" }, error: noRoute },
+      { method: "GET", path: (j: string) => `/health/${j}`, label: { route: "unmatched", method: "GET" }, error: noRoute },
+      { method: "GET", path: (j: string) => `/${j}?token=${j}`, label: { route: "unmatched", method: "GET" }, error: noRoute },
+      { method: "DELETE", path: (j: string) => `/tasks/${j}`, label: { route: "unmatched", method: "DELETE" }, error: noRoute },
+      { method: "PURGE", path: (j: string) => `/${j}`, label: { route: "unmatched", method: "OTHER" }, error: noRoute },
+      { method: "POST", path: (j: string) => `/callbacks/${j}/more`, label: { route: "unmatched", method: "POST" }, error: noRoute },
+      { method: "POST", path: (j: string) => `/callbacks/${j}`, label: { route: "/callbacks/:token", method: "POST" }, error: noCallback }
     ] as const
     const junkIds: Array<string> = []
     const send = async (i: number) => {
@@ -302,7 +304,7 @@ describe("labels, logs and limits of one node (debug logs, body limit 4 KiB)", (
       const text = await res.text()
       // Every 404 says why, in JSON, and never echoes the path.
       expect(res.headers.get("content-type")).toMatch(/^application\/json/)
-      expect((JSON.parse(text) as { error: string }).error).toMatch(/not found|unknown or already used callback token/)
+      expect(JSON.parse(text)).toEqual({ error: shape.error })
       expect(text).not.toContain(junk)
       return res.status
     }
@@ -361,7 +363,9 @@ describe("labels, logs and limits of one node (debug logs, body limit 4 KiB)", (
     measured["413 for an announced 50 MiB body (1 KiB of it sent)"] = ms(sentAt, conn.firstByteAt)
     expect(res?.status).toBe(413)
     expect(res?.headers["content-type"]).toMatch(/^application\/json/)
-    expect(JSON.parse(res!.body)).toEqual({ error: "request body too large: at most 4 KiB", limit: bodyLimit })
+    expect(JSON.parse(res!.body)).toEqual({
+      error: { tag: "PayloadTooLarge", message: `request body too large: at most 4 KiB (${bodyLimit} bytes)` }
+    })
     // The answer came with almost none of the body sent: the server did not wait for (or read) the rest.
     expect(conn.socket.bytesWritten).toBeLessThan(2048)
     expect(res?.headers.connection).toBe("close")
@@ -389,7 +393,9 @@ describe("labels, logs and limits of one node (debug logs, body limit 4 KiB)", (
     const res = await conn.response()
     expect(res?.status).toBe(413)
     expect(res?.headers["content-type"]).toMatch(/^application\/json/)
-    expect(JSON.parse(res!.body)).toEqual({ error: "request body too large: at most 4 KiB", limit: bodyLimit })
+    expect(JSON.parse(res!.body)).toEqual({
+      error: { tag: "PayloadTooLarge", message: `request body too large: at most 4 KiB (${bodyLimit} bytes)` }
+    })
     expect(sent).toBeGreaterThan(bodyLimit)
     measured["413 for a chunked body that never ends (from its first chunk)"] =
       `${ms(sentAt, conn.firstByteAt)}, ${sent / 1024} KiB written by then`

@@ -176,10 +176,16 @@ layer(TestNode, { excludeTestServices: true })("input through the TaskQueue serv
           return { status: res.status, contentType: res.headers.get("content-type"), text }
         })
       )
-    const expectJsonProblem = (answer: { status: number; contentType: string | null; text: string }, status: number, reason: RegExp) => {
+    /** The node's JSON refusal, `{ error: { tag, message } }` and nothing else, with this status and tag, its message matching `reason`. */
+    const expectJsonProblem = (
+      answer: { status: number; contentType: string | null; text: string },
+      status: number,
+      tag: string,
+      reason: RegExp
+    ) => {
       expect(answer.status, answer.text).toBe(status)
       expect(answer.contentType).toMatch(/^application\/json/)
-      expect((JSON.parse(answer.text) as { error: string }).error).toMatch(reason)
+      expect(JSON.parse(answer.text)).toEqual({ error: { tag, message: expect.stringMatching(reason) } })
     }
 
     it.effect("NUL, a lone surrogate or junk in the token path is a 404 with a JSON reason, never a 5xx", () =>
@@ -189,7 +195,11 @@ layer(TestNode, { excludeTestServices: true })("input through the TaskQueue serv
           const answer = yield* post(`/callbacks/${token}`, body)
           expect(answer.status, token.slice(0, 20)).toBe(404)
           // An unknown token; or, for a path the router cannot decode or a token over its length limit, no route at all.
-          expectJsonProblem(answer, 404, /^(unknown or already used callback token|not found: no route matches this method and path)$/)
+          expect(answer.contentType).toMatch(/^application\/json/)
+          expect([
+            { error: { tag: "CallbackNotFound", message: "unknown or already used callback token" } },
+            { error: { tag: "RouteNotFound", message: "no route matches this method and path" } }
+          ]).toContainEqual(JSON.parse(answer.text))
         }
       })
     )
@@ -210,7 +220,7 @@ layer(TestNode, { excludeTestServices: true })("input through the TaskQueue serv
             '{"error": {"message": "declined", "code": "code\\u0000"}}',
             '{"error": {"message": "declined", "retryable": false, "code": "\\udfff"}}'
           ]) {
-            expectJsonProblem(yield* post(`/callbacks/${token}`, body), 400, /NUL character|lone surrogate/)
+            expectJsonProblem(yield* post(`/callbacks/${token}`, body), 400, "InputInvalid", /NUL character|lone surrogate/)
             const [after] = yield* Kit.queryDb<{ row: string }>("SELECT row_to_json(t)::text AS row FROM tasks t WHERE id = $1", [id])
             expect(after!.row, body).toBe(before!.row)
           }

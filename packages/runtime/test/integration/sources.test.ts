@@ -229,7 +229,10 @@ describe("WebhookSource", () => {
       body,
       headers: { "content-type": "application/json", ...headers }
     })
-    return { status: res.status, body: (await res.json()) as { id?: string; existing?: boolean; error?: string; details?: string } }
+    return {
+      status: res.status,
+      body: (await res.json()) as { id?: string; existing?: boolean; error?: { tag: string; message: string; details?: string } }
+    }
   }
   const signed = (body: string, key = "key-1") => ({ "x-asterforge-signature": WebhookSource.sign(secret, body), "idempotency-key": key })
   const hookTasks = () =>
@@ -248,18 +251,27 @@ describe("WebhookSource", () => {
     const body = JSON.stringify({ order: "A-2", amount: 1 })
     const wrong = await post(body, { "x-asterforge-signature": WebhookSource.sign("not-the-secret", body), "idempotency-key": "k" })
     expect(wrong.status).toBe(401)
-    expect(wrong.body.error).toMatch(/signature/)
+    expect(wrong.body).toEqual({ error: { tag: "SignatureInvalid", message: expect.stringMatching(/signature/) } })
     const tampered = await post(JSON.stringify({ order: "A-2", amount: 1000 }), signed(body))
     expect(tampered.status).toBe(401)
     expect((await post(body, { "idempotency-key": "k" })).status).toBe(401)
     const notJson = await post("{order", signed("{order"))
-    expect(notJson).toMatchObject({ status: 400, body: { error: "the body must be JSON" } })
+    expect(notJson).toEqual({ status: 400, body: { error: { tag: "BadRequest", message: "the body must be JSON" } } })
     const badShape = JSON.stringify({ order: "A-3", amount: "three" })
     const mismatch = await post(badShape, signed(badShape))
     expect(mismatch.status).toBe(400)
-    expect(mismatch.body.details).toMatch(/amount/)
+    expect(mismatch.body).toEqual({
+      error: {
+        tag: "TaskPayloadInvalid",
+        message: 'the body does not match task "test.hook_order"',
+        details: expect.stringMatching(/amount/)
+      }
+    })
     const noKey = await post(body, { "x-asterforge-signature": WebhookSource.sign(secret, body) })
-    expect(noKey).toMatchObject({ status: 400, body: { error: expect.stringMatching(/idempotency-key/) } })
+    expect(noKey).toEqual({
+      status: 400,
+      body: { error: { tag: "IdempotencyKeyMissing", message: expect.stringMatching(/idempotency-key/) } }
+    })
     expect(await hookTasks()).toEqual([])
     const metrics = await (await fetch(`${client.baseUrl}/health/metrics`)).text()
     expect(metrics).toMatch(/asterforge_source_rejected_total\{[^}]*reason="signature"[^}]*\} [3-9]/)
@@ -268,7 +280,7 @@ describe("WebhookSource", () => {
   it("an oversize body is 413 with a JSON reason, declared or chunked, and the rest is never read", async () => {
     const big = JSON.stringify({ order: "x".repeat(2000), amount: 1 })
     const declared = await post(big, signed(big))
-    expect(declared).toMatchObject({ status: 413, body: { error: "body larger than 1024 bytes" } })
+    expect(declared).toEqual({ status: 413, body: { error: { tag: "PayloadTooLarge", message: "body larger than 1024 bytes" } } })
     // Chunked, no length, and the sender pauses after 2 KiB without ending the body: the answer
     // comes anyway, so the route answered from what it read and did not wait for the rest.
     const url = new URL(`${client.baseUrl}/hooks/orders`)
@@ -289,7 +301,7 @@ describe("WebhookSource", () => {
       req.write(Buffer.alloc(2048, "a"))
     })
     expect(chunked.status).toBe(413)
-    expect(JSON.parse(chunked.body)).toEqual({ error: "body larger than 1024 bytes" })
+    expect(JSON.parse(chunked.body)).toEqual({ error: { tag: "PayloadTooLarge", message: "body larger than 1024 bytes" } })
     expect(await hookTasks()).toEqual([])
   })
 

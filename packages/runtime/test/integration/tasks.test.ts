@@ -423,7 +423,13 @@ layer(TestNode, { excludeTestServices: true })("task queue", (it) => {
         expect(notJson.status).toBe(400)
         const wrongShape = yield* post(token, { result: { ok: "yes" } })
         expect(wrongShape.status).toBe(400)
-        expect((wrongShape.json() as { error: string }).error).toContain("does not match the result schema")
+        expect(wrongShape.json()).toEqual({
+          error: {
+            tag: "TaskResultInvalid",
+            message: expect.stringContaining("does not match the result schema"),
+            details: expect.stringContaining("ok")
+          }
+        })
         expect((yield* get(id)).state).toBe("waiting_callback")
 
         const ok = yield* post(token, { result: { ok: true } })

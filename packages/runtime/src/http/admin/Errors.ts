@@ -4,17 +4,20 @@
  * reason (`TaskNotFound`, `TaskStateConflict`, `BadRequest`, ...) and
  * `message` says what to change. `fromRuntimeError` maps the runtime's
  * tagged reasons by their `httpStatus`, so a status is decided in one place
- * (RuntimeError.ts).
+ * (RuntimeError.ts). The bodies are built by `Problem.body`, the node's one
+ * shape for refusals, so the API's errors and the server's own (the body
+ * limit's 413, the 404 of an unmatched path) agree.
  */
 import { Schema } from "effect"
 import { isRuntimeError } from "../../RuntimeError.ts"
+import * as Problem from "../Problem.ts"
 
-/** The body of every error response. */
+/** The body of every error response: `Problem.Body` without extra facts (the document allows none). */
 export const ErrorBody = Schema.Struct({
   error: Schema.Struct({ tag: Schema.String, message: Schema.String })
 })
 
-const body = (tag: string, message: string) => ({ error: { tag, message } })
+const body = (tag: string, message: string): typeof ErrorBody.Type => Problem.body(tag, message)
 
 /** 400: the request does not decode (the message says where and why). */
 export class BadRequest extends Schema.Error<BadRequest>("BadRequest")(ErrorBody, {

@@ -6,9 +6,10 @@
  * for any other path under `/admin/api`.
  */
 import { Effect, Layer } from "effect"
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiSwagger } from "effect/http-api"
 import * as ControlPlane from "../../ControlPlane.ts"
+import * as Problem from "../Problem.ts"
 import { AdminApi } from "./Api.ts"
 import * as Handlers from "./Handlers.ts"
 import * as Middleware from "./Middleware.ts"
@@ -16,10 +17,7 @@ import * as SessionHandlers from "./SessionHandlers.ts"
 
 /** The admin API's 404: JSON like every other refusal, pointing at the document that lists the endpoints. */
 export const endpointNotFound = (): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.jsonUnsafe(
-    { error: { tag: "RouteNotFound", message: "no such admin API endpoint; the endpoints are in /admin/api/openapi.json" } },
-    { status: 404 }
-  )
+  Problem.make(404, "RouteNotFound", "no such admin API endpoint; the endpoints are in /admin/api/openapi.json")
 
 const isRouteNotFound = (e: unknown): boolean =>
   typeof e === "object" && e !== null && (e as { reason?: { _tag?: string } }).reason?._tag === "RouteNotFound"
