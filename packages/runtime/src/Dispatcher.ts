@@ -18,7 +18,7 @@
  * flushes, and then any task still leased to this node (a claim whose answer
  * was lost) is handed back too.
  */
-import { Context, Duration, Effect, Fiber, FiberSet, Layer, Option } from "effect"
+import { Context, Duration, Effect, Fiber, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import * as AuditEvents from "./AuditEvents.ts"
 import { AuditLog } from "./AuditLog.ts"
@@ -151,9 +151,9 @@ export const layer: Layer.Layer<
     const audit = yield* AuditLog
     const health = yield* HealthRegistry
     const registry = yield* TaskRegistry
-    // Handlers need the runtime's services (checked by ApplicationModule.make): the fibers they run
-    // in are forked from this layer's context, which Runtime builds on the whole core, so they
-    // inherit them without a per-task provide.
+    // Handlers need the runtime's services (checked by ApplicationModule.make): their fibers are
+    // forked with this layer's context, which Runtime builds on the whole core, so they have them
+    // without a per-task provide.
     const actor = AuditEvents.actors.node(node.id)
     const owner = node.id
     const leaseMs = Duration.toMillis(config.worker.leaseDuration)
@@ -163,9 +163,8 @@ export const layer: Layer.Layer<
     const pools = yield* Pool.make({ queues: plan.pools, prefetch: config.worker.prefetch, names: registry.names })
 
     const completer = yield* Completer.make({ sql, audit, actor, pools, pollInterval: config.worker.pollInterval })
-    const handlers = yield* FiberSet.make<void, never>()
     const traced = Option.isSome(config.telemetry.otlpEndpoint)
-    const executor = Executor.make({ registry, pools, completer, actor, traced })
+    const executor = Executor.make({ registry, pools, completer, actor, traced, context: yield* Effect.context<never>() })
     const producer = yield* Producer.make({
       sql,
       notifications,
@@ -173,7 +172,6 @@ export const layer: Layer.Layer<
       registry,
       executor,
       completer,
-      handlers,
       owner,
       actor,
       leaseMs,
@@ -191,7 +189,7 @@ export const layer: Layer.Layer<
           yield* Effect.logInfo(
             `draining: waiting up to ${Duration.format(config.shutdown.grace)} for ${Pool.active(pools)} running task(s)`
           )
-          yield* FiberSet.awaitEmpty(handlers).pipe(Effect.timeoutOption(config.shutdown.grace))
+          yield* Pool.awaitIdle(pools).pipe(Effect.timeoutOption(config.shutdown.grace))
         }
         const left = pools.all.flatMap((p) => [...p.running.values()])
         if (left.length > 0) {
@@ -200,7 +198,7 @@ export const layer: Layer.Layer<
             concurrency: "unbounded",
             discard: true
           })
-          yield* FiberSet.awaitEmpty(handlers)
+          yield* Pool.awaitIdle(pools)
         }
         yield* completer.close(
           Duration.max(Duration.seconds(1), Duration.times(Duration.subtract(config.shutdown.timeout, config.shutdown.grace), 0.5))

@@ -229,7 +229,8 @@ export interface Claimed {
   readonly deadlinePassed: boolean
   /** The enqueuer's W3C trace context, continued by the run. */
   readonly traceparent: string | null
-  readonly createdAt: Date
+  /** Milliseconds from enqueue to this claim, by the database clock. */
+  readonly queuedMs: number
 }
 
 /**

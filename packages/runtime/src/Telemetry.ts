@@ -6,7 +6,7 @@
  * constants here too (`Module.operation`). The logger writes JSON lines (or a
  * pretty form for humans) and its level can be changed while the node runs.
  */
-import { Cause, Context, Effect, Layer, Logger, LogLevel, Metric, Option, References, Tracer } from "effect"
+import { Cause, Context, Effect, type Fiber, Layer, Logger, LogLevel, Metric, Option, References, Tracer } from "effect"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import * as ConfigSection from "./ConfigSection.ts"
 import { maskUrl } from "./internal/redact.ts"
@@ -187,8 +187,40 @@ const messageText = (message: unknown): string => {
   return parts.map((p) => (typeof p === "string" ? p : JSON.stringify(p))).join(" ")
 }
 
+const fiberAnnotations = new WeakMap<Fiber.Fiber<unknown, unknown>, Readonly<Record<string, unknown>>>()
+/** The annotations of the fiber `startAnnotated` is starting: it runs synchronously until it first suspends. */
+let starting: Readonly<Record<string, unknown>> | undefined
+
+/**
+ * Starts a fiber (`start` forks it) whose every log line carries
+ * `annotations` (its own `Effect.annotateLogs` win over them). The dispatcher
+ * gives each task run its `task` and `task_id` this way: `annotateLogs`
+ * copies the whole service context per run (~2 us on the hot path), a
+ * WeakMap entry does not. Fibers the run forks later do not inherit them.
+ */
+export const startAnnotated = <F extends Fiber.Fiber<unknown, unknown>>(
+  annotations: Readonly<Record<string, unknown>>,
+  start: () => F
+): F => {
+  starting = annotations
+  try {
+    const fiber = start()
+    fiberAnnotations.set(fiber, annotations)
+    return fiber
+  } finally {
+    starting = undefined
+  }
+}
+
+const annotationsOf = (fiber: Fiber.Fiber<unknown, unknown>): Readonly<Record<string, unknown>> => {
+  const own = fiber.getRef(References.CurrentLogAnnotations)
+  // While a run starts, only it (and what it starts at once) can be logging.
+  const run = fiberAnnotations.get(fiber) ?? starting
+  return run === undefined ? own : { ...run, ...own }
+}
+
 const jsonLine = (options: Logger.Options<unknown>): string => {
-  const annotations = options.fiber.getRef(References.CurrentLogAnnotations)
+  const annotations = annotationsOf(options.fiber)
   const span = Context.getOrUndefined(options.fiber.context, Tracer.ParentSpan)
   const entry: Record<string, unknown> = {
     timestamp: options.date.toISOString(),
@@ -206,7 +238,7 @@ const jsonLine = (options: Logger.Options<unknown>): string => {
 }
 
 const prettyLine = (options: Logger.Options<unknown>): string => {
-  const annotations = options.fiber.getRef(References.CurrentLogAnnotations)
+  const annotations = annotationsOf(options.fiber)
   const { component = "runtime", ...rest } = annotations as Record<string, unknown>
   const extra = Object.entries(rest)
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)

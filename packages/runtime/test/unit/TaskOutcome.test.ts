@@ -30,7 +30,7 @@ const task = (attempt: number): Task.Claimed => ({
   deadline: null,
   deadlinePassed: false,
   traceparent: null,
-  createdAt: new Date()
+  queuedMs: 0
 })
 
 const exited = (

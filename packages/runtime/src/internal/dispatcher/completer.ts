@@ -1,9 +1,12 @@
 /**
  * The completer: writes task outcomes in batches, one statement per batch.
  *
- * - Bounded: when writes fall behind, finished runs wait in `complete` holding
- *   their slot, so the claim loop slows down instead of piling up running rows
- *   and memory (backpressure).
+ * - Bounded: when writes fall behind, a finished run's outcome is held with
+ *   its slot until there is room (`offer` says so), so the claim loop slows
+ *   down instead of piling up running rows and memory (backpressure).
+ * - `offer` is plain JavaScript (the executor calls it from a run's exit
+ *   observer); the writer is one fiber, woken when the buffer fills from
+ *   empty, so outcomes that finish while a batch is written form the next.
  * - Every row is guarded by `(id, lease_epoch)`: an outcome whose lease moved on
  *   is refused, counted, logged and audited as a stale result; an accepted one
  *   gets its own audit event recorded.
@@ -12,7 +15,7 @@
  * - Transient database trouble keeps the batch and retries it; the leases
  *   protect the rows meanwhile. `close` writes what is left, within a budget.
  */
-import { Cause, Duration, Effect, Fiber, Metric, Option, Queue, Schedule, type Scope } from "effect"
+import { Duration, Effect, Fiber, Metric, Option, Schedule, type Scope } from "effect"
 import type { SqlClient } from "effect/sql"
 import * as AuditEvents from "../../AuditEvents.ts"
 import type { AuditLogShape } from "../../AuditLog.ts"
@@ -20,7 +23,7 @@ import type * as Task from "../../Task.ts"
 import type * as TaskOutcome from "../../TaskOutcome.ts"
 import * as Telemetry from "../../Telemetry.ts"
 import * as LeaseSql from "../sql/leases.ts"
-import { type Pools, wake } from "./pool.ts"
+import { type Pools, wakeUnsafe } from "./pool.ts"
 
 /** One claimed task's outcome, waiting to be written. */
 interface Completion {
@@ -30,15 +33,23 @@ interface Completion {
 
 /** The batch writer of task outcomes. */
 export interface Completer {
-  /** Queues an outcome for writing; waits while the buffer is full (false once closed). */
+  /**
+   * Takes an outcome to write. Returns true when it was taken now (or refused
+   * because the completer is closed: it is never written, the lease expires).
+   * Returns false when the buffer is full: the outcome is held, and `onTaken`
+   * runs once it has been taken.
+   */
+  readonly offer: (task: Task.Claimed, outcome: TaskOutcome.Outcome, onTaken: () => void) => boolean
+  /** `offer` as an Effect: waits while the buffer is full (false once closed). */
   readonly complete: (task: Task.Claimed, outcome: TaskOutcome.Outcome) => Effect.Effect<boolean>
   /** Takes no more outcomes and waits up to `budget` for the rest to be written. */
   readonly close: (budget: Duration.Duration) => Effect.Effect<void>
-  /** Ids of tasks whose outcome is queued or being written: still this node's (reconciliation leaves them). */
+  /** Ids of tasks whose outcome is held, buffered or being written: still this node's (reconciliation leaves them). */
   readonly unwritten: () => Iterable<string>
 }
 
-const capacity = 2048
+/** Outcomes buffered before runs have to hold theirs (and their slots). */
+export const capacity = 2048
 const maxBatch = 1000
 
 /** Starts the writer fiber in the current scope; `close` ends it. */
@@ -52,27 +63,49 @@ export const make = (options: {
   Effect.gen(function* () {
     const { sql, audit, actor, pools } = options
     const pollMs = Duration.toMillis(options.pollInterval)
-    const scope = yield* Effect.scope
-    const completions = yield* Queue.bounded<Completion, Cause.Done>(capacity)
-    // Counted per id: a task's outcome may be queued again (a retry run) before the first is written.
-    const unwritten = new Map<string, number>()
-    const written = (batch: ReadonlyArray<Completion>) => {
-      for (const { task } of batch) {
-        const n = unwritten.get(task.id) ?? 0
-        if (n <= 1) unwritten.delete(task.id)
-        else unwritten.set(task.id, n - 1)
+    let buffer: Array<Completion> = []
+    /** Outcomes held for room, with what to run once taken. */
+    const held: Array<{ readonly completion: Completion; readonly onTaken: () => void }> = []
+    let writing: ReadonlyArray<Completion> = []
+    let closed = false
+    /** Set while the writer waits for work. */
+    let wakeWriter: (() => void) | undefined
+
+    const signal = () => {
+      const wake = wakeWriter
+      wakeWriter = undefined
+      wake?.()
+    }
+
+    /** Moves held outcomes into the buffer while there is room, and lets their runs go. */
+    const admitHeld = () => {
+      while (held.length > 0 && buffer.length < capacity) {
+        const { completion, onTaken } = held.shift()!
+        buffer.push(completion)
+        onTaken()
       }
+    }
+
+    /** A retry or snooze due before the next poll wakes its pool then. */
+    const wakeWhenDue = (task: Task.Claimed, outcome: TaskOutcome.Outcome) => {
+      const delay = outcome.delayMs
+      const pool = pools.byQueue.get(task.queue)
+      if (pool === undefined || delay === null || delay <= 0 || delay >= pollMs) return
+      setTimeout(() => {
+        pool.maybeMore = true
+        wakeUnsafe(pool)
+      }, delay).unref()
     }
 
     const writeBatch = (batch: ReadonlyArray<Completion>) =>
       Effect.gen(function* () {
-        const accepted = yield* LeaseSql.finish(
+        const refused = yield* LeaseSql.finish(
           sql,
           batch.map((c) => LeaseSql.finishRow(c.task, c.outcome))
         )
-        const ok = new Set(accepted.map((r) => r.id))
+        const stale = new Set(refused.map((r) => r.id))
         for (const { task, outcome } of batch) {
-          if (!ok.has(task.id)) {
+          if (stale.has(task.id)) {
             yield* Metric.update(Telemetry.metrics.staleResultsRejected, 1)
             yield* Effect.logWarning(`stale result for task ${task.id} refused: its lease epoch ${task.leaseEpoch} is no longer current`)
             yield* audit.record(
@@ -82,23 +115,9 @@ export const make = (options: {
                 details: { name: task.name, epoch: task.leaseEpoch, outcome: outcome.metric }
               })
             )
-          } else if (outcome.audit !== undefined) {
-            yield* audit.record(outcome.audit)
-          }
-        }
-        for (const { task, outcome } of batch) {
-          const delay = outcome.delayMs
-          const pool = pools.byQueue.get(task.queue)
-          if (pool && delay !== null && delay > 0 && delay < pollMs && ok.has(task.id)) {
-            const due = Effect.sleep(Duration.millis(delay)).pipe(
-              Effect.andThen(
-                Effect.sync(() => {
-                  pool.maybeMore = true
-                })
-              ),
-              Effect.andThen(wake(pool))
-            )
-            yield* Effect.forkIn(due, scope)
+          } else {
+            if (outcome.audit !== undefined) yield* audit.record(outcome.audit)
+            wakeWhenDue(task, outcome)
           }
         }
       }).pipe(Effect.withSpan(Telemetry.spans.complete, { attributes: { "asterforge.batch_size": batch.length } }))
@@ -113,29 +132,51 @@ export const make = (options: {
     const writer = yield* Effect.forkScoped(
       Effect.gen(function* () {
         while (true) {
-          const batch = yield* Queue.takeBetween(completions, 1, maxBatch)
-          yield* writeUntilDone(batch).pipe(Effect.ensuring(Effect.sync(() => written(batch))))
+          if (buffer.length === 0) {
+            if (closed) return
+            yield* Effect.callback<void>((resume) => {
+              wakeWriter = () => resume(Effect.void)
+            })
+            continue
+          }
+          writing = buffer.length <= maxBatch ? buffer : buffer.slice(0, maxBatch)
+          buffer = buffer.length <= maxBatch ? [] : buffer.slice(maxBatch)
+          admitHeld()
+          yield* writeUntilDone(writing).pipe(
+            Effect.ensuring(
+              Effect.sync(() => {
+                writing = []
+              })
+            )
+          )
         }
-      }).pipe(
-        Effect.catchIf(Cause.isDone, () => Effect.void),
-        Telemetry.component("dispatcher")
-      )
+      }).pipe(Telemetry.component("dispatcher"))
     )
 
+    const offer = (task: Task.Claimed, outcome: TaskOutcome.Outcome, onTaken: () => void): boolean => {
+      if (closed) return true
+      const completion = { task, outcome }
+      if (buffer.length < capacity && held.length === 0) {
+        buffer.push(completion)
+        signal()
+        return true
+      }
+      held.push({ completion, onTaken })
+      return false
+    }
+
     return {
+      offer,
       complete: (task, outcome) =>
-        Effect.suspend(() => {
-          const completion = { task, outcome }
-          unwritten.set(task.id, (unwritten.get(task.id) ?? 0) + 1)
-          // Refused once closed: never written, so not held either.
-          return Effect.tap(Queue.offer(completions, completion), (queued) =>
-            queued ? Effect.void : Effect.sync(() => written([completion]))
-          )
+        Effect.callback<boolean>((resume) => {
+          if (closed) return resume(Effect.succeed(false))
+          if (offer(task, outcome, () => resume(Effect.succeed(true)))) resume(Effect.succeed(true))
         }),
-      unwritten: () => unwritten.keys(),
+      unwritten: () => [...held.map((h) => h.completion), ...buffer, ...writing].map((c) => c.task.id),
       close: (budget) =>
         Effect.gen(function* () {
-          yield* Queue.end(completions)
+          closed = true
+          signal()
           const joined = yield* Fiber.join(writer).pipe(Effect.timeoutOption(budget))
           if (Option.isNone(joined)) {
             yield* Effect.logError(

@@ -1,40 +1,44 @@
 /**
- * The executor: one run of one claimed task, from its slot to its outcome.
+ * The executor: starts claimed tasks into free slots and turns each run's end
+ * into an outcome for the completer.
  *
- * It decodes the payload, gives the handler its context (callback token made
- * on first use), bounds it by the task's timeout, annotates its logs, traces it
- * when traces are exported, and turns whatever it ends with into an outcome
- * (`TaskOutcome.ofRun`). Then it frees the slot, updates the metrics and hands
- * the outcome to the completer, unless the lease was lost meanwhile (the write
- * would be refused anyway).
+ * This is the per-task hot path, so it is plain JavaScript around one fiber
+ * per run, the handler's own: the slot bookkeeping, the payload decode, the
+ * outcome decision (`TaskOutcome.ofRun`), the metrics and the hand-off to the
+ * completer run synchronously in the fiber's exit observer, not as Effects of
+ * their own. The timeout is a timer that interrupts the handler (precise, and
+ * no race fiber per run). A handler that finishes without suspending ends in
+ * the same call that started it: the start loop then fills the slot again, so
+ * nothing recurses.
  *
- * This is the per-task hot path: one fiber per handler, no Effect layers or
- * objects beyond what a run needs, metric handles cached per label set.
+ * When the completer is full, a finished run keeps its slot until its outcome
+ * is taken (backpressure), so the claim loop slows down rather than piling up
+ * outcomes in memory.
  */
-import { Duration, Effect, Fiber, Metric } from "effect"
-import { identity } from "effect/Function"
+import { type Context, Duration, Effect, Exit, Metric } from "effect"
 import * as Crypto from "node:crypto"
 import * as Task from "../../Task.ts"
 import * as TaskOutcome from "../../TaskOutcome.ts"
 import type { TaskRegistryShape } from "../../TaskRegistry.ts"
 import * as Telemetry from "../../Telemetry.ts"
 import type { Completer } from "./completer.ts"
-import { type Entry, inFlight, type Pool, type Pools, wake } from "./pool.ts"
+import { type Entry, type Pool, type Pools, release, wakeUnsafe } from "./pool.ts"
 
-/** Runs claimed tasks, one fiber per run. */
+/** Starts claimed tasks into free slots. */
 export interface Executor {
   /**
-   * Runs a task in a slot its pool has already counted, then frees the slot.
-   * Handlers need the runtime's services: fork it from a fiber that has them.
+   * Starts ready tasks of a pool into its free slots, oldest claim first, and
+   * wakes the claim loop when the pool runs low. Returns at once; each run
+   * ends on its own.
    */
-  readonly run: (pool: Pool, entry: Entry) => Effect.Effect<void>
+  readonly startReady: (pool: Pool) => void
 }
 
 const tokenBytes = 32
 /** Unguessable: 256 random bits, URL-safe. */
 export const newCallbackToken = (): string => Crypto.randomBytes(tokenBytes).toString("base64url")
 
-/** An executor over the given pools; pure set-up, nothing starts until `run`. */
+/** An executor over the given pools; pure set-up, nothing starts until `startReady`. */
 export const make = (options: {
   readonly registry: TaskRegistryShape
   readonly pools: Pools
@@ -42,8 +46,14 @@ export const make = (options: {
   readonly actor: string
   /** Traces are exported: give each run a span. */
   readonly traced: boolean
+  /**
+   * The services handlers run with (checked by `ApplicationModule.make`):
+   * the dispatcher layer's context, which Runtime builds on the whole core.
+   */
+  readonly context: Context.Context<never>
 }): Executor => {
-  const { registry, pools, completer, actor, traced } = options
+  const { registry, pools, completer, actor, traced, context } = options
+  const fork = Effect.runForkWith(context)
 
   // Labelled metrics are built once per label set: building one per update showed in profiles.
   const finishedMetrics = new Map<string, Metric.Metric<number, any>>()
@@ -57,55 +67,112 @@ export const make = (options: {
     return m
   }
 
-  const run = (pool: Pool, entry: Entry) =>
-    Effect.gen(function* () {
-      const task = entry.task
-      const handler = registry.get(task.name)!
-      const definition = handler.definition
-      const started = performance.now()
-      let outcome: TaskOutcome.Outcome
-      if (task.deadlinePassed) {
-        outcome = TaskOutcome.ofRun(definition, task, TaskOutcome.deadlinePassed(task.deadline), actor)
-      } else {
-        const payload = Task.decodePayload(definition, task.payload, task.payloadVersion)
-        if (payload._tag === "Failure") {
-          outcome = TaskOutcome.ofRun(definition, task, TaskOutcome.payloadInvalid(payload.failure), actor)
-        } else {
-          // Made on first use: most tasks never park, and 32 random bytes per task add up.
-          let token: string | undefined
-          const callbackToken = () => (token ??= newCallbackToken())
-          const fiber = yield* Effect.forkChild(body(handler, payload.success, task, callbackToken, traced), { startImmediately: true })
-          entry.handler = fiber
-          const exit = yield* Fiber.await(fiber)
-          outcome = TaskOutcome.ofRun(
-            definition,
-            task,
-            {
-              _tag: "Exited",
-              exit,
-              cancelRequested: entry.cancelRequested,
-              stopping: pools.stopping,
-              callbackToken
-            },
-            actor
-          )
-        }
-      }
-      pool.running.delete(task.id)
-      pool.active--
-      yield* inFlight(pool)
-      yield* Metric.update(pool.metrics.duration, (performance.now() - started) / 1000)
-      yield* Metric.update(finished(pool.queue, task.name, outcome.metric), 1)
-      if (entry.leaseLost) {
-        yield* Effect.logWarning(`task ${task.id}: lease lost while running; its result is discarded`)
-      } else {
-        yield* completer.complete(task, outcome)
-      }
-      // The claim loop starts what is ready and claims more.
-      if (pool.maybeMore || pool.ready.length > 0 || pools.stopping) yield* wake(pool)
-    })
+  /** A run is over: free its slot once the completer has its outcome, then fill the slot again. */
+  const end = (pool: Pool, entry: Entry, outcome: TaskOutcome.Outcome, startedAt: number) => {
+    const task = entry.task
+    pool.running.delete(task.id)
+    pool.metrics.duration.updateUnsafe((performance.now() - startedAt) / 1000, context)
+    finished(pool.queue, task.name, outcome.metric).updateUnsafe(1, context)
+    const free = () => {
+      release(pools, pool)
+      pool.metrics.inFlight.updateUnsafe(pool.active, context)
+      startReady(pool)
+    }
+    if (entry.leaseLost) {
+      fork(Effect.logWarning(`task ${task.id}: lease lost while running; its result is discarded`))
+      free()
+    } else if (completer.offer(task, outcome, free)) {
+      free()
+    }
+  }
 
-  return { run }
+  const timeouts = new Map<string, Exit.Exit<never, Task.Retryable>>()
+  /** How a run that outlived its timeout ends: a retryable failure with the timeout code. */
+  const timedOut = (definition: Task.Definition) => {
+    let exit = timeouts.get(definition.name)
+    if (exit === undefined) {
+      exit = Exit.fail(
+        new Task.Retryable({ message: `timed out after ${Duration.format(definition.timeout)}`, code: TaskOutcome.timeoutCode })
+      )
+      timeouts.set(definition.name, exit)
+    }
+    return exit
+  }
+
+  const start = (pool: Pool, entry: Entry) => {
+    const task = entry.task
+    const handler = registry.get(task.name)!
+    const definition = handler.definition
+    const startedAt = performance.now()
+    if (task.deadlinePassed) {
+      return end(pool, entry, TaskOutcome.ofRun(definition, task, TaskOutcome.deadlinePassed(task.deadline), actor), startedAt)
+    }
+    const payload = Task.decodePayload(definition, task.payload, task.payloadVersion)
+    if (payload._tag === "Failure") {
+      return end(pool, entry, TaskOutcome.ofRun(definition, task, TaskOutcome.payloadInvalid(payload.failure), actor), startedAt)
+    }
+    // Made on first use: most tasks never park, and 32 random bytes per task add up.
+    let token: string | undefined
+    const callbackToken = () => (token ??= newCallbackToken())
+    const ended = (exit: Exit.Exit<unknown, unknown>) => {
+      const happened: TaskOutcome.Exited = {
+        _tag: "Exited",
+        exit: entry.timedOut ? timedOut(definition) : exit,
+        cancelRequested: entry.cancelRequested,
+        stopping: pools.stopping,
+        callbackToken
+      }
+      end(pool, entry, TaskOutcome.ofRun(definition, task, happened, actor), startedAt)
+    }
+    const fiber = Telemetry.startAnnotated({ component: "task", task_id: task.id, task: task.name }, () =>
+      fork(body(handler, payload.success, task, callbackToken, traced))
+    )
+    entry.handler = fiber
+    const exit = fiber.pollUnsafe()
+    if (exit !== undefined) return ended(exit)
+    const timer = setTimeout(() => {
+      entry.timedOut = true
+      fiber.interruptUnsafe()
+    }, Duration.toMillis(definition.timeout))
+    fiber.addObserver((exit) => {
+      clearTimeout(timer)
+      ended(exit)
+    })
+  }
+
+  const startReady = (pool: Pool) => {
+    // A run ending inside this loop (it never suspended) leaves the starting to the loop.
+    if (pool.starting) return
+    pool.starting = true
+    try {
+      while (pool.active < pool.concurrency && pool.ready.length > 0 && !pools.stopping) {
+        const entry = pool.ready.shift()!
+        // Its lease moved on while it waited (rescued elsewhere): not ours to run.
+        if (entry.leaseLost) {
+          pool.running.delete(entry.task.id)
+          continue
+        }
+        if (entry.task.attempt === 1) {
+          // Queued before the claim, then waiting here for a slot.
+          pool.metrics.wait.updateUnsafe(Math.max(0, entry.task.queuedMs + Date.now() - entry.claimedAt) / 1000, context)
+        }
+        pool.active++
+        start(pool, entry)
+      }
+    } finally {
+      pool.starting = false
+    }
+    pool.metrics.inFlight.updateUnsafe(pool.active, context)
+    // Claim more once the ready list is down to half the prefetch (see the producer), or drain.
+    if (
+      pools.stopping ||
+      (pool.maybeMore && pool.ready.length <= pool.prefetch / 2 && pool.running.size < pool.concurrency + pool.prefetch)
+    ) {
+      wakeUnsafe(pool)
+    }
+  }
+
+  return { startReady }
 }
 
 // A span per run costs a worker ~15-20 % of its CPU even when nothing exports it (Effect's own
@@ -129,9 +196,8 @@ const runSpan = (task: Task.Claimed) =>
     { captureStackTrace: false }
   ) // a stack per run costs more than a small handler
 
-/** The handler's effect: its context, its timeout, its span and log annotations. */
+/** The handler's effect, given its `Task.Context`, and its span when traces are exported. */
 const body = (handler: Task.Handler, payload: unknown, task: Task.Claimed, callbackToken: () => string, traced: boolean) => {
-  const definition = handler.definition
   const context: Task.Context = {
     id: task.id,
     name: task.name,
@@ -143,17 +209,6 @@ const body = (handler: Task.Handler, payload: unknown, task: Task.Claimed, callb
     },
     metadata: task.metadata
   }
-  // What the handler needs was checked by ApplicationModule.make and is in the context the
-  // dispatcher's fibers inherit from the node's layers (Runtime builds them below the dispatcher).
-  return (handler.run(payload, context) as Effect.Effect<unknown, unknown>).pipe(
-    Effect.timeoutOrElse({
-      duration: definition.timeout,
-      orElse: () =>
-        Effect.fail(
-          new Task.Retryable({ message: `timed out after ${Duration.format(definition.timeout)}`, code: TaskOutcome.timeoutCode })
-        )
-    }),
-    traced ? runSpan(task) : identity,
-    Effect.annotateLogs({ component: "task", task_id: task.id, task: task.name })
-  )
+  const run = handler.run(payload, context) as Effect.Effect<unknown, unknown>
+  return traced ? runSpan(task)(run) : run
 }

@@ -58,6 +58,8 @@ export interface Entry {
   readonly claimedAt: number
   /** Set once the handler fiber starts. */
   handler: Fiber.Fiber<unknown, unknown> | undefined
+  /** Set when the run outlived its timeout and was interrupted for it. */
+  timedOut: boolean
   /** Set before interrupting for a cancel, so the interruption is recorded as a cancellation. */
   cancelRequested: boolean
   /** Set when the heartbeat finds the lease gone: the result would be refused, so none is written. */
@@ -75,12 +77,17 @@ export interface Pool {
   readonly running: Map<string, Entry>
   /** Claimed, not started yet: started in claim order as slots free up. */
   readonly ready: Array<Entry>
-  /** Handlers running now (at most `concurrency`). */
+  /**
+   * Slots taken (at most `concurrency`): handlers running, and finished runs
+   * whose outcome waits for room in the completer (backpressure).
+   */
   active: number
   /** Wakes the claim loop: a NOTIFY, a freed slot, a retry coming due. */
   readonly wake: Queue.Queue<void>
   /** The last claim filled every free slot: more work may be waiting. */
   maybeMore: boolean
+  /** The executor is starting ready tasks now: a run ending meanwhile leaves the starting to it. */
+  starting: boolean
   readonly metrics: Readonly<Record<"claimed" | "wait" | "duration" | "inFlight" | "restarts", Metric.Metric<number, any>>>
   restarts: number
   lastError: string | null
@@ -92,6 +99,8 @@ export interface Pools {
   readonly byQueue: ReadonlyMap<string, Pool>
   /** Shutdown began: claim nothing more, start nothing more. */
   stopping: boolean
+  /** Drains waiting for every slot of every pool to be free. */
+  readonly idle: Array<() => void>
 }
 
 /**
@@ -116,6 +125,7 @@ export const make = (options: {
         active: 0,
         wake: yield* Queue.sliding<void>(1),
         maybeMore: true,
+        starting: false,
         // Labelled metrics are built once per label set: building one per update showed in profiles.
         metrics: {
           claimed: Metric.withAttributes(Telemetry.metrics.tasksClaimed, { queue }),
@@ -128,14 +138,34 @@ export const make = (options: {
         lastError: null
       })
     }
-    return { all, byQueue: new Map(all.map((p) => [p.queue, p])), stopping: false }
+    return { all, byQueue: new Map(all.map((p) => [p.queue, p])), stopping: false, idle: [] }
   })
 
 /** Wakes a pool's claim loop (at most one wake-up waits: the queue slides). */
 export const wake = (pool: Pool) => Queue.offer(pool.wake, undefined)
 
+/** `wake`, from plain code (a run's end, a timer). */
+export const wakeUnsafe = (pool: Pool): void => {
+  Queue.offerUnsafe(pool.wake, undefined)
+}
+
 /** Publishes the number of handlers running in a pool. */
 export const inFlight = (pool: Pool) => Metric.update(pool.metrics.inFlight, pool.active)
+
+/** Frees a slot; the last one freed over all pools ends the drains waiting for it. */
+export const release = (pools: Pools, pool: Pool): void => {
+  pool.active--
+  if (pool.active === 0 && pools.idle.length > 0 && active(pools) === 0) {
+    for (const resume of pools.idle.splice(0)) resume()
+  }
+}
+
+/** Waits until no handler runs and no finished run waits for room to hand its outcome over. */
+export const awaitIdle = (pools: Pools): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    if (active(pools) === 0) resume(Effect.void)
+    else pools.idle.push(() => resume(Effect.void))
+  })
 
 /** The entry of a task this node holds, in whichever pool. */
 export const find = (pools: Pools, id: string): Entry | undefined => {

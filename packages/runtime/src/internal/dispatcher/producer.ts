@@ -3,7 +3,7 @@
  *
  * - It claims only as many tasks as the pool has free slots (backpressure),
  *   plus `prefetch` ahead that wait on this node for a slot, in one statement,
- *   and starts them into free slots oldest claim first.
+ *   and hands them to the executor, which starts them as slots free up.
  * - LISTEN/NOTIFY on `asterforge_tasks` wakes a loop as soon as work arrives;
  *   a run that frees a slot wakes it too; the poll interval is the backstop.
  * - A failing claim loop is restarted with backoff (200 ms doubling to 10 s),
@@ -27,7 +27,7 @@ import * as Telemetry from "../../Telemetry.ts"
 import * as LeaseSql from "../sql/leases.ts"
 import type { Completer } from "./completer.ts"
 import type { Executor } from "./executor.ts"
-import { type Entry, inFlight, type Pool, type Pools, wake } from "./pool.ts"
+import { type Entry, type Pool, type Pools, wake } from "./pool.ts"
 
 /** The claim loops of every pool, and what happens to tasks claimed but never started. */
 export interface Producer {
@@ -52,8 +52,6 @@ export interface Options {
   readonly registry: TaskRegistryShape
   readonly executor: Executor
   readonly completer: Completer
-  /** Where runs are forked: the dispatcher waits on it while draining. */
-  readonly handlers: FiberSet.FiberSet<void, never>
   readonly owner: string
   readonly actor: string
   readonly leaseMs: number
@@ -121,29 +119,9 @@ const settleUnstarted = (o: Options, pool: Pool, entry: Entry, happened: TaskOut
   return o.completer.complete(entry.task, TaskOutcome.ofRun(o.registry.get(entry.task.name)!.definition, entry.task, happened, o.actor))
 }
 
-/** Starts ready tasks into free slots, oldest claim first. */
-const startReady = (o: Options, pool: Pool) =>
-  Effect.gen(function* () {
-    const now = Date.now()
-    while (pool.active < pool.concurrency && pool.ready.length > 0 && !o.pools.stopping) {
-      const entry = pool.ready.shift()!
-      // Its lease moved on while it waited (rescued elsewhere): not ours to run.
-      if (entry.leaseLost) {
-        pool.running.delete(entry.task.id)
-        continue
-      }
-      if (entry.task.attempt === 1) {
-        yield* Metric.update(pool.metrics.wait, Math.max(0, now - entry.task.createdAt.getTime()) / 1000)
-      }
-      pool.active++
-      yield* FiberSet.run(o.handlers, o.executor.run(pool, entry), { startImmediately: true })
-    }
-    yield* inFlight(pool)
-  })
-
 const claimOnce = (o: Options, pool: Pool) =>
   Effect.gen(function* () {
-    yield* startReady(o, pool)
+    o.executor.startReady(pool)
     // Claim once the ready list is down to half the prefetch (with no prefetch: when a slot is
     // free), enough to fill every slot and the prefetch: a few large claims, not many small ones.
     const limit = pool.concurrency + pool.prefetch - pool.running.size
@@ -162,11 +140,11 @@ const claimOnce = (o: Options, pool: Pool) =>
     yield* Metric.update(pool.metrics.claimed, tasks.length)
     const now = Date.now()
     for (const task of tasks) {
-      const entry: Entry = { task, claimedAt: now, handler: undefined, cancelRequested: false, leaseLost: false }
+      const entry: Entry = { task, claimedAt: now, handler: undefined, timedOut: false, cancelRequested: false, leaseLost: false }
       pool.running.set(task.id, entry)
       pool.ready.push(entry)
     }
-    yield* startReady(o, pool)
+    o.executor.startReady(pool)
     return tasks.length
   })
 

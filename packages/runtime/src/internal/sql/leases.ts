@@ -54,7 +54,8 @@ export const claim = (
     FROM picked WHERE t.id = picked.id
     RETURNING t.id::text AS id, t.name, t.queue, t.payload, t.payload_version AS "payloadVersion", t.attempt,
               t.max_attempts AS "maxAttempts", t.lease_epoch AS "leaseEpoch", t.metadata, t.deadline,
-              coalesce(t.deadline <= now(), false) AS "deadlinePassed", t.traceparent, t.created_at AS "createdAt"`
+              coalesce(t.deadline <= now(), false) AS "deadlinePassed", t.traceparent,
+              extract(epoch FROM now() - t.created_at)::float8 * 1000 AS "queuedMs"`
 
 /**
  * One statement per node extends every lease it holds (found by id through the
@@ -67,7 +68,7 @@ export const heartbeat = (
 ) =>
   sql<{ id: string; cancelRequested: boolean }>`
     UPDATE tasks SET lease_expires_at = now() + ${options.leaseMs} * interval '1 millisecond'
-    WHERE id = ANY(${`{${options.ids.join(",")}}`}::bigint[]) AND lease_owner = ${options.owner} AND state = 'running'
+    WHERE id = ANY(${idArray(options.ids)}::bigint[]) AND lease_owner = ${options.owner} AND state = 'running'
     RETURNING id::text AS id, cancel_requested_at IS NOT NULL AS "cancelRequested"`
 
 /**
@@ -93,7 +94,7 @@ export const reconcile = (
         lease_expires_at = NULL
       WHERE lease_owner = ${options.owner} AND state = 'running'
         AND ${options.queue === undefined ? sql`true` : sql`queue = ${options.queue}`}
-        AND NOT (id = ANY(${`{${options.held.join(",")}}`}::bigint[]))
+        AND NOT (id = ANY(${idArray(options.held)}::bigint[]))
       RETURNING id, queue, state
     ),
     notified AS (
@@ -102,42 +103,53 @@ export const reconcile = (
     )
     SELECT r.id::text AS id, r.queue, r.state FROM released r CROSS JOIN notified ORDER BY r.id`
 
-/** One row of `finish`: the next state of one task under the lease epoch it was claimed with. */
+/**
+ * One row of `finish`: the next state of one task under the lease epoch it
+ * was claimed with. Only what differs from a plain success is present (the
+ * statement reads a missing key as NULL, or 0 for `attempt_delta`): most rows
+ * are `{ id, epoch, state }`, so a batch of a thousand is small to build, send
+ * and parse.
+ */
 export interface Finish {
   readonly id: string
   readonly epoch: number
   readonly state: TaskOutcome.NextState
-  readonly result: unknown
-  readonly error: unknown
+  readonly result?: unknown
+  readonly error?: unknown
   /** run_at = now() + this, for retryable/scheduled/available. */
-  readonly delay_ms: number | null
+  readonly delay_ms?: number
   /** -1 gives back the attempt the claim took (snooze, shutdown release). */
-  readonly attempt_delta: number
+  readonly attempt_delta?: number
   /** SHA-256 (hex) of the task's callback token: the token itself is never stored. */
-  readonly callback_token_hash: string | null
-  readonly callback_timeout_ms: number | null
+  readonly callback_token_hash?: string
+  readonly callback_timeout_ms?: number
 }
 
 /** The `finish` row of a claimed task's outcome: the one place outcomes meet column names. */
-export const finishRow = (task: Pick<Task.Claimed, "id" | "leaseEpoch">, outcome: TaskOutcome.Outcome): Finish => ({
-  id: task.id,
-  epoch: task.leaseEpoch,
-  state: outcome.state,
-  result: outcome.result,
-  error: outcome.error,
-  delay_ms: outcome.delayMs,
-  attempt_delta: outcome.attemptDelta,
-  callback_token_hash: outcome.callbackToken === null ? null : hashToken(outcome.callbackToken),
-  callback_timeout_ms: outcome.callbackTimeoutMs
-})
+export const finishRow = (task: Pick<Task.Claimed, "id" | "leaseEpoch">, outcome: TaskOutcome.Outcome): Finish => {
+  const row: { -readonly [K in keyof Finish]: Finish[K] } = { id: task.id, epoch: task.leaseEpoch, state: outcome.state }
+  if (outcome.result !== null && outcome.result !== undefined) row.result = outcome.result
+  if (outcome.error !== null) row.error = outcome.error
+  if (outcome.delayMs !== null) row.delay_ms = outcome.delayMs
+  if (outcome.attemptDelta !== 0) row.attempt_delta = outcome.attemptDelta
+  if (outcome.callbackToken !== null) row.callback_token_hash = hashToken(outcome.callbackToken)
+  if (outcome.callbackTimeoutMs !== null) row.callback_timeout_ms = outcome.callbackTimeoutMs
+  return row
+}
 
 /**
  * Writes a batch of outcomes in one statement. Only rows still `running` under
- * the same epoch change; the ids returned are the accepted ones, anything else
- * in the batch was stale. Tasks made available again are announced at commit.
+ * the same epoch change; the ids returned are the refused ones (stale: the
+ * lease moved on), usually none, so the answer costs nothing to read. Tasks
+ * made available again are announced at commit.
+ *
+ * The rows are found through the primary key (`id = ANY`, estimated at the
+ * batch's size), whatever the statistics say about `running` rows: a plan
+ * that trusted them once scanned the table for a batch believed to match one
+ * row.
  */
 export const finish = (sql: SqlClient.SqlClient, batch: ReadonlyArray<Finish>) =>
-  sql<{ id: string; state: string; queue: string }>`
+  sql<{ id: string }>`
     WITH c AS (
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb)
         AS c(id bigint, epoch int, state text, result jsonb, error jsonb, delay_ms double precision,
@@ -149,7 +161,7 @@ export const finish = (sql: SqlClient.SqlClient, batch: ReadonlyArray<Finish>) =
         result = coalesce(c.result, t.result),
         errors = CASE WHEN c.error IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(c.error) END,
         run_at = CASE WHEN c.delay_ms IS NULL THEN t.run_at ELSE now() + c.delay_ms * interval '1 millisecond' END,
-        attempt = t.attempt + c.attempt_delta,
+        attempt = t.attempt + coalesce(c.attempt_delta, 0),
         finished_at = CASE WHEN c.state IN ${states(sql, TaskState.finished)} THEN now() END,
         callback_token_hash = c.callback_token_hash,
         callback_expires_at = CASE WHEN c.callback_timeout_ms IS NULL THEN NULL
@@ -157,14 +169,18 @@ export const finish = (sql: SqlClient.SqlClient, batch: ReadonlyArray<Finish>) =
         lease_owner = NULL,
         lease_expires_at = NULL
       FROM c
-      WHERE t.id = c.id AND t.lease_epoch = c.epoch AND t.state = 'running'
+      WHERE t.id = ANY(${idArray(batch.map((r) => r.id))}::bigint[])
+        AND t.id = c.id AND t.lease_epoch = c.epoch AND t.state = 'running'
       RETURNING t.id, t.state, t.queue, t.run_at
     ),
     notified AS (
       SELECT count(pg_notify('asterforge_tasks', q)) AS n
       FROM (SELECT DISTINCT queue AS q FROM updated WHERE state = 'available' AND run_at <= now()) qs
     )
-    SELECT u.id::text AS id, u.state, u.queue FROM updated u CROSS JOIN notified`
+    SELECT c.id::text AS id FROM c CROSS JOIN notified WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.id = c.id)`
+
+/** Task ids as one `bigint[]` literal: one parameter however many, and compact to send. */
+const idArray = (ids: ReadonlyArray<string>): string => `{${ids.join(",")}}`
 
 /** SHA-256 (hex) of a callback token: what the database holds and looks up. */
 export const hashToken = (token: string): string => Crypto.createHash("sha256").update(token).digest("hex")
