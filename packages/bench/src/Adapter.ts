@@ -4,7 +4,7 @@
  * An adapter module (registered in `./adapters/index.ts`) default-exports an object of this type.
  * The same module is loaded in two processes:
  *
- * - the **driver** (`main.ts`): `setup`, `openProducer` (and nothing else);
+ * - the **driver** (`main.ts`): `setup`, `fillHistory`, `openProducer`, `countPending` once;
  * - the forked **worker process** (`worker.ts`): `startWorkers`, `countPending`.
  *
  * Every run gets a fresh, empty database; `url` is its connection string. Adapters must release
@@ -26,6 +26,13 @@ export interface Adapter {
   startWorkers(options: { url: string; concurrency: number; onJob: (payload: any) => void }): Promise<Workers>
   /** number of jobs not yet completed (committed) */
   countPending(url: string): Promise<number>
+  /**
+   * Optional, for systems that keep finished jobs: after `setup`, put `n` jobs in the state a
+   * completed `onJob` job ends in (same task/queue as the bench's jobs, finished recently enough
+   * that the system's own retention keeps them during the run), in bulk SQL. The harness then
+   * runs VACUUM (ANALYZE). Systems that delete finished jobs leave it out (--history: no history).
+   */
+  fillHistory?(url: string, n: number): Promise<void>
 }
 
 export interface Producer {

@@ -23,9 +23,14 @@ export interface WorkerProcess {
   finish(timeoutMs?: number): Promise<{ code: number | null; signal: string | null; killed: boolean }>
 }
 
-export const forkWorker = (spec: WorkerSpec): WorkerProcess => {
+/**
+ * `execArgv` replaces (does not extend) the driver's own flags, so every system's worker runs with
+ * exactly the flags the harness chose; NODE_OPTIONS reaches it through the inherited environment.
+ */
+export const forkWorker = (spec: WorkerSpec, execArgv: ReadonlyArray<string>): WorkerProcess => {
   const child: ChildProcess = fork(WORKER_ENTRY, [], {
     execPath: process.execPath, // the same Node binary as the driver
+    execArgv: [...execArgv],
     env: { ...process.env, BENCH_WORKER_SPEC: JSON.stringify(spec) },
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   })

@@ -1,4 +1,8 @@
 /** Command-line flags of `node src/main.ts`. */
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { adapters, isAdapterPath } from "./adapters/index.ts"
 import type { Scenario } from "./protocol.ts"
 
@@ -14,7 +18,19 @@ export interface Options {
   readonly maxSeconds: number
   readonly waitQuiet: number
   readonly adminUrl: string
+  /** Node/V8 flags of every worker process (fork's execArgv), the same for every system. */
+  readonly nodeFlags: ReadonlyArray<string>
+  /** CPU-profile the throughput workers; `dir` null = the default folder under results/profiles. */
+  readonly profile: { readonly dir: string | null } | null
+  /** throughput: finished rows put in each history-keeping system's table before the insert */
+  readonly history: number
 }
+
+/**
+ * The young-generation cap AsterForge runs with in production (`pnpm start` in the root
+ * package.json): every system's workers get it, so each is measured as it would run.
+ */
+export const DEFAULT_NODE_FLAGS = "--max-semi-space-size=4"
 
 export const DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/test"
 const ALL_SCENARIOS: ReadonlyArray<Scenario> = ["throughput", "latency"]
@@ -40,6 +56,15 @@ Flags:
                         under 10 % busy (default: 0 = do not wait)
   --admin-url <url>     Postgres URL allowed to CREATE DATABASE (default: $DATABASE_URL or
                         ${DEFAULT_ADMIN_URL})
+  --node-flags "<flags>"
+                        Node/V8 flags for every system's worker process alike (default:
+                        "${DEFAULT_NODE_FLAGS}", as pnpm start); "" = V8 defaults.
+                        NODE_OPTIONS from the environment still applies on top
+  --profile [dir]       CPU-profile the throughput workers (--cpu-prof) into <dir>/<system>-run<k>
+                        (default dir: results/profiles/<start time>) and print where their CPU
+                        went; the profiler's overhead lowers the throughput numbers
+  --history <n>         throughput: put <n> finished jobs in each system's table before the insert
+                        (systems that keep history: asterforge, pg-boss) (default: 0)
   -h, --help            this text
 `
 
@@ -56,7 +81,10 @@ const FLAGS = [
   "idle-ms",
   "max-seconds",
   "wait-quiet",
-  "admin-url"
+  "admin-url",
+  "node-flags",
+  "profile",
+  "history"
 ] as const
 type Flag = (typeof FLAGS)[number]
 
@@ -75,9 +103,15 @@ export const parseOptions = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv
     if (!isFlag(key)) throw new UsageError(`unknown flag --${key}`)
     let value: string | undefined
     if (eq > 0) value = a.slice(eq + 1)
-    else {
+    else if (key === "profile") {
+      // The folder is optional: `--profile --runs 1` profiles into the default folder.
+      const next = args[i + 1]
+      value = next === undefined || next.startsWith("--") ? "" : next
+      if (value !== "") i++
+    } else {
       value = args[i + 1]
-      if (value === undefined || value.startsWith("--")) throw new UsageError(`--${key} needs a value`)
+      // Node flags start with "--" themselves, so --node-flags takes the next argument whatever it is.
+      if (value === undefined || (value.startsWith("--") && key !== "node-flags")) throw new UsageError(`--${key} needs a value`)
       i++
     }
     if (raw.has(key)) throw new UsageError(`--${key} given twice`)
@@ -142,6 +176,13 @@ export const parseOptions = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv
     throw new UsageError(`--admin-url must be a postgres:// URL, got "${parsed.protocol}//..."`)
   }
 
+  const nodeFlags = splitNodeFlags(raw.get("node-flags") ?? DEFAULT_NODE_FLAGS)
+  const profileRaw = raw.get("profile")
+  const profile = profileRaw === undefined ? null : { dir: profileRaw.trim() === "" ? null : profileRaw }
+  if (profile !== null && !scenarios.includes("throughput")) {
+    throw new UsageError("--profile profiles the throughput scenario's workers; add throughput to --scenarios")
+  }
+
   return {
     systems,
     scenarios,
@@ -153,6 +194,43 @@ export const parseOptions = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv
     idleMs: int("idle-ms", 2500, 0),
     maxSeconds: int("max-seconds", 180, 1),
     waitQuiet: int("wait-quiet", 0, 0),
-    adminUrl
+    adminUrl,
+    nodeFlags,
+    profile,
+    history: int("history", 0, 0)
+  }
+}
+
+/** Whitespace-separated flags (no quoting: Node/V8 flags have no spaces); each must look like a flag. */
+export const splitNodeFlags = (s: string): Array<string> => {
+  const flags = s.split(/\s+/).filter((f) => f !== "")
+  for (const f of flags) {
+    if (!f.startsWith("-")) throw new UsageError(`--node-flags takes Node/V8 flags such as "${DEFAULT_NODE_FLAGS}", got "${f}"`)
+  }
+  return flags
+}
+
+/**
+ * Starts `node <flags> -e 0` once, so that a flag Node or V8 rejects is a usage error before any
+ * database is created, not a worker process that exits with code 9 in every run. It runs in a
+ * scratch folder because flags like --cpu-prof write files into the working directory.
+ */
+export const checkNodeFlags = (flags: ReadonlyArray<string>, execPath: string = process.execPath): void => {
+  if (flags.length === 0) return
+  const scratch = mkdtempSync(join(tmpdir(), "bench-node-flags-"))
+  try {
+    const r = spawnSync(execPath, [...flags, "-e", "0"], { cwd: scratch, encoding: "utf8", timeout: 30_000 })
+    if (r.error !== undefined) throw new UsageError(`--node-flags: could not start ${execPath}: ${r.error.message}`)
+    if (r.status !== 0) {
+      // First line only, without the binary's path: "node: bad option: --foo", "Error: illegal value for flag ...".
+      const why =
+        r.stderr
+          .trim()
+          .split("\n")[0]
+          ?.replace(/^\S*\/node: /, "") || `exit code ${r.status ?? r.signal}`
+      throw new UsageError(`--node-flags "${flags.join(" ")}": node rejects them (${why})`)
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true })
   }
 }

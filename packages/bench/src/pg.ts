@@ -87,6 +87,19 @@ export const checkpoint = (url: string): Promise<void> => withClient(url, (c) =>
 /** Table statistics for every table of the database (a fresh queue table has none). */
 export const analyze = (url: string): Promise<void> => withClient(url, (c) => c.query("ANALYZE")).then(() => {})
 
+/**
+ * After a bulk history fill: statistics, plus the visibility map and hint bits a long-lived table
+ * would have from autovacuum, so that neither the first reads of the measured phase nor an
+ * insert-triggered autovacuum pay for the fill inside the measurement.
+ */
+export const vacuumAnalyze = (url: string): Promise<void> => withClient(url, (c) => c.query("VACUUM (ANALYZE)")).then(() => {})
+
+/**
+ * How far back `fillHistory` spreads finished jobs: recent enough for every system's default
+ * retention (asterforge prunes succeeded tasks after 24 h, pg-boss deletes completed jobs after 7 days).
+ */
+export const HISTORY_SPAN = "12 hours"
+
 export interface ServerInfo {
   readonly version: string
   readonly settings: Record<string, string>

@@ -32,6 +32,10 @@ export interface ThroughputWorkerResult {
   readonly workerCpuSec: number
   readonly peakRssMiB: number | null
   readonly sampledRssMaxMiB: number
+  /** `t0` and the end of the drain on process.hrtime in µs, the clock of V8's CPU profile timestamps */
+  readonly drainWindowUs: readonly [number, number]
+  /** the worker's process.execArgv: the Node flags it really ran with */
+  readonly execArgv: ReadonlyArray<string>
 }
 
 export interface LatencyWorkerResult {
@@ -44,6 +48,8 @@ export interface LatencyWorkerResult {
   readonly latenciesMs: ReadonlyArray<number>
   readonly peakRssMiB: number | null
   readonly sampledRssMaxMiB: number
+  /** the worker's process.execArgv: the Node flags it really ran with */
+  readonly execArgv: ReadonlyArray<string>
 }
 
 export type ToWorker =

@@ -30,15 +30,20 @@ export interface MetaRecord {
   readonly argv: ReadonlyArray<string>
   readonly options: Record<string, unknown>
   readonly node: string
+  /** inherited by every worker process, on top of options.nodeFlags */
+  readonly NODE_OPTIONS: string | null
   readonly host: Record<string, unknown>
   readonly postgres: Record<string, unknown>
 }
 
 export const RESULTS_DIR = fileURLToPath(new URL("../results/", import.meta.url))
 
+/** The start time as a file name: 2026-01-02T03-04-05-678Z (results file, default profile folder). */
+export const resultsStamp = (startedAt: Date): string => startedAt.toISOString().replace(/[:.]/g, "-")
+
 export const openResultsFile = (startedAt: Date) => {
   mkdirSync(RESULTS_DIR, { recursive: true })
-  const path = `${RESULTS_DIR}${startedAt.toISOString().replace(/[:.]/g, "-")}.jsonl`
+  const path = `${RESULTS_DIR}${resultsStamp(startedAt)}.jsonl`
   return {
     path,
     append: (record: RunRecord | MetaRecord) => appendFileSync(path, `${JSON.stringify(record)}\n`)

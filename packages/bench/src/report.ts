@@ -57,6 +57,8 @@ export interface SystemStatus {
   readonly name: string
   readonly version: string | null
   readonly skipped: string | null
+  /** whether the adapter has fillHistory (null: adapter not loaded) */
+  readonly keepsHistory: boolean | null
 }
 
 const cell = (s: Summary, runs: number): string => {
@@ -118,6 +120,19 @@ export const renderReport = (input: ReportInput): string => {
       `- 2. latency: ${options.latencyJobs} single jobs sent open-loop at ${options.rate}/s to idle workers (after ${options.idleMs} ms idle)`
     )
   }
+  if (options.scenarios.includes("throughput") && options.history > 0) {
+    const withHistory = systems.filter((s) => s.keepsHistory === true).map((s) => s.name)
+    lines.push(
+      `- history: before the insert, ${options.history.toLocaleString("en-US")} finished jobs in the table of ${withHistory.join(", ") || "no selected system"}, then VACUUM (ANALYZE)`
+    )
+  }
+  const nodeOptions = process.env.NODE_OPTIONS ? `; plus NODE_OPTIONS="${process.env.NODE_OPTIONS}" from the environment` : ""
+  lines.push(
+    `- worker Node flags: ${options.nodeFlags.length === 0 ? "none (V8 defaults)" : `\`${options.nodeFlags.join(" ")}\``}, the same for every system${nodeOptions}`
+  )
+  if (options.profile !== null) {
+    lines.push("- throughput workers ran under the V8 CPU profiler (`--profile`): its overhead lowers their numbers")
+  }
   lines.push(`- ${options.runs} run(s) per system and scenario, each in a fresh database; cells are median (min–max)`)
   lines.push("")
 
@@ -150,6 +165,19 @@ export const renderReport = (input: ReportInput): string => {
 
   const notes: Array<string> = []
   for (const s of systems) if (s.skipped !== null) notes.push(`${s.name}: skipped: ${s.skipped}`)
+  if (options.scenarios.includes("throughput") && options.history > 0) {
+    for (const s of systems) {
+      if (s.keepsHistory === true) {
+        notes.push(`${s.name}: throughput measured beside ${options.history.toLocaleString("en-US")} finished jobs of history (--history)`)
+      } else if (s.keepsHistory === false) {
+        notes.push(
+          s.name === "graphile-worker"
+            ? "graphile-worker: no history (it deletes a job's row when the job completes), so --history does not apply to it"
+            : `${s.name}: no history filled (its adapter has no fillHistory())`
+        )
+      }
+    }
+  }
   for (const r of records) {
     if (r.status === "failed") notes.push(`${r.system} ${r.scenario} run ${r.run}: FAILED: ${r.reason ?? "?"}`)
     if (r.status !== "ok") continue

@@ -1,11 +1,12 @@
 /** One run of one scenario for one system, in a fresh database. */
+import { join } from "node:path"
 import type { Adapter } from "./Adapter.ts"
 import type { Options } from "./cli.ts"
 import { cpuWindow, readCpuTimes, waitForQuiet } from "./machine.ts"
-import { analyze, checkpoint, closeSharedPools, createFreshDatabase, type FreshDatabase } from "./pg.ts"
+import { analyze, checkpoint, closeSharedPools, createFreshDatabase, type FreshDatabase, vacuumAnalyze } from "./pg.ts"
 import { now, sleep, type Scenario } from "./protocol.ts"
 import type { RunRecord } from "./records.ts"
-import { median, percentile, round } from "./stats.ts"
+import { fmt, median, percentile, round } from "./stats.ts"
 import { forkWorker, type WorkerProcess } from "./WorkerProcess.ts"
 
 export const INSERT_CHUNK = 1000
@@ -16,7 +17,21 @@ export interface RunContext {
   readonly adapter: Adapter
   /** 1-based */
   readonly run: number
+  /** `--profile`: the folder the throughput workers' CPU profiles go to (one sub-folder per run), else null */
+  readonly profileRoot: string | null
+  /** a progress line for a step long enough to announce (stderr) */
+  readonly progress: (line: string) => void
 }
+
+/** Settings every run records, whatever the scenario: the worker's Node flags and where else they come from. */
+export const commonSettings = (options: Options) => ({
+  nodeFlags: options.nodeFlags,
+  NODE_OPTIONS: process.env.NODE_OPTIONS ?? null
+})
+
+/** The folder of one run's CPU profile: `<root>/<system>-run<k>` (a system given as a path keeps only safe characters). */
+export const profileDirFor = (root: string, system: string, run: number): string =>
+  join(root, `${system.replace(/[^A-Za-z0-9._-]+/g, "_")}-run${run}`)
 
 /** Databases created and not yet dropped, so an interrupted bench can clean up. */
 export const liveDatabases = new Set<FreshDatabase>()
@@ -34,8 +49,12 @@ const withFreshDatabase = async <A>(ctx: RunContext, scenario: Scenario, f: (db:
 }
 
 /** Run `f` with a forked worker process; make sure the process is gone afterwards. */
-const withWorker = async <A>(spec: Parameters<typeof forkWorker>[0], f: (w: WorkerProcess) => Promise<A>): Promise<A> => {
-  const worker = forkWorker(spec)
+const withWorker = async <A>(
+  spec: Parameters<typeof forkWorker>[0],
+  execArgv: ReadonlyArray<string>,
+  f: (w: WorkerProcess) => Promise<A>
+): Promise<A> => {
+  const worker = forkWorker(spec, execArgv)
   let ok = false
   try {
     const a = await f(worker)
@@ -47,20 +66,42 @@ const withWorker = async <A>(spec: Parameters<typeof forkWorker>[0], f: (w: Work
   }
 }
 
-/** Scenario 1 (and 3): bulk insert, then drain with a forked worker process. */
+/**
+ * Scenario 1 (and 3): bulk insert, then drain with a forked worker process. With --history, the
+ * system's table first gets that many finished jobs (claims and completions then run beside them).
+ */
 export const runThroughput = async (ctx: RunContext): Promise<RunRecord> => {
   const { options, system, adapter } = ctx
   const startedAt = new Date().toISOString()
   const n = options.jobs
+  const fillHistory = adapter.fillHistory?.bind(adapter)
+  const historyRows = options.history > 0 && fillHistory !== undefined ? options.history : 0
+  const profileDir = ctx.profileRoot === null ? null : profileDirFor(ctx.profileRoot, system, ctx.run)
   const settings = {
     jobs: n,
     insertChunk: INSERT_CHUNK,
     concurrency: options.concurrency,
     maxSeconds: options.maxSeconds,
+    historyRows,
+    ...(options.history > 0 && fillHistory === undefined ? { historyNote: "no fillHistory(): the system keeps no finished jobs" } : {}),
+    ...commonSettings(options),
+    profileDir,
     systemConfig: adapter.config ?? null
   }
   return withFreshDatabase(ctx, "throughput", async (db) => {
     await adapter.setup(db.url)
+    let history: { rows: number; fillMs: number; vacuumAnalyzeMs: number } | null = null
+    if (historyRows > 0 && fillHistory !== undefined) {
+      ctx.progress(`filling ${fmt(historyRows)} finished jobs of history ...`)
+      const t = now()
+      await fillHistory(db.url, historyRows)
+      const tFilled = now()
+      await vacuumAnalyze(db.url)
+      history = { rows: historyRows, fillMs: round(tFilled - t), vacuumAnalyzeMs: round(now() - tFilled) }
+      ctx.progress(
+        `history: ${fmt(historyRows)} rows in ${(history.fillMs / 1000).toFixed(1)} s, VACUUM (ANALYZE) ${(history.vacuumAnalyzeMs / 1000).toFixed(1)} s`
+      )
+    }
     await checkpoint(db.url)
 
     const chunks: Array<Array<{ i: number }>> = []
@@ -83,8 +124,11 @@ export const runThroughput = async (ctx: RunContext): Promise<RunRecord> => {
     }
     await analyze(db.url)
 
+    // --cpu-prof writes the profile when the worker process exits (withWorker waits for that).
+    const execArgv = profileDir === null ? options.nodeFlags : [...options.nodeFlags, "--cpu-prof", `--cpu-prof-dir=${profileDir}`]
     return withWorker(
       { system, scenario: "throughput", url: db.url, concurrency: options.concurrency, jobs: n, maxSeconds: options.maxSeconds },
+      execArgv,
       async (worker) => {
         await worker.next("armed", 120_000)
         await checkpoint(db.url)
@@ -114,7 +158,7 @@ export const runThroughput = async (ctx: RunContext): Promise<RunRecord> => {
             machineBusyPct: machine?.busyPct ?? null,
             stealPct: machine?.stealPct ?? null
           },
-          details: { insertMs: round(insertMs), waitedForQuietMs, ...result }
+          details: { insertMs: round(insertMs), waitedForQuietMs, history, ...result }
         } satisfies RunRecord
       }
     )
@@ -132,12 +176,14 @@ export const runLatency = async (ctx: RunContext): Promise<RunRecord> => {
     rate: options.rate,
     idleMs: options.idleMs,
     concurrency: options.concurrency,
+    ...commonSettings(options),
     systemConfig: adapter.config ?? null
   }
   return withFreshDatabase(ctx, "latency", async (db) => {
     await adapter.setup(db.url)
     return withWorker(
       { system, scenario: "latency", url: db.url, concurrency: options.concurrency, jobs: n, maxSeconds: options.maxSeconds },
+      options.nodeFlags,
       async (worker) => {
         const { startupMs } = await worker.next("ready", 120_000)
         const producer = await adapter.openProducer(db.url)

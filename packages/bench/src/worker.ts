@@ -55,6 +55,8 @@ const receive = <T extends ToWorker["type"]>(type: T): Promise<Extract<ToWorker,
 
 const rss = startRssSampler(100)
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits
+/** process.hrtime in µs: the monotonic clock V8 stamps CPU profile samples with. */
+const hrtimeUs = () => Number(process.hrtime.bigint() / 1000n)
 const peakRss = () => {
   const v = peakRssMiB()
   return v === null ? null : round(v, 1)
@@ -95,6 +97,7 @@ const throughput = async (adapter: Adapter) => {
   await go
 
   const cpu0 = process.cpuUsage()
+  const hr0 = hrtimeUs()
   const t0 = now()
   const deadline = t0 + spec.maxSeconds * 1000
   const workers = await adapter.startWorkers({ url: spec.url, concurrency: spec.concurrency, onJob })
@@ -108,6 +111,7 @@ const throughput = async (adapter: Adapter) => {
     pending = await adapter.countPending(spec.url)
   }
   const tDone = now()
+  const hrDone = hrtimeUs()
   const cpu = process.cpuUsage(cpu0)
   const timedOut = !handledInTime || pending > 0
   const completed = Math.max(0, n - pending)
@@ -126,7 +130,9 @@ const throughput = async (adapter: Adapter) => {
     completedPerSecExclStartup: tFirst === null || timedOut ? null : round(completed / ((tDone - tFirst) / 1000), 1),
     workerCpuSec: round((cpu.user + cpu.system) / 1e6),
     peakRssMiB: peakRss(),
-    sampledRssMaxMiB: round(rss.maxMiB(), 1)
+    sampledRssMaxMiB: round(rss.maxMiB(), 1),
+    drainWindowUs: [hr0, hrDone],
+    execArgv: process.execArgv
   }
   await send({ type: "result", result })
   await stopWorkers(workers)
@@ -169,7 +175,8 @@ const latency = async (adapter: Adapter) => {
     duplicates,
     latenciesMs: latencies,
     peakRssMiB: peakRss(),
-    sampledRssMaxMiB: round(rss.maxMiB(), 1)
+    sampledRssMaxMiB: round(rss.maxMiB(), 1),
+    execArgv: process.execArgv
   }
   await send({ type: "result", result })
   await stopWorkers(workers)

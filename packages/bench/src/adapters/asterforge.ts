@@ -8,7 +8,7 @@ import { Effect, Exit, Layer, ManagedRuntime, Result, Schema, Scope } from "effe
 import { ApplicationModule, Database, Runtime, RuntimeConfig, Task, TaskQueue } from "@asterforge/runtime"
 import { readFileSync } from "node:fs"
 import type { Adapter } from "../Adapter.ts"
-import { queryInt } from "../pg.ts"
+import { HISTORY_SPAN, queryInt, withClient } from "../pg.ts"
 
 const runtimeVersion = (): string => {
   try {
@@ -103,7 +103,28 @@ const adapter: Adapter = {
     return { stop: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
   },
 
-  countPending: (url) => queryInt(url, "SELECT count(*) FROM tasks WHERE state NOT IN ('succeeded', 'failed', 'cancelled')")
+  countPending: (url) => queryInt(url, "SELECT count(*) FROM tasks WHERE state NOT IN ('succeeded', 'failed', 'cancelled')"),
+
+  /**
+   * Rows as a bench job leaves them after one successful attempt (leases.ts `claim` + `finish`):
+   * attempt 1, epoch 1, lease cleared, finished_at set, and a W3C traceparent like the producer's
+   * (so the rows are as wide as real ones). Spread over the last HISTORY_SPAN, inside
+   * the pruning lane's 24 h `succeeded_retention`, so the worker keeps them for the whole run.
+   */
+  async fillHistory(url, n) {
+    await withClient(url, (c) =>
+      c.query(
+        `INSERT INTO tasks (name, queue, state, priority, run_at, attempt, max_attempts, payload, lease_epoch,
+                            traceparent, created_at, attempted_at, finished_at)
+         SELECT $1, $2, 'succeeded', $3, f - interval '30 ms', 1, $4, jsonb_build_object('i', g), 1,
+                '00-' || md5(g::text) || '-' || left(md5((-g)::text), 16) || '-01',
+                f - interval '30 ms', f - interval '10 ms', f
+         FROM generate_series(1, $5::int) AS g,
+              LATERAL (SELECT now() - $6::interval * ($5::int - g) / $5::int AS f) AS t`,
+        [Noop.name, Noop.queue, Noop.priority, Noop.retry.maxAttempts, n, HISTORY_SPAN]
+      )
+    )
+  }
 }
 
 export default adapter

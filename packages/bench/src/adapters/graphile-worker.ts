@@ -85,7 +85,7 @@ const adapter: Adapter = {
     return { stop: () => runner.stop() }
   },
 
-  /** graphile-worker deletes a job's row when its completion commits. */
+  /** graphile-worker deletes a job's row when its completion commits; it keeps no history, hence no fillHistory. */
   countPending: (url) => queryInt(url, "select count(*)::int from graphile_worker._private_jobs")
 }
 

@@ -9,7 +9,7 @@
  */
 import { PgBoss } from "pg-boss"
 import type { Adapter } from "../Adapter.ts"
-import { queryInt } from "../pg.ts"
+import { HISTORY_SPAN, queryInt, quoteIdent, withClient } from "../pg.ts"
 import { packageVersion } from "../version.ts"
 
 const QUEUE = "bench_noop"
@@ -79,7 +79,34 @@ const adapter: Adapter = {
   },
 
   countPending: (url) =>
-    queryInt(url, "select count(*)::int from pgboss.job where name = $1 and state in ('created', 'retry', 'active')", [QUEUE])
+    queryInt(url, "select count(*)::int from pgboss.job where name = $1 and state in ('created', 'retry', 'active')", [QUEUE]),
+
+  /**
+   * Completed jobs as pg-boss's own insert (plans.insertJobs: the queue's settings) and a completed
+   * fetch (started_on, heartbeat_on, completed_on) leave them, in the queue's job table (`queue.table_name`).
+   * Spread over the last HISTORY_SPAN, well inside the 7-day `deleteAfterSeconds`, so
+   * maintenance keeps them during the run.
+   */
+  async fillHistory(url, n) {
+    await withClient(url, async (c) => {
+      const { rows } = await c.query("select table_name from pgboss.queue where name = $1", [QUEUE])
+      const table: unknown = rows[0]?.table_name
+      if (typeof table !== "string") throw new Error(`pg-boss queue ${QUEUE} has no job table (was setup() run?)`)
+      await c.query(
+        `insert into pgboss.${quoteIdent(table)} (id, name, data, priority, state, start_after, created_on, started_on, completed_on,
+           expire_seconds, deletion_seconds, keep_until, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+           policy, dead_letter, heartbeat_seconds, heartbeat_on)
+         select gen_random_uuid(), q.name, jsonb_build_object('i', g), 0, 'completed', f - interval '30 ms',
+                f - interval '30 ms', f - interval '10 ms', f, q.expire_seconds, q.deletion_seconds,
+                f - interval '30 ms' + q.retention_seconds * interval '1s', q.retry_limit, q.retry_delay, q.retry_backoff,
+                q.retry_delay_max, q.policy, q.dead_letter, q.heartbeat_seconds, f - interval '10 ms'
+         from pgboss.queue q, generate_series(1, $2::int) as g,
+              lateral (select now() - $3::interval * ($2::int - g) / $2::int as f) as t
+         where q.name = $1`,
+        [QUEUE, n, HISTORY_SPAN]
+      )
+    })
+  }
 }
 
 export default adapter
