@@ -18,7 +18,8 @@
  * flushes, and then any task still leased to this node (a claim whose answer
  * was lost) is handed back too.
  */
-import { Context, Duration, Effect, Fiber, Layer, Option } from "effect"
+import { Context, Duration, Effect, Fiber, Layer, Option, References } from "effect"
+import { identity } from "effect/Function"
 import { SqlClient } from "effect/sql"
 import * as AuditEvents from "./AuditEvents.ts"
 import { AuditLog } from "./AuditLog.ts"
@@ -162,23 +163,31 @@ export const layer: Layer.Layer<
     if (plan.problems.length > 0) return yield* new RuntimeError({ reason: new ConfigInvalid({ problems: plan.problems }) })
     const pools = yield* Pool.make({ queues: plan.pools, prefetch: config.worker.prefetch, names: registry.names })
 
-    const completer = yield* Completer.make({ sql, audit, actor, pools, pollInterval: config.worker.pollInterval })
     const traced = Option.isSome(config.telemetry.otlpEndpoint)
-    const executor = Executor.make({ registry, pools, completer, actor, traced, context: yield* Effect.context<never>() })
-    const producer = yield* Producer.make({
-      sql,
-      notifications,
-      pools,
-      registry,
-      executor,
-      completer,
-      owner,
-      actor,
-      leaseMs,
-      pollInterval: config.worker.pollInterval
-    })
-    yield* LeaseKeeper.start({ sql, notifications, pools, producer, owner, leaseMs, heartbeatInterval: config.worker.heartbeatInterval })
-    yield* producer.start
+    const { completer, producer } = yield* Effect.gen(function* () {
+      const completer = yield* Completer.make({ sql, audit, actor, pools, pollInterval: config.worker.pollInterval })
+      const executor = Executor.make({ registry, pools, completer, actor, traced, context: yield* Effect.context<never>() })
+      const producer = yield* Producer.make({
+        sql,
+        notifications,
+        pools,
+        registry,
+        executor,
+        completer,
+        owner,
+        actor,
+        leaseMs,
+        pollInterval: config.worker.pollInterval
+      })
+      yield* LeaseKeeper.start({ sql, notifications, pools, producer, owner, leaseMs, heartbeatInterval: config.worker.heartbeatInterval })
+      yield* producer.start
+      return { completer, producer }
+    }).pipe(
+      // With no exporter, the spans of every claim, completion and statement would be built for
+      // nobody (~5 % of a worker's CPU in pnpm bench): the dispatcher's fibers, handlers included,
+      // run with the tracer off (they fork from here and inherit it).
+      traced ? identity : Effect.provideService(References.TracerEnabled, false)
+    )
 
     // Registered last, so it runs first: before the fiber sets and the writer are torn down.
     yield* Effect.addFinalizer(() =>

@@ -205,7 +205,8 @@ export const startAnnotated = <F extends Fiber.Fiber<unknown, unknown>>(
   starting = annotations
   try {
     const fiber = start()
-    fiberAnnotations.set(fiber, annotations)
+    // One that already ended logs no more: most short runs never need the entry.
+    if (fiber.pollUnsafe() === undefined) fiberAnnotations.set(fiber, annotations)
     return fiber
   } finally {
     starting = undefined
@@ -229,7 +230,8 @@ const jsonLine = (options: Logger.Options<unknown>): string => {
     component: "runtime",
     ...annotations
   }
-  if (span !== undefined) {
+  // A fiber running with the tracer off has no-op spans: no ids worth a field.
+  if (span !== undefined && span.traceId !== "noop") {
     entry.trace_id = span.traceId
     entry.span_id = span.spanId
   }
@@ -310,8 +312,12 @@ export const tracingLayer = (options: {
   )
 }
 
-/** W3C traceparent of a span, to store with work that another process continues. */
-export const traceparentOf = (span: Tracer.AnySpan): string => `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
+/**
+ * W3C traceparent of a span, to store with work that another process
+ * continues; null for the no-op spans of a fiber running with the tracer off.
+ */
+export const traceparentOf = (span: Tracer.AnySpan): string | null =>
+  span.traceId === "noop" ? null : `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
 
 const traceparentPattern = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
 

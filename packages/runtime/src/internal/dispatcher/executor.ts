@@ -56,15 +56,13 @@ export const make = (options: {
   const fork = Effect.runForkWith(context)
 
   // Labelled metrics are built once per label set: building one per update showed in profiles.
-  const finishedMetrics = new Map<string, Metric.Metric<number, any>>()
-  const finished = (queue: string, task: string, outcome: TaskOutcome.MetricOutcome) => {
-    const key = `${queue}\u0000${task}\u0000${outcome}`
-    let m = finishedMetrics.get(key)
-    if (m === undefined) {
-      m = Metric.withAttributes(Telemetry.metrics.tasksFinished, { queue, task, outcome })
-      finishedMetrics.set(key, m)
-    }
-    return m
+  const finishedMetrics = new Map<Pool, Map<string, Partial<Record<TaskOutcome.MetricOutcome, Metric.Metric<number, any>>>>>()
+  const finished = (pool: Pool, task: string, outcome: TaskOutcome.MetricOutcome) => {
+    let byTask = finishedMetrics.get(pool)
+    if (byTask === undefined) finishedMetrics.set(pool, (byTask = new Map()))
+    let byOutcome = byTask.get(task)
+    if (byOutcome === undefined) byTask.set(task, (byOutcome = {}))
+    return (byOutcome[outcome] ??= Metric.withAttributes(Telemetry.metrics.tasksFinished, { queue: pool.queue, task, outcome }))
   }
 
   /** A run is over: free its slot once the completer has its outcome, then fill the slot again. */
@@ -72,10 +70,10 @@ export const make = (options: {
     const task = entry.task
     pool.running.delete(task.id)
     pool.metrics.duration.updateUnsafe((performance.now() - startedAt) / 1000, context)
-    finished(pool.queue, task.name, outcome.metric).updateUnsafe(1, context)
+    finished(pool, task.name, outcome.metric).updateUnsafe(1, context)
+    // startReady publishes the in-flight gauge.
     const free = () => {
       release(pools, pool)
-      pool.metrics.inFlight.updateUnsafe(pool.active, context)
       startReady(pool)
     }
     if (entry.leaseLost) {

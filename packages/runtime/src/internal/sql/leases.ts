@@ -4,6 +4,7 @@
  * a worker whose lease was rescued and re-claimed elsewhere can no longer
  * change the row.
  */
+import { Effect } from "effect"
 import type { SqlClient } from "effect/sql"
 import * as Crypto from "node:crypto"
 import * as TaskState from "../../TaskState.ts"
@@ -17,9 +18,11 @@ import type * as TaskOutcome from "../../TaskOutcome.ts"
  * rows without waiting. Due `scheduled`/`retryable` rows are claimed directly,
  * so time-based work runs even before a promotion pass. A queue an operator
  * paused (`queue_settings`) is not claimed: the NOT EXISTS is uncorrelated, one
- * primary-key probe per statement (an InitPlan). Columns are aliased to
- * the domain's camelCase (`Task.Claimed`), so no row mapping runs per task.
- * Only a node whose row is `running` claims.
+ * primary-key probe per statement (an InitPlan). Only a node whose row is
+ * `running` claims. The claimed tasks come back as one JSON array in the
+ * domain's camelCase (`Task.Claimed`), in claim order: one `JSON.parse` of
+ * the batch costs the worker far less than decoding its rows column by
+ * column.
  */
 export const claim = (
   sql: SqlClient.SqlClient,
@@ -32,7 +35,7 @@ export const claim = (
     readonly leaseMs: number
   }
 ) =>
-  sql<Task.Claimed>`
+  sql<{ tasks: Array<Task.Claimed> }>`
     WITH picked AS (
       SELECT id FROM tasks
       WHERE queue = ${options.queue} AND state IN ${states(sql, TaskState.claimable)} AND run_at <= now()
@@ -43,19 +46,32 @@ export const claim = (
       ORDER BY priority, run_at, id
       LIMIT ${options.limit}
       FOR UPDATE SKIP LOCKED
+    ),
+    claimed AS (
+      UPDATE tasks t SET
+        state = 'running',
+        attempt = t.attempt + 1,
+        lease_owner = ${options.owner},
+        lease_expires_at = now() + ${options.leaseMs} * interval '1 millisecond',
+        lease_epoch = t.lease_epoch + 1,
+        attempted_at = now()
+      FROM picked WHERE t.id = picked.id
+      RETURNING t.*
     )
-    UPDATE tasks t SET
-      state = 'running',
-      attempt = t.attempt + 1,
-      lease_owner = ${options.owner},
-      lease_expires_at = now() + ${options.leaseMs} * interval '1 millisecond',
-      lease_epoch = t.lease_epoch + 1,
-      attempted_at = now()
-    FROM picked WHERE t.id = picked.id
-    RETURNING t.id::text AS id, t.name, t.queue, t.payload, t.payload_version AS "payloadVersion", t.attempt,
-              t.max_attempts AS "maxAttempts", t.lease_epoch AS "leaseEpoch", t.metadata, t.deadline,
-              coalesce(t.deadline <= now(), false) AS "deadlinePassed", t.traceparent,
-              extract(epoch FROM now() - t.created_at)::float8 * 1000 AS "queuedMs"`
+    SELECT coalesce(json_agg(json_build_object(
+      'id', c.id::text, 'name', c.name, 'queue', c.queue, 'payload', c.payload, 'payloadVersion', c.payload_version,
+      'attempt', c.attempt, 'maxAttempts', c.max_attempts, 'leaseEpoch', c.lease_epoch, 'metadata', c.metadata,
+      'deadline', c.deadline, 'deadlinePassed', coalesce(c.deadline <= now(), false), 'traceparent', c.traceparent,
+      'queuedMs', extract(epoch FROM now() - c.created_at)::float8 * 1000
+    ) ORDER BY c.priority, c.run_at, c.id), '[]') AS tasks
+    FROM claimed c`.pipe(
+    Effect.map((rows) => {
+      const tasks = rows[0]?.tasks ?? []
+      // JSON has no dates: the (rare) deadline arrives as text.
+      for (const task of tasks) if (task.deadline !== null) (task as { deadline: Date }).deadline = new Date(task.deadline)
+      return tasks
+    })
+  )
 
 /**
  * One statement per node extends every lease it holds (found by id through the
