@@ -59,10 +59,17 @@ export const make = (options: {
   const finishedMetrics = new Map<Pool, Map<string, Partial<Record<TaskOutcome.MetricOutcome, Metric.Metric<number, any>>>>>()
   const finished = (pool: Pool, task: string, outcome: TaskOutcome.MetricOutcome) => {
     let byTask = finishedMetrics.get(pool)
-    if (byTask === undefined) finishedMetrics.set(pool, (byTask = new Map()))
+    if (byTask === undefined) {
+      byTask = new Map()
+      finishedMetrics.set(pool, byTask)
+    }
     let byOutcome = byTask.get(task)
-    if (byOutcome === undefined) byTask.set(task, (byOutcome = {}))
-    return (byOutcome[outcome] ??= Metric.withAttributes(Telemetry.metrics.tasksFinished, { queue: pool.queue, task, outcome }))
+    if (byOutcome === undefined) {
+      byOutcome = {}
+      byTask.set(task, byOutcome)
+    }
+    byOutcome[outcome] ??= Metric.withAttributes(Telemetry.metrics.tasksFinished, { queue: pool.queue, task, outcome })
+    return byOutcome[outcome]
   }
 
   /** A run is over: free its slot once the completer has its outcome, then fill the slot again. */
