@@ -5,7 +5,7 @@
  * change the row.
  */
 import { Effect } from "effect"
-import type { SqlClient } from "effect/sql"
+import type { SqlClient, SqlError } from "effect/sql"
 import * as Crypto from "node:crypto"
 import * as TaskState from "../../TaskState.ts"
 import { states } from "./shared.ts"
@@ -24,17 +24,28 @@ import type * as TaskOutcome from "../../TaskOutcome.ts"
  * the batch costs the worker far less than decoding its rows column by
  * column.
  */
-export const claim = (
-  sql: SqlClient.SqlClient,
-  options: {
-    readonly queue: string
-    /** Only tasks this node has handlers for: unknown names stay for a node that knows them. */
-    readonly names: ReadonlyArray<string>
-    readonly limit: number
-    readonly owner: string
-    readonly leaseMs: number
-  }
-) =>
+export const claim = (sql: SqlClient.SqlClient, options: ClaimOptions): Effect.Effect<ReadonlyArray<Task.Claimed>, SqlError.SqlError> =>
+  claimStatement(sql, options).pipe(
+    Effect.map((rows) => {
+      const tasks = rows[0]?.tasks ?? []
+      // JSON has no dates: the (rare) deadline arrives as text.
+      for (const task of tasks) if (task.deadline !== null) (task as { deadline: Date }).deadline = new Date(task.deadline)
+      return tasks
+    })
+  )
+
+/** What a claim takes. */
+export interface ClaimOptions {
+  readonly queue: string
+  /** Only tasks this node has handlers for: unknown names stay for a node that knows them. */
+  readonly names: ReadonlyArray<string>
+  readonly limit: number
+  readonly owner: string
+  readonly leaseMs: number
+}
+
+/** The claim's statement, answering one row whose `tasks` is the JSON array (`claim` unpacks it; `EXPLAIN` needs the statement). */
+export const claimStatement = (sql: SqlClient.SqlClient, options: ClaimOptions) =>
   sql<{ tasks: Array<Task.Claimed> }>`
     WITH picked AS (
       SELECT id FROM tasks
@@ -64,14 +75,7 @@ export const claim = (
       'deadline', c.deadline, 'deadlinePassed', coalesce(c.deadline <= now(), false), 'traceparent', c.traceparent,
       'queuedMs', extract(epoch FROM now() - c.created_at)::float8 * 1000
     ) ORDER BY c.priority, c.run_at, c.id), '[]') AS tasks
-    FROM claimed c`.pipe(
-    Effect.map((rows) => {
-      const tasks = rows[0]?.tasks ?? []
-      // JSON has no dates: the (rare) deadline arrives as text.
-      for (const task of tasks) if (task.deadline !== null) (task as { deadline: Date }).deadline = new Date(task.deadline)
-      return tasks
-    })
-  )
+    FROM claimed c`
 
 /**
  * One statement per node extends every lease it holds (found by id through the
