@@ -22,7 +22,7 @@ import * as TaskOutcome from "../../TaskOutcome.ts"
 import type { TaskRegistryShape } from "../../TaskRegistry.ts"
 import * as Telemetry from "../../Telemetry.ts"
 import type { Completer } from "./completer.ts"
-import { type Entry, type Pool, type Pools, release, wakeUnsafe } from "./pool.ts"
+import { claimLimit, type Entry, type Pool, type Pools, release, wakeUnsafe } from "./pool.ts"
 
 /** Starts claimed tasks into free slots. */
 export interface Executor {
@@ -32,6 +32,8 @@ export interface Executor {
    * ends on its own.
    */
   readonly startReady: (pool: Pool) => void
+  /** `startReady` on the next turn of the event loop (after what the caller does next). */
+  readonly startReadySoon: (pool: Pool) => void
 }
 
 const tokenBytes = 32
@@ -168,16 +170,20 @@ export const make = (options: {
       pool.starting = false
     }
     pool.metrics.inFlight.updateUnsafe(pool.active, context)
-    // Claim more once the ready list is down to half the prefetch (see the producer), or drain.
-    if (
-      pools.stopping ||
-      (pool.maybeMore && pool.ready.length <= pool.prefetch / 2 && pool.running.size < pool.concurrency + pool.prefetch)
-    ) {
-      wakeUnsafe(pool)
-    }
+    // The claim loop claims more when a claim is due, and drains on shutdown.
+    if (pools.stopping || (pool.maybeMore && claimLimit(pool) > 0)) wakeUnsafe(pool)
   }
 
-  return { startReady }
+  const startReadySoon = (pool: Pool) => {
+    if (pool.startScheduled) return
+    pool.startScheduled = true
+    setImmediate(() => {
+      pool.startScheduled = false
+      startReady(pool)
+    })
+  }
+
+  return { startReady, startReadySoon }
 }
 
 // A span per run costs a worker ~15-20 % of its CPU even when nothing exports it (Effect's own

@@ -88,6 +88,8 @@ export interface Pool {
   maybeMore: boolean
   /** The executor is starting ready tasks now: a run ending meanwhile leaves the starting to it. */
   starting: boolean
+  /** A start of ready tasks is scheduled for the next turn of the event loop. */
+  startScheduled: boolean
   readonly metrics: Readonly<Record<"claimed" | "wait" | "duration" | "inFlight" | "restarts", Metric.Metric<number, any>>>
   restarts: number
   lastError: string | null
@@ -126,6 +128,7 @@ export const make = (options: {
         wake: yield* Queue.sliding<void>(1),
         maybeMore: true,
         starting: false,
+        startScheduled: false,
         // Labelled metrics are built once per label set: building one per update showed in profiles.
         metrics: {
           claimed: Metric.withAttributes(Telemetry.metrics.tasksClaimed, { queue }),
@@ -143,6 +146,22 @@ export const make = (options: {
 
 /** Wakes a pool's claim loop (at most one wake-up waits: the queue slides). */
 export const wake = (pool: Pool) => Queue.offer(pool.wake, undefined)
+
+/**
+ * How many tasks the pool's next claim asks for, 0 when no claim is due.
+ *
+ * Without prefetch: as many as there are free slots. With prefetch, the pool
+ * holds up to `concurrency + prefetch` tasks, claimed in halves: the next
+ * half is claimed while the last one runs, so a claim's round trip overlaps
+ * the handlers instead of stalling them. A claim is due once half a claim's
+ * room is free: a few large claims, not many small ones.
+ */
+export const claimLimit = (pool: Pool): number => {
+  const room = pool.concurrency + pool.prefetch - pool.running.size
+  if (pool.prefetch === 0) return room
+  const half = Math.ceil((pool.concurrency + pool.prefetch) / 2)
+  return room >= Math.ceil(half / 2) ? Math.min(room, half) : 0
+}
 
 /** `wake`, from plain code (a run's end, a timer). */
 export const wakeUnsafe = (pool: Pool): void => {

@@ -27,7 +27,7 @@ import * as Telemetry from "../../Telemetry.ts"
 import * as LeaseSql from "../sql/leases.ts"
 import type { Completer } from "./completer.ts"
 import type { Executor } from "./executor.ts"
-import { type Entry, type Pool, type Pools, wake } from "./pool.ts"
+import { claimLimit, type Entry, type Pool, type Pools, wake } from "./pool.ts"
 
 /** The claim loops of every pool, and what happens to tasks claimed but never started. */
 export interface Producer {
@@ -121,11 +121,8 @@ const settleUnstarted = (o: Options, pool: Pool, entry: Entry, happened: TaskOut
 
 const claimOnce = (o: Options, pool: Pool) =>
   Effect.gen(function* () {
-    o.executor.startReady(pool)
-    // Claim once the ready list is down to half the prefetch (with no prefetch: when a slot is
-    // free), enough to fill every slot and the prefetch: a few large claims, not many small ones.
-    const limit = pool.concurrency + pool.prefetch - pool.running.size
-    if (limit <= 0 || pool.ready.length > pool.prefetch / 2 || pool.names.length === 0) return 0
+    const limit = claimLimit(pool)
+    if (limit <= 0 || pool.names.length === 0) return 0
     const tasks = yield* LeaseSql.claim(o.sql, { queue: pool.queue, names: pool.names, limit, owner: o.owner, leaseMs: o.leaseMs }).pipe(
       Effect.withSpan(
         Telemetry.spans.claim,
@@ -144,7 +141,8 @@ const claimOnce = (o: Options, pool: Pool) =>
       pool.running.set(task.id, entry)
       pool.ready.push(entry)
     }
-    o.executor.startReady(pool)
+    // Started on the next turn: this loop first sends the next claim, which then overlaps them.
+    o.executor.startReadySoon(pool)
     return tasks.length
   })
 
