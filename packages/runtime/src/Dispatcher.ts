@@ -165,7 +165,7 @@ export const layer: Layer.Layer<
 
     const traced = Option.isSome(config.telemetry.otlpEndpoint)
     const { completer, producer } = yield* Effect.gen(function* () {
-      const completer = yield* Completer.make({ sql, audit, actor, pools, pollInterval: config.worker.pollInterval })
+      const completer = yield* Completer.make({ sql, audit, actor, owner, pools, pollInterval: config.worker.pollInterval })
       const executor = Executor.make({ registry, pools, completer, actor, traced, context: yield* Effect.context<never>() })
       const producer = yield* Producer.make({
         sql,

@@ -334,7 +334,7 @@ layer(Services, { excludeTestServices: true })("lanes", (it) => {
 
         // The crashed worker comes back with its result: refused, the row stays as the rescue left it.
         const sql = yield* SqlClient.SqlClient
-        const refused = yield* LeaseSql.finish(sql, [
+        const refused = yield* LeaseSql.finish(sql, owner, [
           {
             id: ids["retry"]!,
             epoch: 4,

@@ -220,9 +220,9 @@ describe("crash recovery", () => {
           : undefined,
       "the 4 tasks to start"
     )
-    const claimedFirst = await query<{ id: string; lease_epoch: number }>(
+    const claimedFirst = await query<{ id: string; lease_epoch: number; lease_owner: string }>(
       db.url,
-      "SELECT id::text, lease_epoch FROM tasks WHERE id = ANY($1::bigint[]) ORDER BY id",
+      "SELECT id::text, lease_epoch, lease_owner::text FROM tasks WHERE id = ANY($1::bigint[]) ORDER BY id",
       [ids]
     )
     // Defaults everywhere else: 15 s leases, lease rescue every 2 s. The liveness lane would declare
@@ -263,11 +263,12 @@ describe("crash recovery", () => {
       [ids]
     )
     expect(finishedBy[0]!.n).toBe(1)
-    // The crashed worker's result arrives late, under its old epoch: refused.
+    // The crashed worker's result arrives late, under its old lease: refused.
     const late = await client.run(
       Effect.flatMap(SqlClient.SqlClient, (sql) =>
         LeaseSql.finish(
           sql,
+          claimedFirst[0]!.lease_owner,
           claimedFirst.map((c) => ({
             id: c.id,
             epoch: c.lease_epoch,

@@ -60,11 +60,13 @@ export const make = (options: {
   readonly sql: SqlClient.SqlClient
   readonly audit: AuditLogShape
   readonly actor: string
+  /** This node: the owner its leases name. */
+  readonly owner: string
   readonly pools: Pools
   readonly pollInterval: Duration.Duration
 }): Effect.Effect<Completer, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const { sql, audit, actor, pools } = options
+    const { sql, audit, actor, owner, pools } = options
     const pollMs = Duration.toMillis(options.pollInterval)
     let buffer: Array<Completion> = []
     /** Outcomes held for room, with what to run once taken. */
@@ -104,6 +106,7 @@ export const make = (options: {
       Effect.gen(function* () {
         const refused = yield* LeaseSql.finish(
           sql,
+          owner,
           batch.map((c) => LeaseSql.finishRow(c.task, c.outcome))
         )
         const stale = new Set(refused.map((r) => r.id))
