@@ -19,20 +19,46 @@ import type * as TaskOutcome from "../../TaskOutcome.ts"
  * so time-based work runs even before a promotion pass. A queue an operator
  * paused (`queue_settings`) is not claimed: the NOT EXISTS is uncorrelated, one
  * primary-key probe per statement (an InitPlan). Only a node whose row is
- * `running` claims. The claimed tasks come back as one JSON array in the
- * domain's camelCase (`Task.Claimed`), in claim order: one `JSON.parse` of
- * the batch costs the worker far less than decoding its rows column by
- * column.
+ * `running` claims. The claimed tasks come back in claim order as one JSON
+ * array of positional arrays (`ClaimedRow`): one `JSON.parse` of the batch
+ * costs the worker far less than decoding its rows column by column, and
+ * without keys the text is half as long.
  */
 export const claim = (sql: SqlClient.SqlClient, options: ClaimOptions): Effect.Effect<ReadonlyArray<Task.Claimed>, SqlError.SqlError> =>
-  claimStatement(sql, options).pipe(
-    Effect.map((rows) => {
-      const tasks = rows[0]?.tasks ?? []
-      // JSON has no dates: the (rare) deadline arrives as text.
-      for (const task of tasks) if (task.deadline !== null) (task as { deadline: Date }).deadline = new Date(task.deadline)
-      return tasks
-    })
-  )
+  claimStatement(sql, options).pipe(Effect.map((rows) => (rows[0]?.tasks ?? []).map((row) => toClaimed(options.queue, row))))
+
+/** One claimed task as the claim sends it: the columns of `claimStatement`'s json_build_array, in order. */
+export type ClaimedRow = readonly [
+  id: string,
+  name: string,
+  payload: unknown,
+  payloadVersion: number,
+  attempt: number,
+  maxAttempts: number,
+  leaseEpoch: number,
+  metadata: Record<string, unknown>,
+  deadline: string | null,
+  deadlinePassed: boolean,
+  traceparent: string | null,
+  queuedMs: number
+]
+
+const toClaimed = (queue: string, r: ClaimedRow): Task.Claimed => ({
+  id: r[0],
+  name: r[1],
+  queue,
+  payload: r[2],
+  payloadVersion: r[3],
+  attempt: r[4],
+  maxAttempts: r[5],
+  leaseEpoch: r[6],
+  metadata: r[7],
+  // JSON has no dates: the (rare) deadline arrives as text.
+  deadline: r[8] === null ? null : new Date(r[8]),
+  deadlinePassed: r[9],
+  traceparent: r[10],
+  queuedMs: r[11]
+})
 
 /** What a claim takes. */
 export interface ClaimOptions {
@@ -46,7 +72,7 @@ export interface ClaimOptions {
 
 /** The claim's statement, answering one row whose `tasks` is the JSON array (`claim` unpacks it; `EXPLAIN` needs the statement). */
 export const claimStatement = (sql: SqlClient.SqlClient, options: ClaimOptions) =>
-  sql<{ tasks: Array<Task.Claimed> }>`
+  sql<{ tasks: Array<ClaimedRow> }>`
     WITH picked AS (
       SELECT id FROM tasks
       WHERE queue = ${options.queue} AND state IN ${states(sql, TaskState.claimable)} AND run_at <= now()
@@ -71,11 +97,9 @@ export const claimStatement = (sql: SqlClient.SqlClient, options: ClaimOptions) 
       WHERE t.id = ANY(ARRAY(SELECT id FROM picked))
       RETURNING t.*
     )
-    SELECT coalesce(json_agg(json_build_object(
-      'id', c.id::text, 'name', c.name, 'queue', c.queue, 'payload', c.payload, 'payloadVersion', c.payload_version,
-      'attempt', c.attempt, 'maxAttempts', c.max_attempts, 'leaseEpoch', c.lease_epoch, 'metadata', c.metadata,
-      'deadline', c.deadline, 'deadlinePassed', coalesce(c.deadline <= now(), false), 'traceparent', c.traceparent,
-      'queuedMs', extract(epoch FROM now() - c.created_at)::float8 * 1000
+    SELECT coalesce(json_agg(json_build_array(
+      c.id::text, c.name, c.payload, c.payload_version, c.attempt, c.max_attempts, c.lease_epoch, c.metadata,
+      c.deadline, coalesce(c.deadline <= now(), false), c.traceparent, round(extract(epoch FROM now() - c.created_at) * 1000)
     ) ORDER BY c.priority, c.run_at, c.id), '[]') AS tasks
     FROM claimed c`
 
