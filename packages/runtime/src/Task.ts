@@ -164,21 +164,40 @@ export const describeIssue = (issue: SchemaIssue.Issue): string =>
     .issues.map((i) => `${i.path?.length ? i.path.join(".") + ": " : ""}${i.message}`)
     .join("; ")
 
+type Parse = (input: unknown) => Result.Result<unknown, Schema.SchemaError>
+
+// A schema's decoder and encoder, made once: making them per call showed in the dispatcher's profile.
+const decoders = new WeakMap<object, Parse>()
+const encoders = new WeakMap<object, Parse>()
+const decoderOf = (schema: Schema.Top): Parse => {
+  let parse = decoders.get(schema)
+  if (parse === undefined) {
+    parse = Schema.decodeUnknownResult(schema as any) as Parse
+    decoders.set(schema, parse)
+  }
+  return parse
+}
+const encoderOf = (schema: Schema.Top): Parse => {
+  let parse = encoders.get(schema)
+  if (parse === undefined) {
+    parse = Schema.encodeUnknownResult(schema as any) as Parse
+    encoders.set(schema, parse)
+  }
+  return parse
+}
+
 /** Encodes a payload for storage; the error lists what is wrong. */
 export const encodePayload = <P>(def: Definition<P, any>, payload: P): Result.Result<unknown, string> =>
-  Result.mapError(Schema.encodeUnknownResult(def.payload as any)(payload), (e) => describeIssue(e.issue))
+  Result.mapError(encoderOf(def.payload)(payload), (e) => describeIssue(e.issue))
 
 /** Decodes a stored payload, upgrading rows written under a previous version. */
 export const decodePayload = <P>(def: Definition<P, any>, stored: unknown, version: number): Result.Result<P, string> => {
   if (version === def.version) {
-    return Result.mapError(Schema.decodeUnknownResult(def.payload as any)(stored), (e) => describeIssue(e.issue)) as Result.Result<
-      P,
-      string
-    >
+    return Result.mapError(decoderOf(def.payload)(stored), (e) => describeIssue(e.issue)) as Result.Result<P, string>
   }
   const previous = def.previous.find((p) => p.version === version)
   if (previous === undefined) return Result.fail(`payload version ${version} is unknown to this build (current ${def.version})`)
-  const old = Schema.decodeUnknownResult(previous.payload as any)(stored)
+  const old = decoderOf(previous.payload)(stored)
   if (Result.isFailure(old)) return Result.fail(`payload version ${version}: ${describeIssue(old.failure.issue)}`)
   try {
     return Result.succeed(previous.upgrade(old.success))
@@ -188,10 +207,10 @@ export const decodePayload = <P>(def: Definition<P, any>, stored: unknown, versi
 }
 
 export const encodeResult = <R>(def: Definition<any, R>, result: R): Result.Result<unknown, string> =>
-  Result.mapError(Schema.encodeUnknownResult(def.result as any)(result), (e) => describeIssue(e.issue))
+  Result.mapError(encoderOf(def.result)(result), (e) => describeIssue(e.issue))
 
 export const decodeResult = <R>(def: Definition<any, R>, raw: unknown): Result.Result<R, string> =>
-  Result.mapError(Schema.decodeUnknownResult(def.result as any)(raw), (e) => describeIssue(e.issue)) as Result.Result<R, string>
+  Result.mapError(decoderOf(def.result)(raw), (e) => describeIssue(e.issue)) as Result.Result<R, string>
 
 // ---------------------------------------------------------------------------
 // Handlers
