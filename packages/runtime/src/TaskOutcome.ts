@@ -297,7 +297,9 @@ const next = <S extends NextState>(
   attemptDelta: 0 | -1 = 0
 ): Outcome<S> => ({ state, result: undefined, error, delayMs, attemptDelta, callbackToken: null, callbackTimeoutMs: null, metric, audit })
 
-const succeeded = (result: unknown): Outcome<"succeeded"> => ({
+const succeeded = (result: unknown): Outcome<"succeeded"> => (result === null ? succeededEmpty : succeededWith(result))
+
+const succeededWith = (result: unknown): Outcome<"succeeded"> => ({
   state: "succeeded",
   result,
   error: null,
@@ -308,6 +310,9 @@ const succeeded = (result: unknown): Outcome<"succeeded"> => ({
   metric: "success",
   audit: undefined
 })
+
+/** The outcome of most runs (no result), made once: outcomes are read-only. */
+const succeededEmpty = succeededWith(null)
 
 const detail = (tag: string, message: string, code: string | null | undefined, attempt: number, stack?: string): Task.ErrorDetail => ({
   tag,

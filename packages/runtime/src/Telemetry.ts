@@ -187,26 +187,36 @@ const messageText = (message: unknown): string => {
   return parts.map((p) => (typeof p === "string" ? p : JSON.stringify(p))).join(" ")
 }
 
-const fiberAnnotations = new WeakMap<Fiber.Fiber<unknown, unknown>, Readonly<Record<string, unknown>>>()
-/** The annotations of the fiber `startAnnotated` is starting: it runs synchronously until it first suspends. */
-let starting: Readonly<Record<string, unknown>> | undefined
+/** A fiber's log annotations, made when a line is logged: most runs log nothing. */
+interface Annotator<A = any> {
+  readonly source: A
+  readonly annotations: (source: A) => Readonly<Record<string, unknown>>
+}
+
+const fiberAnnotators = new WeakMap<Fiber.Fiber<unknown, unknown>, Annotator>()
+/** The annotator of the fiber `startAnnotated` is starting: it runs synchronously until it first suspends. */
+let starting: Annotator | undefined
 
 /**
  * Starts a fiber (`start` forks it) whose every log line carries
- * `annotations` (its own `Effect.annotateLogs` win over them). The dispatcher
- * gives each task run its `task` and `task_id` this way: `annotateLogs`
- * copies the whole service context per run (~2 us on the hot path), a
- * WeakMap entry does not. Fibers the run forks later do not inherit them.
+ * `annotations(source)` (its own `Effect.annotateLogs` win over them). The
+ * dispatcher gives each task run its `task` and `task_id` this way:
+ * `annotateLogs` copies the whole service context per run (~2 us on the hot
+ * path); this keeps one WeakMap entry, only while the fiber runs on, and
+ * builds the annotations only for lines actually logged. Fibers the run forks
+ * later do not inherit them.
  */
-export const startAnnotated = <F extends Fiber.Fiber<unknown, unknown>>(
-  annotations: Readonly<Record<string, unknown>>,
+export const startAnnotated = <A, F extends Fiber.Fiber<unknown, unknown>>(
+  source: A,
+  annotations: (source: A) => Readonly<Record<string, unknown>>,
   start: () => F
 ): F => {
-  starting = annotations
+  const annotator: Annotator<A> = { source, annotations }
+  starting = annotator
   try {
     const fiber = start()
     // One that already ended logs no more: most short runs never need the entry.
-    if (fiber.pollUnsafe() === undefined) fiberAnnotations.set(fiber, annotations)
+    if (fiber.pollUnsafe() === undefined) fiberAnnotators.set(fiber, annotator)
     return fiber
   } finally {
     starting = undefined
@@ -216,8 +226,8 @@ export const startAnnotated = <F extends Fiber.Fiber<unknown, unknown>>(
 const annotationsOf = (fiber: Fiber.Fiber<unknown, unknown>): Readonly<Record<string, unknown>> => {
   const own = fiber.getRef(References.CurrentLogAnnotations)
   // While a run starts, only it (and what it starts at once) can be logging.
-  const run = fiberAnnotations.get(fiber) ?? starting
-  return run === undefined ? own : { ...run, ...own }
+  const run = fiberAnnotators.get(fiber) ?? starting
+  return run === undefined ? own : { ...run.annotations(run.source), ...own }
 }
 
 const jsonLine = (options: Logger.Options<unknown>): string => {

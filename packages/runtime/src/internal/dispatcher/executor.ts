@@ -74,17 +74,27 @@ export const make = (options: {
     return byOutcome[outcome]
   }
 
+  // One slot-freeing function per pool, not a closure per run. startReady publishes the in-flight gauge.
+  const freeSlots = new Map<Pool, () => void>()
+  const freeSlot = (pool: Pool) => {
+    let free = freeSlots.get(pool)
+    if (free === undefined) {
+      free = () => {
+        release(pools, pool)
+        startReady(pool)
+      }
+      freeSlots.set(pool, free)
+    }
+    return free
+  }
+
   /** A run is over: free its slot once the completer has its outcome, then fill the slot again. */
   const end = (pool: Pool, entry: Entry, outcome: TaskOutcome.Outcome, startedAt: number) => {
     const task = entry.task
     pool.running.delete(task.id)
     pool.metrics.duration.updateUnsafe((performance.now() - startedAt) / 1000, context)
     finished(pool, task.name, outcome.metric).updateUnsafe(1, context)
-    // startReady publishes the in-flight gauge.
-    const free = () => {
-      release(pools, pool)
-      startReady(pool)
-    }
+    const free = freeSlot(pool)
     if (entry.leaseLost) {
       fork(Effect.logWarning(`task ${task.id}: lease lost while running; its result is discarded`))
       free()
@@ -131,9 +141,7 @@ export const make = (options: {
       }
       end(pool, entry, TaskOutcome.ofRun(definition, task, happened, actor), startedAt)
     }
-    const fiber = Telemetry.startAnnotated({ component: "task", task_id: task.id, task: task.name }, () =>
-      fork(body(handler, payload.success, task, callbackToken, traced))
-    )
+    const fiber = Telemetry.startAnnotated(task, runAnnotations, () => fork(body(handler, payload.success, task, callbackToken, traced)))
     entry.handler = fiber
     const exit = fiber.pollUnsafe()
     if (exit !== undefined) return ended(exit)
@@ -185,6 +193,9 @@ export const make = (options: {
 
   return { startReady, startReadySoon }
 }
+
+/** What every log line of a run carries. */
+const runAnnotations = (task: Task.Claimed) => ({ component: "task", task_id: task.id, task: task.name })
 
 // A span per run costs a worker ~15-20 % of its CPU even when nothing exports it (Effect's own
 // tracer still builds it; measured with pnpm bench), so runs get one only when traces are exported.
