@@ -179,7 +179,16 @@ export const layer: Layer.Layer<
         leaseMs,
         pollInterval: config.worker.pollInterval
       })
-      yield* LeaseKeeper.start({ sql, notifications, pools, producer, owner, leaseMs, heartbeatInterval: config.worker.heartbeatInterval })
+      yield* LeaseKeeper.start({
+        sql,
+        notifications,
+        pools,
+        producer,
+        completer,
+        owner,
+        leaseMs,
+        heartbeatInterval: config.worker.heartbeatInterval
+      })
       yield* producer.start
       return { completer, producer }
     }).pipe(

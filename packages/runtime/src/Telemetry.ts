@@ -194,39 +194,36 @@ interface Annotator<A = any> {
 }
 
 const fiberAnnotators = new WeakMap<Fiber.Fiber<unknown, unknown>, Annotator>()
-/** The annotator of the fiber `startAnnotated` is starting: it runs synchronously until it first suspends. */
-let starting: Annotator | undefined
+/** The fiber `withFiberAnnotations` started last, until `keepFiberAnnotations` settles it. */
+let starting: { readonly fiber: Fiber.Fiber<unknown, unknown>; readonly annotator: Annotator } | undefined
 
 /**
- * Starts a fiber (`start` forks it) whose every log line carries
+ * `effect`, with every log line of the fiber that runs it carrying
  * `annotations(source)` (its own `Effect.annotateLogs` win over them). The
  * dispatcher gives each task run its `task` and `task_id` this way:
  * `annotateLogs` copies the whole service context per run (~2 us on the hot
- * path); this keeps one WeakMap entry, only while the fiber runs on, and
- * builds the annotations only for lines actually logged. Fibers the run forks
- * later do not inherit them.
+ * path). The fiber names itself as it starts; once the caller's start of it
+ * returns, `keepFiberAnnotations` gives one still running a WeakMap entry (a
+ * run that ended at once, most short ones, needs none). The annotations are
+ * built only for lines actually logged; fibers the run forks do not get them.
  */
-export const startAnnotated = <A, F extends Fiber.Fiber<unknown, unknown>>(
-  source: A,
-  annotations: (source: A) => Readonly<Record<string, unknown>>,
-  start: () => F
-): F => {
-  const annotator: Annotator<A> = { source, annotations }
-  starting = annotator
-  try {
-    const fiber = start()
-    // One that already ended logs no more: most short runs never need the entry.
-    if (fiber.pollUnsafe() === undefined) fiberAnnotators.set(fiber, annotator)
-    return fiber
-  } finally {
-    starting = undefined
-  }
+export const withFiberAnnotations =
+  <A>(source: A, annotations: (source: A) => Readonly<Record<string, unknown>>) =>
+  <X, E, R>(effect: Effect.Effect<X, E, R>): Effect.Effect<X, E, R> =>
+    Effect.withFiber((fiber) => {
+      starting = { fiber, annotator: { source, annotations } }
+      return effect
+    })
+
+/** Call right after starting a `withFiberAnnotations` fiber: keeps its annotations while it runs on. */
+export const keepFiberAnnotations = (fiber: Fiber.Fiber<unknown, unknown>): void => {
+  if (starting?.fiber === fiber && fiber.pollUnsafe() === undefined) fiberAnnotators.set(fiber, starting.annotator)
+  starting = undefined
 }
 
 const annotationsOf = (fiber: Fiber.Fiber<unknown, unknown>): Readonly<Record<string, unknown>> => {
   const own = fiber.getRef(References.CurrentLogAnnotations)
-  // While a run starts, only it (and what it starts at once) can be logging.
-  const run = fiberAnnotators.get(fiber) ?? starting
+  const run = fiberAnnotators.get(fiber) ?? (starting?.fiber === fiber ? starting.annotator : undefined)
   return run === undefined ? own : { ...run.annotations(run.source), ...own }
 }
 

@@ -134,21 +134,28 @@ export const make = (options: {
     const ended = (exit: Exit.Exit<unknown, unknown>) => {
       const happened: TaskOutcome.Exited = {
         _tag: "Exited",
-        exit: entry.timedOut ? timedOut(definition) : exit,
+        // Interrupted for its timeout (not a result that raced the timer, nor a cancel before it).
+        exit: entry.timedOut && Exit.hasInterrupts(exit) ? timedOut(definition) : exit,
         cancelRequested: entry.cancelRequested,
         stopping: pools.stopping,
         callbackToken
       }
       end(pool, entry, TaskOutcome.ofRun(definition, task, happened, actor), startedAt)
     }
-    const fiber = Telemetry.startAnnotated(task, runAnnotations, () => fork(body(handler, payload.success, task, callbackToken, traced)))
+    const fiber = fork(body(handler, payload.success, task, callbackToken, traced))
+    Telemetry.keepFiberAnnotations(fiber)
     entry.handler = fiber
     const exit = fiber.pollUnsafe()
     if (exit !== undefined) return ended(exit)
-    const timer = setTimeout(() => {
-      entry.timedOut = true
-      fiber.interruptUnsafe()
-    }, Duration.toMillis(definition.timeout))
+    // Counted from the start, its first synchronous stretch included. A cancel already under way wins.
+    const timer = setTimeout(
+      () => {
+        if (entry.cancelRequested) return
+        entry.timedOut = true
+        fiber.interruptUnsafe()
+      },
+      Math.max(0, Duration.toMillis(definition.timeout) - (performance.now() - startedAt))
+    )
     fiber.addObserver((exit) => {
       clearTimeout(timer)
       ended(exit)
@@ -232,5 +239,5 @@ const body = (handler: Task.Handler, payload: unknown, task: Task.Claimed, callb
     metadata: task.metadata
   }
   const run = handler.run(payload, context) as Effect.Effect<unknown, unknown>
-  return traced ? runSpan(task)(run) : run
+  return Telemetry.withFiberAnnotations(task, runAnnotations)(traced ? runSpan(task)(run) : run)
 }

@@ -1,8 +1,9 @@
 /**
  * The lease keeper: keeps this node's leases alive and acts on what it learns.
  *
- * - One heartbeat statement per node extends every lease it holds, waiting or
- *   running, every `heartbeatInterval`.
+ * - One heartbeat statement per node extends every lease it holds, waiting,
+ *   running, or finished with the outcome not written yet (a completer
+ *   retrying through an outage keeps its leases), every `heartbeatInterval`.
  * - Cancellation: a NOTIFY on `asterforge_cancel` cancels a task at once (a
  *   waiting one is settled as cancelled, a running one is interrupted and
  *   recorded as cancelled); the heartbeat returns cancel requests too, as the
@@ -21,6 +22,7 @@ import * as TaskOutcome from "../../TaskOutcome.ts"
 import * as Telemetry from "../../Telemetry.ts"
 import * as LeaseSql from "../sql/leases.ts"
 import { find, type Pools } from "./pool.ts"
+import type { Completer } from "./completer.ts"
 import type { Producer } from "./producer.ts"
 
 /** Forks the heartbeat and the cancel listener into the current scope. */
@@ -29,6 +31,7 @@ export const start = (options: {
   readonly notifications: NotificationsShape
   readonly pools: Pools
   readonly producer: Producer
+  readonly completer: Completer
   readonly owner: string
   readonly leaseMs: number
   readonly heartbeatInterval: Duration.Duration
@@ -49,7 +52,7 @@ export const start = (options: {
 
     const heartbeat = Effect.gen(function* () {
       const startedAt = Date.now()
-      const ids = pools.all.flatMap((p) => [...p.running.keys()])
+      const ids = [...pools.all.flatMap((p) => [...p.running.keys()]), ...options.completer.unwritten()]
       if (ids.length === 0) return
       const held = yield* LeaseSql.heartbeat(sql, { owner, ids, leaseMs })
       const heldIds = new Set(held.map((r) => r.id))
