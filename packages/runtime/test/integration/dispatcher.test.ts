@@ -62,6 +62,8 @@ const Quick = Task.define({
   timeout: Duration.millis(quickTimeoutMs),
   retry: { maxAttempts: 1 }
 })
+/** A handler that throws while building its effect (not inside it). */
+const Throws = Task.define({ name: "dispatcher.throws", payload: Schema.Struct({}), retry: { maxAttempts: 1 } })
 /** Other work that takes a while, to let time pass while the test waits on rows. */
 const Slow = Task.define({ name: "dispatcher.slow", payload: Schema.Struct({ ms: Schema.Int }) })
 
@@ -84,6 +86,9 @@ const DispatcherTasks = ApplicationModule.make({
         Effect.ensuring(mark(ctx, "finalized"))
       )
     ),
+    Task.handler(Throws, (): Effect.Effect<void> => {
+      throw new Error("thrown before any effect")
+    }),
     Task.handler(Slow, ({ ms }, ctx) =>
       mark(ctx, "started").pipe(Effect.andThen(Effect.sleep(Duration.millis(ms))), Effect.andThen(mark(ctx, "done")))
     )
@@ -258,6 +263,21 @@ const succeededWith = (definition: Task.Definition, task: Task.Claimed, actor: s
   )
 
 layer(TestNode, { excludeTestServices: true })("dispatcher", (it) => {
+  describe("defects", () => {
+    it.effect("a handler that throws while building its effect fails the run as a defect; the pool runs on", () =>
+      Effect.gen(function* () {
+        const q = yield* TaskQueue
+        const { id } = yield* q.enqueue(Throws, {})
+        const t = yield* finished(id)
+        expect(t.state).toBe("failed")
+        expect(t.errors.map((e) => [e.tag, e.message])).toEqual([["Defect", "thrown before any effect"]])
+        // The same pool still runs work after it.
+        const after = yield* q.enqueue(Slow, { ms: 1 })
+        expect((yield* finished(after.id)).state).toBe("succeeded")
+      })
+    )
+  })
+
   describe("timeouts", () => {
     it.effect("a handler that outlives its timeout is interrupted (finalizers run) and the attempt fails as a timeout", () =>
       Effect.gen(function* () {

@@ -238,6 +238,7 @@ const body = (handler: Task.Handler, payload: unknown, task: Task.Claimed, callb
     },
     metadata: task.metadata
   }
-  const run = handler.run(payload, context) as Effect.Effect<unknown, unknown>
+  // A handler that throws while building its effect is a defect of the run, as one thrown inside it.
+  const run = Effect.suspend(() => handler.run(payload, context) as Effect.Effect<unknown, unknown>)
   return Telemetry.withFiberAnnotations(task, runAnnotations)(traced ? runSpan(task)(run) : run)
 }
