@@ -166,25 +166,20 @@ export const describeIssue = (issue: SchemaIssue.Issue): string =>
 
 type Parse = (input: unknown) => Result.Result<unknown, Schema.SchemaError>
 
-// A schema's decoder and encoder, made once: making them per call showed in the dispatcher's profile.
-const decoders = new WeakMap<object, Parse>()
-const encoders = new WeakMap<object, Parse>()
-const decoderOf = (schema: Schema.Top): Parse => {
-  let parse = decoders.get(schema)
-  if (parse === undefined) {
-    parse = Schema.decodeUnknownResult(schema as any) as Parse
-    decoders.set(schema, parse)
+/** `make(schema)`, made once per schema: making decoders and encoders per call showed in the dispatcher's profile. */
+const perSchema = (make: (schema: any) => Parse) => {
+  const made = new WeakMap<object, Parse>()
+  return (schema: Schema.Top): Parse => {
+    let parse = made.get(schema)
+    if (parse === undefined) {
+      parse = make(schema)
+      made.set(schema, parse)
+    }
+    return parse
   }
-  return parse
 }
-const encoderOf = (schema: Schema.Top): Parse => {
-  let parse = encoders.get(schema)
-  if (parse === undefined) {
-    parse = Schema.encodeUnknownResult(schema as any) as Parse
-    encoders.set(schema, parse)
-  }
-  return parse
-}
+const decoderOf = perSchema((schema) => Schema.decodeUnknownResult(schema) as Parse)
+const encoderOf = perSchema((schema) => Schema.encodeUnknownResult(schema) as Parse)
 
 /** Encodes a payload for storage; the error lists what is wrong. */
 export const encodePayload = <P>(def: Definition<P, any>, payload: P): Result.Result<unknown, string> =>

@@ -16,7 +16,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as Crypto from "node:crypto"
-import { TaskQueue, type TaskInfo } from "../../src/TaskQueue.ts"
+import { TaskQueue } from "../../src/TaskQueue.ts"
 import * as T from "../fixtures/test-tasks.ts"
 import * as Kit from "../support/kit.ts"
 
@@ -28,12 +28,7 @@ const TestNode = Kit.node({
   }
 }).pipe(Layer.provideMerge(Kit.setUp(T.createTables)), Layer.provideMerge(Kit.database("callback_hardening")))
 
-const get = (id: string) => Effect.flatMap(TaskQueue, (q) => q.get(id))
-const until = (id: string, predicate: (t: TaskInfo) => boolean, what: string) =>
-  Kit.eventually(
-    Effect.map(get(id), (t) => (predicate(t) ? t : undefined)),
-    `task ${id} ${what}`
-  )
+const { taskInfo: get, untilTask: until } = Kit
 
 /** A `test.callback` task parked for its callback, and the token its handler was given (recorded by the fixture). */
 const parked = Effect.gen(function* () {

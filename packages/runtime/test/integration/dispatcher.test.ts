@@ -21,7 +21,7 @@ import * as Pool from "../../src/internal/dispatcher/pool.ts"
 import * as LeaseSql from "../../src/internal/sql/leases.ts"
 import * as Task from "../../src/Task.ts"
 import * as TaskOutcome from "../../src/TaskOutcome.ts"
-import { type TaskInfo, TaskQueue } from "../../src/TaskQueue.ts"
+import { TaskQueue } from "../../src/TaskQueue.ts"
 import * as Kit from "../support/kit.ts"
 
 // ---------------------------------------------------------------------------
@@ -138,13 +138,7 @@ const TestNode = Kit.node({
   }
 }).pipe(Layer.provideMerge(Kit.database("dispatcher")))
 
-const get = (id: string) => Effect.flatMap(TaskQueue, (q) => q.get(id))
-const until = (id: string, predicate: (t: TaskInfo) => boolean, what: string) =>
-  Kit.eventually(
-    Effect.map(get(id), (t) => (predicate(t) ? t : undefined)),
-    `task ${id} ${what}`
-  )
-const finished = (id: string) => until(id, (t) => ["succeeded", "failed", "cancelled"].includes(t.state), "to finish")
+const { taskInfo: get, taskFinished: finished } = Kit
 const auditFor = (id: string) =>
   Kit.queryDb<{ code: string; details: Record<string, unknown> }>("SELECT code, details FROM audit_events WHERE subject = $1 ORDER BY id", [
     `task:${id}`

@@ -23,7 +23,7 @@ import * as Path from "node:path"
 import { afterAll, it as vit } from "vitest"
 import type { RuntimeError } from "../../src/RuntimeError.ts"
 import { AuditLog } from "../../src/AuditLog.ts"
-import { type EnqueueOptions, TaskQueue, type TaskInfo } from "../../src/TaskQueue.ts"
+import { type EnqueueOptions, TaskQueue } from "../../src/TaskQueue.ts"
 import * as T from "../fixtures/test-tasks.ts"
 import * as Kit from "../support/kit.ts"
 import { cliBin, pollHttp, spawnNode, trackProcesses } from "../support/process.ts"
@@ -33,12 +33,7 @@ const TestNode = Kit.node({
   env: { ASTERFORGE_TELEMETRY_LOG_LEVEL: "none" }
 }).pipe(Layer.provideMerge(Kit.setUp(T.createTables)), Layer.provideMerge(Kit.database("input_hardening")))
 
-const get = (id: string) => Effect.flatMap(TaskQueue, (q) => q.get(id))
-const until = (id: string, predicate: (t: TaskInfo) => boolean, what: string) =>
-  Kit.eventually(
-    Effect.map(get(id), (t) => (predicate(t) ? t : undefined)),
-    `task ${id} ${what}`
-  )
+const { untilTask: until } = Kit
 const taskCount = Effect.map(Kit.queryDb<{ n: number }>("SELECT count(*)::int AS n FROM tasks"), (r) => r[0]!.n)
 
 /**

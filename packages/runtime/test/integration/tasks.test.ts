@@ -9,7 +9,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import { TaskQueue, type TaskInfo } from "../../src/TaskQueue.ts"
+import { TaskQueue } from "../../src/TaskQueue.ts"
 import * as T from "../fixtures/test-tasks.ts"
 import * as Kit from "../support/kit.ts"
 
@@ -24,13 +24,7 @@ const TestNode = Kit.node({
   }
 }).pipe(Layer.provideMerge(Kit.setUp(T.createTables)), Layer.provideMerge(Kit.database("tasks")))
 
-const get = (id: string) => Effect.flatMap(TaskQueue, (q) => q.get(id))
-const until = (id: string, predicate: (t: TaskInfo) => boolean, what: string) =>
-  Kit.eventually(
-    Effect.map(get(id), (t) => (predicate(t) ? t : undefined)),
-    `task ${id} ${what}`
-  )
-const finished = (id: string) => until(id, (t) => ["succeeded", "failed", "cancelled"].includes(t.state), "to finish")
+const { taskInfo: get, untilTask: until, taskFinished: finished } = Kit
 const runs = (id: string) =>
   Kit.queryDb<{ attempt: number; phase: string; note: string | null; node_id: string }>(
     "SELECT attempt, phase, note, node_id FROM test_task_runs WHERE task_id = $1 ORDER BY seq",

@@ -25,6 +25,8 @@ import type { ApplicationModule } from "../../src/ApplicationModule.ts"
 import type * as NodeMode from "../../src/NodeMode.ts"
 import * as Runtime from "../../src/Runtime.ts"
 import * as RuntimeConfig from "../../src/RuntimeConfig.ts"
+import { type TaskInfo, TaskQueue } from "../../src/TaskQueue.ts"
+import * as TaskState from "../../src/TaskState.ts"
 import { freshDatabase, query } from "./database.ts"
 
 export { freshDatabase, query, type TestDatabase as FreshDatabase } from "./database.ts"
@@ -239,3 +241,17 @@ export const freePort = () =>
       s.close(() => resolve(port))
     })
   })
+
+/** A task as the node's `TaskQueue` reads it. */
+export const taskInfo = (id: string) => Effect.flatMap(TaskQueue, (q) => q.get(id))
+
+/** Waits until the task satisfies `predicate`; `what` names the wait in the timeout's message. */
+export const untilTask = (id: string, predicate: (t: TaskInfo) => boolean, what: string) =>
+  eventually(
+    Effect.map(taskInfo(id), (t) => (predicate(t) ? t : undefined)),
+    `task ${id} ${what}`
+  )
+
+/** Waits until the task has finished (succeeded, failed or cancelled). */
+export const taskFinished = (id: string) =>
+  untilTask(id, (t) => (TaskState.finished as ReadonlyArray<string>).includes(t.state), "to finish")
