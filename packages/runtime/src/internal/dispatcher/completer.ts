@@ -7,14 +7,15 @@
  * - `offer` is plain JavaScript (the executor calls it from a run's exit
  *   observer); the writer is one fiber, woken when the buffer fills from
  *   empty, so outcomes that finish while a batch is written form the next.
- * - Every row is guarded by its lease `(id, lease_epoch, lease_owner)`: an outcome whose lease moved on
- *   is refused, counted, logged and audited as a stale result; an accepted one
- *   gets its own audit event recorded.
+ * - Every row is guarded by its lease `(id, lease_epoch, lease_owner)`: an
+ *   outcome whose lease moved on is refused, counted, logged and audited as a
+ *   stale result; an accepted one gets its own audit event recorded.
  * - A retry or snooze due before the next poll wakes its pool then, rather than
  *   up to a poll interval late.
  * - Transient database trouble keeps the batch and retries it; the heartbeat
  *   keeps extending the leases of outcomes not written yet, and the fence
- *   refuses a write whose lease was lost anyway. `close` writes what is left, within a budget.
+ *   refuses a write whose lease was lost anyway. `close` writes what is left,
+ *   within a budget.
  */
 import { Duration, Effect, Fiber, Metric, Option, Schedule, type Scope } from "effect"
 import type { SqlClient } from "effect/sql"

@@ -168,9 +168,6 @@ export const wakeUnsafe = (pool: Pool): void => {
   Queue.offerUnsafe(pool.wake, undefined)
 }
 
-/** Publishes the number of handlers running in a pool. */
-export const inFlight = (pool: Pool) => Metric.update(pool.metrics.inFlight, pool.active)
-
 /** Frees a slot; the last one freed over all pools ends the drains waiting for it. */
 export const release = (pools: Pools, pool: Pool): void => {
   pool.active--
