@@ -58,7 +58,7 @@ export const layer: Layer.Layer<ConfigReloader, never, RuntimeConfig.RuntimeConf
     const reload = Effect.gen(function* () {
       const next = RuntimeConfig.resolve(current.sources, current.moduleSections)
       if (Result.isFailure(next)) {
-        yield* Metric.update(Metric.withAttributes(Telemetry.metrics.configReloads, { result: "rejected" }), 1)
+        yield* Metric.update(Telemetry.labelled(Telemetry.metrics.configReloads, { result: "rejected" }), 1)
         yield* Effect.logWarning(`config reload rejected; keeping the running configuration\n${next.failure.message}`)
         yield* audit.record(
           AuditEvents.configReloadRejected({ actor: AuditEvents.actors.system, details: { problems: next.failure.problems } })
@@ -78,7 +78,7 @@ export const layer: Layer.Layer<ConfigReloader, never, RuntimeConfig.RuntimeConf
       logLevel.set(current.telemetry.logLevel)
       const event: Reloaded = { config: current, applied, ignored }
       yield* PubSub.publish(pubsub, event)
-      yield* Metric.update(Metric.withAttributes(Telemetry.metrics.configReloads, { result: "applied" }), 1)
+      yield* Metric.update(Telemetry.labelled(Telemetry.metrics.configReloads, { result: "applied" }), 1)
       yield* Effect.logInfo(`config reloaded: ${applied.map((c) => `${c.key} ${c.from} -> ${c.to}`).join(", ")}`)
       yield* audit.record(
         AuditEvents.configReloaded({

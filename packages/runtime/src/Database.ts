@@ -337,10 +337,7 @@ export const layerPoolMetrics: Layer.Layer<never, never, SqlClient.SqlClient | R
         Effect.forEach(
           states,
           (state) =>
-            Metric.update(
-              Metric.withAttributes(Telemetry.metrics.dbPoolConnections, { state }),
-              rows.find((r) => r.state === state)?.n ?? 0
-            ),
+            Metric.update(Telemetry.labelled(Telemetry.metrics.dbPoolConnections, { state }), rows.find((r) => r.state === state)?.n ?? 0),
           { discard: true }
         )
       ),

@@ -130,7 +130,7 @@ export const pass = <E, R>(lane: Lane<E, R>, ctx: Context): Effect.Effect<PassRe
         duration: lane.timeout,
         orElse: () => Effect.fail(passFailed(lane.name, `pass timed out after ${Duration.format(lane.timeout)}`))
       }),
-      Effect.tapCause(() => Metric.update(Metric.withAttributes(Telemetry.metrics.laneErrors, attributes), 1)),
+      Effect.tapCause(() => Metric.update(Telemetry.labelled(Telemetry.metrics.laneErrors, attributes), 1)),
       // Recorded beside the pass, not before the caller's backoff: a slow database must not delay the retry.
       Effect.tapError((e) =>
         Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -141,9 +141,9 @@ export const pass = <E, R>(lane: Lane<E, R>, ctx: Context): Effect.Effect<PassRe
     )
     const durationMs = performance.now() - started
     const items = Object.values(counts).reduce((a, b) => a + b, 0)
-    yield* Metric.update(Metric.withAttributes(Telemetry.metrics.laneRuns, attributes), 1)
-    yield* Metric.update(Metric.withAttributes(Telemetry.metrics.laneDuration, attributes), durationMs / 1000)
-    if (items > 0) yield* Metric.update(Metric.withAttributes(Telemetry.metrics.laneItems, attributes), items)
+    yield* Metric.update(Telemetry.labelled(Telemetry.metrics.laneRuns, attributes), 1)
+    yield* Metric.update(Telemetry.labelled(Telemetry.metrics.laneDuration, attributes), durationMs / 1000)
+    if (items > 0) yield* Metric.update(Telemetry.labelled(Telemetry.metrics.laneItems, attributes), items)
     const sql = yield* SqlClient.SqlClient
     yield* LaneSql.markRun(sql, lane.name, ctx.epoch, { counts, durationMs, intervalMs: Duration.toMillis(lane.interval) }).pipe(
       Effect.ignore

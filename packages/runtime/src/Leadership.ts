@@ -89,7 +89,7 @@ const statusTracker = Effect.gen(function* () {
   const state = yield* Ref.make(new Map<string, LaneLeadership>())
   const set = (entry: LaneLeadership) =>
     Ref.update(state, (m) => new Map(m).set(entry.lane, entry)).pipe(
-      Effect.andThen(Metric.update(Metric.withAttributes(Telemetry.metrics.laneLeader, { lane: entry.lane }), entry.leader ? 1 : 0))
+      Effect.andThen(Metric.update(Telemetry.labelled(Telemetry.metrics.laneLeader, { lane: entry.lane }), entry.leader ? 1 : 0))
     )
   return { set, status: Effect.map(Ref.get(state), (m) => [...m.values()]) }
 })
@@ -251,7 +251,7 @@ export const layerAdvisoryLock: Layer.Layer<
             continue
           }
           const epoch = Number(epochRow.value[0].epoch)
-          yield* Metric.update(Metric.withAttributes(Telemetry.metrics.elections, { lane }), 1)
+          yield* Metric.update(Telemetry.labelled(Telemetry.metrics.elections, { lane }), 1)
           yield* tracker.set({ lane, leader: true, epoch, since: new Date() })
           yield* Effect.logInfo(`leading lane ${lane} (epoch ${epoch})`)
           // Lead until the work ends or the session is lost; on the way out, always let go.

@@ -139,7 +139,7 @@ export const layer = <R>(
               yield* Effect.logWarning(`pass failed (${t.failures} in a row); next try in ${Duration.format(wait)}`, result.failure)
               yield* Effect.sleep(wait)
             }
-            yield* Metric.update(Metric.withAttributes(Telemetry.metrics.laneLag, { lane: lane.name }), lagMs(lane, t) / 1000)
+            yield* Metric.update(Telemetry.labelled(Telemetry.metrics.laneLag, { lane: lane.name }), lagMs(lane, t) / 1000)
           }
         }).pipe(
           // Defects too: a lane never takes the node down.

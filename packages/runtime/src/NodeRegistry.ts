@@ -78,7 +78,7 @@ export const layer: Layer.Layer<
         Effect.ignore
       )
     )
-    yield* Metric.update(Metric.withAttributes(Telemetry.metrics.nodeInfo, { mode: node.mode, version: node.version, node_id: node.id }), 1)
+    yield* Metric.update(Telemetry.labelled(Telemetry.metrics.nodeInfo, { mode: node.mode, version: node.version, node_id: node.id }), 1)
     yield* audit.record(
       AuditEvents.nodeStarted({
         actor,

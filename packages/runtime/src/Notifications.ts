@@ -97,7 +97,7 @@ export const layer: Layer.Layer<Notifications, never, PgClient.PgClient | Health
             state.attempts = 0
             yield* Deferred.succeed(firstAttempt, undefined)
             if (resubscribed) {
-              yield* Metric.update(Metric.withAttributes(Telemetry.metrics.resubscribes, { channel }), 1)
+              yield* Metric.update(Telemetry.labelled(Telemetry.metrics.resubscribes, { channel }), 1)
               yield* Effect.logInfo(`LISTEN ${channel} resubscribed`)
               if (subscriber.onResubscribed) yield* subscriber.onResubscribed
             }

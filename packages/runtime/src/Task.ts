@@ -166,29 +166,36 @@ export const describeIssue = (issue: SchemaIssue.Issue): string =>
 
 type Parse = (input: unknown) => Result.Result<unknown, Schema.SchemaError>
 
+/** `Schema.Unknown` and `Schema.Any` take every value as it is: no parser to run (~370 bytes per call). */
+const asIs: Parse = (input) => Result.succeed(input)
+const takesAnything = (schema: Schema.Top): boolean =>
+  (schema.ast._tag === "Unknown" || schema.ast._tag === "Any") && schema.ast.checks === undefined && schema.ast.encoding === undefined
+
 /** `make(schema)`, made once per schema: making decoders and encoders per call showed in the dispatcher's profile. */
 const perSchema = (make: (schema: any) => Parse) => {
   const made = new WeakMap<object, Parse>()
   return (schema: Schema.Top): Parse => {
     let parse = made.get(schema)
     if (parse === undefined) {
-      parse = make(schema)
+      parse = takesAnything(schema) ? asIs : make(schema)
       made.set(schema, parse)
     }
     return parse
   }
 }
+/** What an admin reads of a schema error. */
+const issueText = (e: Schema.SchemaError): string => describeIssue(e.issue)
 const decoderOf = perSchema((schema) => Schema.decodeUnknownResult(schema) as Parse)
 const encoderOf = perSchema((schema) => Schema.encodeUnknownResult(schema) as Parse)
 
 /** Encodes a payload for storage; the error lists what is wrong. */
 export const encodePayload = <P>(def: Definition<P, any>, payload: P): Result.Result<unknown, string> =>
-  Result.mapError(encoderOf(def.payload)(payload), (e) => describeIssue(e.issue))
+  Result.mapError(encoderOf(def.payload)(payload), issueText)
 
 /** Decodes a stored payload, upgrading rows written under a previous version. */
 export const decodePayload = <P>(def: Definition<P, any>, stored: unknown, version: number): Result.Result<P, string> => {
   if (version === def.version) {
-    return Result.mapError(decoderOf(def.payload)(stored), (e) => describeIssue(e.issue)) as Result.Result<P, string>
+    return Result.mapError(decoderOf(def.payload)(stored), issueText) as Result.Result<P, string>
   }
   const previous = def.previous.find((p) => p.version === version)
   if (previous === undefined) return Result.fail(`payload version ${version} is unknown to this build (current ${def.version})`)
@@ -202,10 +209,10 @@ export const decodePayload = <P>(def: Definition<P, any>, stored: unknown, versi
 }
 
 export const encodeResult = <R>(def: Definition<any, R>, result: R): Result.Result<unknown, string> =>
-  Result.mapError(encoderOf(def.result)(result), (e) => describeIssue(e.issue))
+  Result.mapError(encoderOf(def.result)(result), issueText)
 
 export const decodeResult = <R>(def: Definition<any, R>, raw: unknown): Result.Result<R, string> =>
-  Result.mapError(decoderOf(def.result)(raw), (e) => describeIssue(e.issue)) as Result.Result<R, string>
+  Result.mapError(decoderOf(def.result)(raw), issueText) as Result.Result<R, string>
 
 // ---------------------------------------------------------------------------
 // Handlers

@@ -261,7 +261,7 @@ const place = (
   Effect.gen(function* () {
     const inserted = yield* TasksSql.insert(sql, rows).pipe(Effect.mapError(storeError))
     yield* Metric.update(
-      Metric.withAttributes(Telemetry.metrics.tasksEnqueued, { queue: rows[0]?.queue ?? definition.queue, task: definition.name }),
+      Telemetry.labelled(Telemetry.metrics.tasksEnqueued, { queue: rows[0]?.queue ?? definition.queue, task: definition.name }),
       inserted.length
     )
     if (inserted.length === rows.length) return inserted.map((r): Enqueued => ({ id: r.id, existing: false }))

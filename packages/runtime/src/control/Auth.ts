@@ -153,7 +153,7 @@ export const make = (deps: Deps, options: AuthOptions) => {
   const recordFailure = (client: string, via: string, reason: string) =>
     Effect.gen(function* () {
       limits.fail(client)
-      yield* Metric.update(Metric.withAttributes(Telemetry.metrics.controlLoginFailures, { via }), 1)
+      yield* Metric.update(Telemetry.labelled(Telemetry.metrics.controlLoginFailures, { via }), 1)
       yield* deps.audit.record(AuditEvents.loginFailed({ actor: AuditEvents.actors.anonymous, details: { reason, via, client } }))
     })
 

@@ -210,7 +210,7 @@ const bulk =
       }
       const capped =
         more && ((yield* bounded(deps, AdminTasksSql.bulkPreview(deps.sql, request.action, filter, { upTo: 1, after })))[0]?.count ?? 0) > 0
-      yield* Metric.update(Metric.withAttributes(Telemetry.metrics.controlBulkTasks, { action: request.action }), total)
+      yield* Metric.update(Telemetry.labelled(Telemetry.metrics.controlBulkTasks, { action: request.action }), total)
       yield* deps.audit.record(
         bulkEvents[request.action]({ actor, details: { filter: request.filter as Record<string, never>, count: total, capped } })
       )

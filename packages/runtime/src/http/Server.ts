@@ -145,8 +145,8 @@ const requests = (bodyLimit: number) =>
             const method = knownMethods.has(request.method) ? request.method : "OTHER"
             return Effect.all(
               [
-                Metric.update(Metric.withAttributes(Telemetry.metrics.httpRequests, { route, method, status: String(status) }), 1),
-                Metric.update(Metric.withAttributes(Telemetry.metrics.httpDuration, { route }), seconds),
+                Metric.update(Telemetry.labelled(Telemetry.metrics.httpRequests, { route, method, status: String(status) }), 1),
+                Metric.update(Telemetry.labelled(Telemetry.metrics.httpDuration, { route }), seconds),
                 Effect.logDebug(`${method} ${route} ${status} ${Math.round(seconds * 1000)}ms`).pipe(Telemetry.component("http"))
               ],
               { discard: true }

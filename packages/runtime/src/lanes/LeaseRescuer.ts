@@ -44,7 +44,7 @@ export const recordReleased = (lane: string, released: ReadonlyArray<TaskSql.Rel
     const counts = { available: 0, failed: 0, cancelled: 0 }
     for (const t of released) counts[t.state]++
     for (const [outcome, n] of Object.entries(counts)) {
-      if (n > 0) yield* Metric.update(Metric.withAttributes(Telemetry.metrics.leaseRescues, { outcome }), n)
+      if (n > 0) yield* Metric.update(Telemetry.labelled(Telemetry.metrics.leaseRescues, { outcome }), n)
     }
     return counts
   })

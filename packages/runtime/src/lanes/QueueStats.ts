@@ -53,7 +53,7 @@ export const make = Kit.lane({
         // Only a write that went through counts as a refresh (a stale epoch writes nothing).
         if (withFinished && rows.length > 0) finishedAt = { epoch: ctx.epoch, ms: now }
         for (const row of rows) {
-          yield* Metric.update(Metric.withAttributes(Telemetry.metrics.queueDepth, { queue: row.queue, state: row.state }), row.count)
+          yield* Metric.update(Telemetry.labelled(Telemetry.metrics.queueDepth, { queue: row.queue, state: row.state }), row.count)
         }
         return { groups: rows.filter((r) => !r.removed).length }
       })

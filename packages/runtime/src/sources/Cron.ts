@@ -258,7 +258,7 @@ const fireOnce = <P>(
     const enqueued: Enqueued = { id: row.task_id ?? "", existing: row.task_id === null }
     yield* publisher.published([enqueued])
     if (!enqueued.existing)
-      yield* Metric.update(Metric.withAttributes(Telemetry.metrics.tasksEnqueued, { queue: task.queue, task: task.name }), 1)
+      yield* Metric.update(Telemetry.labelled(Telemetry.metrics.tasksEnqueued, { queue: task.queue, task: task.name }), 1)
     return true
   }).pipe(
     Effect.withSpan(Telemetry.spans.scheduleFire, {
@@ -271,7 +271,7 @@ const fireOnce = <P>(
 const fireLoop = <P>(source: CronSource, options: Options<P>, publisher: TaskSource.Publisher) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const fires = (outcome: string) => Metric.withAttributes(Telemetry.metrics.scheduleFires, { source: source.name, outcome })
+    const fires = (outcome: string) => Telemetry.labelled(Telemetry.metrics.scheduleFires, { source: source.name, outcome })
     yield* ScheduleSql.ensure(sql, source.name, source.spec.text)
     while (true) {
       const [row] = yield* ScheduleSql.get(sql, source.name)

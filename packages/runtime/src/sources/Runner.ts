@@ -117,7 +117,7 @@ const makePublisher = (deps: Deps, name: string, t: Tracked, epoch: number | und
     t.lastEventAt = Date.now()
     // Working again: the failures are history (last_error stays, with its time).
     t.failures = 0
-    return Metric.update(Metric.withAttributes(Telemetry.metrics.sourceLastEvent, attributes), t.lastEventAt / 1000)
+    return Metric.update(Telemetry.labelled(Telemetry.metrics.sourceLastEvent, attributes), t.lastEventAt / 1000)
   })
   const published = (enqueued: ReadonlyArray<Enqueued>) =>
     Effect.suspend(() => {
@@ -127,10 +127,10 @@ const makePublisher = (deps: Deps, name: string, t: Tracked, epoch: number | und
       return Effect.all(
         [
           Metric.update(
-            Metric.withAttributes(Telemetry.metrics.sourcePublished, { ...attributes, outcome: "new" }),
+            Telemetry.labelled(Telemetry.metrics.sourcePublished, { ...attributes, outcome: "new" }),
             enqueued.length - existing
           ),
-          Metric.update(Metric.withAttributes(Telemetry.metrics.sourcePublished, { ...attributes, outcome: "existing" }), existing),
+          Metric.update(Telemetry.labelled(Telemetry.metrics.sourcePublished, { ...attributes, outcome: "existing" }), existing),
           event
         ],
         { discard: true }
@@ -181,7 +181,7 @@ const makePublisher = (deps: Deps, name: string, t: Tracked, epoch: number | und
 
 /** Runs `source` with `publisher` until interrupted; failures restart it after a backoff. */
 const supervise = <R>(source: TaskSource.TaskSource<R>, t: Tracked, publisher: TaskSource.Publisher): Effect.Effect<void, never, R> => {
-  const running = Metric.withAttributes(Telemetry.metrics.sourceRunning, { source: source.name })
+  const running = Telemetry.labelled(Telemetry.metrics.sourceRunning, { source: source.name })
   const setRunning = (on: boolean) =>
     Effect.suspend(() => {
       t.running = on
@@ -197,7 +197,7 @@ const supervise = <R>(source: TaskSource.TaskSource<R>, t: Tracked, publisher: T
       t.failures = Date.now() - started > healthyRun ? 1 : t.failures + 1
       t.lastError = RuntimeError.messageOf(Cause.squash(exit.cause)).split("\n")[0] || "run failed"
       t.lastErrorAt = Date.now()
-      yield* Metric.update(Metric.withAttributes(Telemetry.metrics.sourceErrors, { source: source.name }), 1)
+      yield* Metric.update(Telemetry.labelled(Telemetry.metrics.sourceErrors, { source: source.name }), 1)
       const wait = failureBackoff(t.failures)
       yield* Effect.logWarning(`source failed (${t.failures} in a row); restarting in ${Duration.format(wait)}`, exit.cause)
       yield* Effect.sleep(wait)

@@ -73,7 +73,7 @@ export const verify = (secret: string, body: Uint8Array, header: string | undefi
 type Reason = "too_large" | "signature" | "body" | "key"
 
 const reject = (source: string, status: number, reason: Reason, tag: Problem.Tag, message: string, details?: unknown) =>
-  Metric.update(Metric.withAttributes(Telemetry.metrics.sourceRejected, { source, reason }), 1).pipe(
+  Metric.update(Telemetry.labelled(Telemetry.metrics.sourceRejected, { source, reason }), 1).pipe(
     Effect.as(Problem.make(status, tag, message, { extra: { details } }))
   )
 

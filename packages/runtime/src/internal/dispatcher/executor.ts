@@ -15,7 +15,7 @@
  * is taken (backpressure), so the claim loop slows down rather than piling up
  * outcomes in memory.
  */
-import { type Context, Duration, Effect, Exit, Metric } from "effect"
+import { type Context, Duration, Effect, Exit, type Metric } from "effect"
 import * as Crypto from "node:crypto"
 import * as Task from "../../Task.ts"
 import * as TaskOutcome from "../../TaskOutcome.ts"
@@ -70,7 +70,7 @@ export const make = (options: {
       byOutcome = {}
       byTask.set(task, byOutcome)
     }
-    byOutcome[outcome] ??= Metric.withAttributes(Telemetry.metrics.tasksFinished, { queue: pool.queue, task, outcome })
+    byOutcome[outcome] ??= Telemetry.labelled(Telemetry.metrics.tasksFinished, { queue: pool.queue, task, outcome })
     return byOutcome[outcome]
   }
 
@@ -225,19 +225,35 @@ const runSpan = (task: Task.Claimed) =>
     { captureStackTrace: false }
   ) // a stack per run costs more than a small handler
 
+/**
+ * A run's `Task.Context`. A class, so the `callbackToken` getter lives on the
+ * prototype: an object literal with a getter made a new accessor per run.
+ */
+class RunContext implements Task.Context {
+  readonly id: string
+  readonly name: string
+  readonly queue: string
+  readonly attempt: number
+  readonly maxAttempts: number
+  readonly metadata: Readonly<Record<string, unknown>>
+  readonly #token: () => string
+  constructor(task: Task.Claimed, token: () => string) {
+    this.id = task.id
+    this.name = task.name
+    this.queue = task.queue
+    this.attempt = task.attempt
+    this.maxAttempts = task.maxAttempts
+    this.metadata = task.metadata
+    this.#token = token
+  }
+  get callbackToken(): string {
+    return this.#token()
+  }
+}
+
 /** The handler's effect, given its `Task.Context`, and its span when traces are exported. */
 const body = (handler: Task.Handler, payload: unknown, task: Task.Claimed, callbackToken: () => string, traced: boolean) => {
-  const context: Task.Context = {
-    id: task.id,
-    name: task.name,
-    queue: task.queue,
-    attempt: task.attempt,
-    maxAttempts: task.maxAttempts,
-    get callbackToken() {
-      return callbackToken()
-    },
-    metadata: task.metadata
-  }
+  const context = new RunContext(task, callbackToken)
   // A handler that throws while building its effect is a defect of the run, as one thrown inside it.
   const run = Effect.suspend(() => handler.run(payload, context) as Effect.Effect<unknown, unknown>)
   return Telemetry.withFiberAnnotations(task, runAnnotations)(traced ? runSpan(task)(run) : run)

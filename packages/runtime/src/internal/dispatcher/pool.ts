@@ -8,7 +8,7 @@
  * it for status and drains it on shutdown. Plain mutable data on purpose: all
  * of it is touched on the hot path, by fibers of one layer on one thread.
  */
-import { Effect, type Fiber, Metric, Queue } from "effect"
+import { Effect, type Fiber, type Metric, Queue } from "effect"
 import { type CheckResult, fail, pass } from "../../Health.ts"
 import type { Problem } from "../../RuntimeError.ts"
 import type * as Task from "../../Task.ts"
@@ -131,11 +131,11 @@ export const make = (options: {
         startScheduled: false,
         // Labelled metrics are built once per label set: building one per update showed in profiles.
         metrics: {
-          claimed: Metric.withAttributes(Telemetry.metrics.tasksClaimed, { queue }),
-          wait: Metric.withAttributes(Telemetry.metrics.taskWait, { queue }),
-          duration: Metric.withAttributes(Telemetry.metrics.taskDuration, { queue }),
-          inFlight: Metric.withAttributes(Telemetry.metrics.tasksInFlight, { queue }),
-          restarts: Metric.withAttributes(Telemetry.metrics.workerRestarts, { queue })
+          claimed: Telemetry.labelled(Telemetry.metrics.tasksClaimed, { queue }),
+          wait: Telemetry.labelled(Telemetry.metrics.taskWait, { queue }),
+          duration: Telemetry.labelled(Telemetry.metrics.taskDuration, { queue }),
+          inFlight: Telemetry.labelled(Telemetry.metrics.tasksInFlight, { queue }),
+          restarts: Telemetry.labelled(Telemetry.metrics.workerRestarts, { queue })
         },
         restarts: 0,
         lastError: null
