@@ -183,19 +183,20 @@ const perSchema = (make: (schema: any) => Parse) => {
     return parse
   }
 }
-/** What an admin reads of a schema error. */
-const issueText = (e: Schema.SchemaError): string => describeIssue(e.issue)
+/** A parse's result with the error as text an admin reads; a success is passed on as it is (no copy). */
+const withIssueText = (result: Result.Result<unknown, Schema.SchemaError>): Result.Result<any, string> =>
+  Result.isFailure(result) ? Result.fail(describeIssue(result.failure.issue)) : (result as Result.Result<unknown, never>)
 const decoderOf = perSchema((schema) => Schema.decodeUnknownResult(schema) as Parse)
 const encoderOf = perSchema((schema) => Schema.encodeUnknownResult(schema) as Parse)
 
 /** Encodes a payload for storage; the error lists what is wrong. */
 export const encodePayload = <P>(def: Definition<P, any>, payload: P): Result.Result<unknown, string> =>
-  Result.mapError(encoderOf(def.payload)(payload), issueText)
+  withIssueText(encoderOf(def.payload)(payload))
 
 /** Decodes a stored payload, upgrading rows written under a previous version. */
 export const decodePayload = <P>(def: Definition<P, any>, stored: unknown, version: number): Result.Result<P, string> => {
   if (version === def.version) {
-    return Result.mapError(decoderOf(def.payload)(stored), issueText) as Result.Result<P, string>
+    return withIssueText(decoderOf(def.payload)(stored))
   }
   const previous = def.previous.find((p) => p.version === version)
   if (previous === undefined) return Result.fail(`payload version ${version} is unknown to this build (current ${def.version})`)
@@ -209,10 +210,10 @@ export const decodePayload = <P>(def: Definition<P, any>, stored: unknown, versi
 }
 
 export const encodeResult = <R>(def: Definition<any, R>, result: R): Result.Result<unknown, string> =>
-  Result.mapError(encoderOf(def.result)(result), issueText)
+  withIssueText(encoderOf(def.result)(result))
 
 export const decodeResult = <R>(def: Definition<any, R>, raw: unknown): Result.Result<R, string> =>
-  Result.mapError(decoderOf(def.result)(raw), issueText) as Result.Result<R, string>
+  withIssueText(decoderOf(def.result)(raw))
 
 // ---------------------------------------------------------------------------
 // Handlers

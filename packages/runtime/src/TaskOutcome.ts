@@ -95,8 +95,8 @@ export interface Exited {
   readonly cancelRequested: boolean
   /** The node is shutting down: an interruption is audited with reason `shutdown`. */
   readonly stopping: boolean
-  /** The run's callback token, made on first use (most runs never park). */
-  readonly callbackToken: () => string
+  /** The run's context: its `callbackToken` is made on first read (most runs never park). */
+  readonly context: Pick<Task.Context, "callbackToken">
 }
 
 /**
@@ -277,7 +277,7 @@ const ofFailure = (definition: Task.Definition, task: Attempt, failure: Task.Fai
         error: null,
         delayMs: null,
         attemptDelta: 0,
-        callbackToken: happened.callbackToken(),
+        callbackToken: happened.context.callbackToken,
         callbackTimeoutMs: Duration.toMillis(failure.timeout),
         metric: "callback",
         audit: undefined

@@ -219,28 +219,28 @@ interface Annotator<A = any> {
 }
 
 const fiberAnnotators = new WeakMap<Fiber.Fiber<unknown, unknown>, Annotator>()
-/** The fiber `withFiberAnnotations` started last, until `keepFiberAnnotations` settles it. */
+/** The fiber `annotateFiber` named last, until `keepFiberAnnotations` settles it. */
 let starting: { readonly fiber: Fiber.Fiber<unknown, unknown>; readonly annotator: Annotator } | undefined
 
 /**
- * `effect`, with every log line of the fiber that runs it carrying
- * `annotations(source)` (its own `Effect.annotateLogs` win over them). The
- * dispatcher gives each task run its `task` and `task_id` this way:
- * `annotateLogs` copies the whole service context per run (~2 us on the hot
- * path). The fiber names itself as it starts; once the caller's start of it
- * returns, `keepFiberAnnotations` gives one still running a WeakMap entry (a
- * run that ended at once, most short ones, needs none). The annotations are
- * built only for lines actually logged; fibers the run forks do not get them.
+ * Makes every log line of `fiber` carry `annotations(source)` (its own
+ * `Effect.annotateLogs` win over them); call it from the fiber itself as it
+ * starts (`Effect.withFiber`). The dispatcher gives each task run its `task`
+ * and `task_id` this way: `annotateLogs` copies the whole service context per
+ * run (~2 us on the hot path). Once the caller's start of the fiber returns,
+ * `keepFiberAnnotations` gives one still running a WeakMap entry (a run that
+ * ended at once, most short ones, needs none). The annotations are built only
+ * for lines actually logged; fibers the run forks do not get them.
  */
-export const withFiberAnnotations =
-  <A>(source: A, annotations: (source: A) => Readonly<Record<string, unknown>>) =>
-  <X, E, R>(effect: Effect.Effect<X, E, R>): Effect.Effect<X, E, R> =>
-    Effect.withFiber((fiber) => {
-      starting = { fiber, annotator: { source, annotations } }
-      return effect
-    })
+export const annotateFiber = <A>(
+  fiber: Fiber.Fiber<unknown, unknown>,
+  source: A,
+  annotations: (source: A) => Readonly<Record<string, unknown>>
+): void => {
+  starting = { fiber, annotator: { source, annotations } }
+}
 
-/** Call right after starting a `withFiberAnnotations` fiber: keeps its annotations while it runs on. */
+/** Call right after starting a fiber `annotateFiber` named: keeps its annotations while it runs on. */
 export const keepFiberAnnotations = (fiber: Fiber.Fiber<unknown, unknown>): void => {
   if (starting?.fiber === fiber && fiber.pollUnsafe() === undefined) fiberAnnotators.set(fiber, starting.annotator)
   starting = undefined

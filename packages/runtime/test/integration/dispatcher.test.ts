@@ -1,7 +1,7 @@
 /**
  * The dispatcher's hot path against a real Postgres: timeouts as timers that
  * interrupt the handler, per-run log annotations without a context copy
- * (`Telemetry.withFiberAnnotations`), the `(id, lease_epoch, lease_owner)` fence of
+ * (`Telemetry.annotateFiber`), the `(id, lease_epoch, lease_owner)` fence of
  * `finish` and `heartbeat`, and the completer's backpressure.
  *
  * One node (primary, with this file's tasks) on one fresh database serves the
@@ -252,7 +252,7 @@ const succeededWith = (definition: Task.Definition, task: Task.Claimed, actor: s
   TaskOutcome.ofRun(
     definition,
     task,
-    { _tag: "Exited", exit: Exit.void, cancelRequested: false, stopping: false, callbackToken: () => "unused" },
+    { _tag: "Exited", exit: Exit.void, cancelRequested: false, stopping: false, context: { callbackToken: "unused" } },
     actor
   )
 

@@ -41,7 +41,7 @@ const exited = (
   exit,
   cancelRequested: flags.cancelRequested ?? false,
   stopping: flags.stopping ?? false,
-  callbackToken: () => "tok"
+  context: { callbackToken: "tok" }
 })
 const failed = (failure: unknown) => exited(Exit.fail(failure))
 
@@ -382,7 +382,19 @@ describe("TaskOutcome.ofRun", () => {
   it("makes the callback token only when the task parks", () => {
     let made = 0
     const run = (exit: Exit.Exit<unknown, Task.Failure>) =>
-      TaskOutcome.ofRun(definition, task(1), { ...exited(exit), callbackToken: () => `tok${++made}` } as TaskOutcome.Happened, actor)
+      TaskOutcome.ofRun(
+        definition,
+        task(1),
+        {
+          ...(exited(exit) as TaskOutcome.Exited),
+          context: {
+            get callbackToken() {
+              return `tok${++made}`
+            }
+          }
+        },
+        actor
+      )
     run(Exit.succeed({ ok: true }))
     run(Exit.fail(new Task.Retryable({ message: "busy" })))
     expect(made).toBe(0)

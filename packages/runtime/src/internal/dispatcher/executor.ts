@@ -116,6 +116,21 @@ export const make = (options: {
     return exit
   }
 
+  /** A run's fiber ended: its outcome, by the rules of `TaskOutcome`. */
+  const ended = (pool: Pool, entry: Entry, run: RunContext, exit: Exit.Exit<unknown, unknown>) => {
+    const task = entry.task
+    const definition = registry.get(task.name)!.definition
+    const happened: TaskOutcome.Exited = {
+      _tag: "Exited",
+      // Interrupted for its timeout (not a result that raced the timer, nor a cancel before it).
+      exit: entry.timedOut && Exit.hasInterrupts(exit) ? timedOut(definition) : exit,
+      cancelRequested: entry.cancelRequested,
+      stopping: pools.stopping,
+      context: run
+    }
+    end(pool, entry, TaskOutcome.ofRun(definition, task, happened, actor), run.startedAt)
+  }
+
   const start = (pool: Pool, entry: Entry) => {
     const task = entry.task
     const handler = registry.get(task.name)!
@@ -128,25 +143,13 @@ export const make = (options: {
     if (payload._tag === "Failure") {
       return end(pool, entry, TaskOutcome.ofRun(definition, task, TaskOutcome.payloadInvalid(payload.failure), actor), startedAt)
     }
-    // Made on first use: most tasks never park, and 32 random bytes per task add up.
-    let token: string | undefined
-    const callbackToken = () => (token ??= newCallbackToken())
-    const ended = (exit: Exit.Exit<unknown, unknown>) => {
-      const happened: TaskOutcome.Exited = {
-        _tag: "Exited",
-        // Interrupted for its timeout (not a result that raced the timer, nor a cancel before it).
-        exit: entry.timedOut && Exit.hasInterrupts(exit) ? timedOut(definition) : exit,
-        cancelRequested: entry.cancelRequested,
-        stopping: pools.stopping,
-        callbackToken
-      }
-      end(pool, entry, TaskOutcome.ofRun(definition, task, happened, actor), startedAt)
-    }
-    const fiber = fork(body(handler, payload.success, task, callbackToken, traced))
+    const run = new RunContext(task, startedAt)
+    const fiber = fork(body(handler, payload.success, task, run, traced))
     Telemetry.keepFiberAnnotations(fiber)
     entry.handler = fiber
     const exit = fiber.pollUnsafe()
-    if (exit !== undefined) return ended(exit)
+    // Ended without suspending (most short runs): no timer, no observer.
+    if (exit !== undefined) return ended(pool, entry, run, exit)
     // Counted from the start, its first synchronous stretch included. A cancel already under way wins.
     const timer = setTimeout(
       () => {
@@ -158,7 +161,7 @@ export const make = (options: {
     )
     fiber.addObserver((exit) => {
       clearTimeout(timer)
-      ended(exit)
+      ended(pool, entry, run, exit)
     })
   }
 
@@ -226,8 +229,10 @@ const runSpan = (task: Task.Claimed) =>
   ) // a stack per run costs more than a small handler
 
 /**
- * A run's `Task.Context`. A class, so the `callbackToken` getter lives on the
- * prototype: an object literal with a getter made a new accessor per run.
+ * A run's `Task.Context`, and when it started. A class, so the
+ * `callbackToken` getter lives on the prototype (an object literal with a
+ * getter made a new accessor per run); the token is made on first read: most
+ * tasks never park, and 32 random bytes per task add up.
  */
 class RunContext implements Task.Context {
   readonly id: string
@@ -236,25 +241,33 @@ class RunContext implements Task.Context {
   readonly attempt: number
   readonly maxAttempts: number
   readonly metadata: Readonly<Record<string, unknown>>
-  readonly #token: () => string
-  constructor(task: Task.Claimed, token: () => string) {
+  readonly startedAt: number
+  #token: string | undefined = undefined
+  constructor(task: Task.Claimed, startedAt: number) {
     this.id = task.id
     this.name = task.name
     this.queue = task.queue
     this.attempt = task.attempt
     this.maxAttempts = task.maxAttempts
     this.metadata = task.metadata
-    this.#token = token
+    this.startedAt = startedAt
   }
   get callbackToken(): string {
-    return this.#token()
+    this.#token ??= newCallbackToken()
+    return this.#token
   }
 }
 
 /** The handler's effect, given its `Task.Context`, and its span when traces are exported. */
-const body = (handler: Task.Handler, payload: unknown, task: Task.Claimed, callbackToken: () => string, traced: boolean) => {
-  const context = new RunContext(task, callbackToken)
-  // A handler that throws while building its effect is a defect of the run, as one thrown inside it.
-  const run = Effect.suspend(() => handler.run(payload, context) as Effect.Effect<unknown, unknown>)
-  return Telemetry.withFiberAnnotations(task, runAnnotations)(traced ? runSpan(task)(run) : run)
+const body = (handler: Task.Handler, payload: unknown, task: Task.Claimed, context: RunContext, traced: boolean) => {
+  const run = Effect.withFiber((fiber) => {
+    Telemetry.annotateFiber(fiber, task, runAnnotations)
+    try {
+      return handler.run(payload, context) as Effect.Effect<unknown, unknown>
+    } catch (defect) {
+      // A handler that throws while building its effect is a defect of the run, as one thrown inside it.
+      return Effect.die(defect)
+    }
+  })
+  return traced ? runSpan(task)(run) : run
 }
