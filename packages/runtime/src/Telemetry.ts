@@ -219,8 +219,11 @@ interface Annotator<A = any> {
 }
 
 const fiberAnnotators = new WeakMap<Fiber.Fiber<unknown, unknown>, Annotator>()
-/** The fiber `annotateFiber` named last, until `keepFiberAnnotations` settles it. */
-let starting: { readonly fiber: Fiber.Fiber<unknown, unknown>; readonly annotator: Annotator } | undefined
+// The fiber `annotateFiber` named last, until `keepFiberAnnotations` settles it: plain variables,
+// so a run that ends at once costs no object.
+let startingFiber: Fiber.Fiber<unknown, unknown> | undefined
+let startingSource: unknown
+let startingAnnotations: Annotator["annotations"] | undefined
 
 /**
  * Makes every log line of `fiber` carry `annotations(source)` (its own
@@ -237,19 +240,27 @@ export const annotateFiber = <A>(
   source: A,
   annotations: (source: A) => Readonly<Record<string, unknown>>
 ): void => {
-  starting = { fiber, annotator: { source, annotations } }
+  startingFiber = fiber
+  startingSource = source
+  startingAnnotations = annotations
 }
 
 /** Call right after starting a fiber `annotateFiber` named: keeps its annotations while it runs on. */
 export const keepFiberAnnotations = (fiber: Fiber.Fiber<unknown, unknown>): void => {
-  if (starting?.fiber === fiber && fiber.pollUnsafe() === undefined) fiberAnnotators.set(fiber, starting.annotator)
-  starting = undefined
+  if (startingFiber === fiber && startingAnnotations !== undefined && fiber.pollUnsafe() === undefined) {
+    fiberAnnotators.set(fiber, { source: startingSource, annotations: startingAnnotations })
+  }
+  startingFiber = undefined
+  startingSource = undefined
+  startingAnnotations = undefined
 }
 
 const annotationsOf = (fiber: Fiber.Fiber<unknown, unknown>): Readonly<Record<string, unknown>> => {
   const own = fiber.getRef(References.CurrentLogAnnotations)
-  const run = fiberAnnotators.get(fiber) ?? (starting?.fiber === fiber ? starting.annotator : undefined)
-  return run === undefined ? own : { ...run.annotations(run.source), ...own }
+  const run = fiberAnnotators.get(fiber)
+  if (run !== undefined) return { ...run.annotations(run.source), ...own }
+  if (fiber === startingFiber && startingAnnotations !== undefined) return { ...startingAnnotations(startingSource), ...own }
+  return own
 }
 
 const jsonLine = (options: Logger.Options<unknown>): string => {
