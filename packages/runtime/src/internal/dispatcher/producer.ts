@@ -141,8 +141,10 @@ const claimOnce = (o: Options, pool: Pool) =>
       pool.running.set(task.id, entry)
       pool.ready.push(entry)
     }
-    // Started on the next turn: this loop first sends the next claim, which then overlaps them.
-    o.executor.startReadySoon(pool)
+    // With more to claim, started on the next turn: this loop first sends the next claim, which
+    // then overlaps them. Otherwise at once (an idle pool's first task does not wait a turn).
+    if (pool.maybeMore) o.executor.startReadySoon(pool)
+    else o.executor.startReady(pool)
     return tasks.length
   })
 
