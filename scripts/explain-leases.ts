@@ -39,22 +39,32 @@ import * as LeaseSql from "../packages/runtime/src/internal/sql/leases.ts"
 import { migrate } from "./schema-dump.ts"
 
 const usage = "usage: node scripts/explain-leases.ts [--history 0,1000000] [--batch 256] [--batches 10] [--crowd 20000]"
-const { values: flags } = Util.parseArgs({
-  options: {
-    history: { type: "string", default: "0,1000000" },
-    batch: { type: "string", default: "256" },
-    batches: { type: "string", default: "10" },
-    crowd: { type: "string", default: "20000" }
+/** Bad flags: the reason and the usage, exit 2, never a stack. */
+const badUsage = (reason: string): never => {
+  console.error(`explain-leases: ${reason}\n${usage}`)
+  process.exit(2)
+}
+const flags = (() => {
+  try {
+    return Util.parseArgs({
+      options: {
+        history: { type: "string", default: "0,1000000" },
+        batch: { type: "string", default: "256" },
+        batches: { type: "string", default: "10" },
+        crowd: { type: "string", default: "20000" }
+      }
+    }).values
+  } catch (e) {
+    return badUsage(e instanceof Error ? e.message : String(e))
   }
-})
+})()
 const integer = (text: string) => Number(text.replaceAll("_", "").trim())
 const histories = flags.history.split(",").map(integer)
 const batchSize = integer(flags.batch)
 const batches = integer(flags.batches)
 const crowd = integer(flags.crowd)
 if ([...histories, batchSize, batches, crowd].some((n) => !Number.isInteger(n) || n < 0) || batchSize < 1 || batches < 1) {
-  console.error(usage)
-  process.exit(2)
+  badUsage("sizes are whole numbers; --batch and --batches at least 1")
 }
 const conditions = ["stale statistics", "generic plans", "fresh statistics", "crowded"] as const
 type Condition = (typeof conditions)[number]
