@@ -64,6 +64,8 @@ const Quick = Task.define({
 })
 /** A handler that throws while building its effect (not inside it). */
 const Throws = Task.define({ name: "dispatcher.throws", payload: Schema.Struct({}), retry: { maxAttempts: 1 } })
+/** Enqueues a follow-up task from inside its run (the node has no trace exporter). */
+const Chain = Task.define({ name: "dispatcher.chain", payload: Schema.Struct({}), result: Schema.Struct({ child: Schema.String }) })
 /** Other work that takes a while, to let time pass while the test waits on rows. */
 const Slow = Task.define({ name: "dispatcher.slow", payload: Schema.Struct({ ms: Schema.Int }) })
 
@@ -89,6 +91,12 @@ const DispatcherTasks = ApplicationModule.make({
     Task.handler(Throws, (): Effect.Effect<void> => {
       throw new Error("thrown before any effect")
     }),
+    Task.handler(Chain, () =>
+      Effect.map(
+        Effect.flatMap(TaskQueue, (q) => q.enqueue(Slow, { ms: 1 })),
+        (child) => ({ child: child.id })
+      )
+    ),
     Task.handler(Slow, ({ ms }, ctx) =>
       mark(ctx, "started").pipe(Effect.andThen(Effect.sleep(Duration.millis(ms))), Effect.andThen(mark(ctx, "done")))
     )
@@ -272,6 +280,21 @@ layer(TestNode, { excludeTestServices: true })("dispatcher", (it) => {
     )
   })
 
+  describe("tracing off without an exporter", () => {
+    it.effect("a task enqueued by a run stores no traceparent (no-op spans are not propagated)", () =>
+      Effect.gen(function* () {
+        const q = yield* TaskQueue
+        const { id } = yield* q.enqueue(Chain, {})
+        const parent = yield* finished(id)
+        expect(parent.state).toBe("succeeded")
+        const child = (parent.result as { child: string }).child
+        expect((yield* finished(child)).state).toBe("succeeded")
+        const [row] = yield* Kit.queryDb<{ traceparent: string | null }>("SELECT traceparent FROM tasks WHERE id = $1", [child])
+        expect(row).toEqual({ traceparent: null })
+      })
+    )
+  })
+
   describe("timeouts", () => {
     it.effect("a handler that outlives its timeout is interrupted (finalizers run) and the attempt fails as a timeout", () =>
       Effect.gen(function* () {
@@ -427,6 +450,8 @@ layer(TestNode, { excludeTestServices: true })("dispatcher", (it) => {
             // No annotation leaks: only the runs' own lines carry a task_id, and always their own.
             const annotated = lines.filter((l) => l.task_id !== undefined)
             expect(annotated.length).toBe(2 * chatty.length + sync.length + 2)
+            // No exporter: no span ids on any line (the dispatcher's spans are no-ops).
+            expect(lines.filter((l) => "trace_id" in l || "span_id" in l)).toEqual([])
             for (const l of annotated) {
               expect(l.message).toMatch(/^(chatty|sync|linger) \d+: /)
               expect(l.message.split(" ")[1]).toBe(`${String(l.task_id)}:`)
