@@ -49,11 +49,15 @@ const seconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 /** Labels of a metric series. */
 export type Labels = Readonly<Record<string, string>>
 
-// Every metric below is a family: `labelled` makes its series with labels built in.
-const families = new WeakMap<object, (labels: Labels) => Metric.Metric<number, any>>()
+// Every metric below is a family: `labelled` gives its series with labels built in, one per label set.
+interface Family {
+  readonly make: (labels: Labels) => Metric.Metric<number, any>
+  readonly series: Map<string, Metric.Metric<number, any>>
+}
+const families = new WeakMap<object, Family>()
 const family = <M extends Metric.Metric<number, any>>(make: (labels?: Labels) => M): M => {
   const base = make()
-  families.set(base, make)
+  families.set(base, { make, series: new Map() })
   return base
 }
 const counter = (name: string, description: string) =>
@@ -64,16 +68,24 @@ const histogram = (name: string, description: string) =>
   family((attributes) => Metric.histogram(name, { description, boundaries: seconds, attributes }))
 
 /**
- * The series of one of `metrics` with these labels. Unlike
- * `Metric.withAttributes`, whose every update copies the fiber's whole
+ * The series of one of `metrics` with these labels, made once per label set.
+ * Unlike `Metric.withAttributes`, whose every update copies the fiber's whole
  * service context (~2 us and ~300 bytes; a quarter of a worker's per-task
- * allocations in a heap profile), the labels are the series' own. Hot paths
- * keep the result; elsewhere making one per update is fine.
+ * allocations in a heap profile), the labels are the series' own. Label values
+ * must be bounded (route templates, queues, task names), never ids or paths.
  */
 export const labelled = <M extends Metric.Metric<number, any>>(metric: M, labels: Labels): M => {
-  const make = families.get(metric)
-  if (make === undefined) throw new Error("Telemetry.labelled: not one of Telemetry.metrics")
-  return make(labels) as M
+  const f = families.get(metric)
+  if (f === undefined) throw new Error("Telemetry.labelled: not one of Telemetry.metrics")
+  const key = Object.entries(labels)
+    .map(([k, v]) => `${k}\u0000${v}`)
+    .join("\u0001")
+  let series = f.series.get(key)
+  if (series === undefined) {
+    series = f.make(labels)
+    f.series.set(key, series)
+  }
+  return series as M
 }
 
 export const metrics = {

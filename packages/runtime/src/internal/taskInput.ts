@@ -6,6 +6,7 @@
  * into a database error that would read as an outage.
  */
 import { Duration, Option } from "effect"
+import type { EnqueueOptions } from "../TaskQueue.ts"
 
 /** `priority` is an `integer` column. */
 export const priorityRange = { min: -2_147_483_648, max: 2_147_483_647 } as const
@@ -21,16 +22,7 @@ export const maxUniqueKeyLength = 1024
 const maxId = 9_223_372_036_854_775_807n
 
 /** Options as `TaskQueue.enqueue` takes them. */
-export interface Options {
-  readonly runAt?: Date | undefined
-  readonly delay?: Duration.Input | undefined
-  readonly priority?: number | undefined
-  readonly queue?: string | undefined
-  readonly uniqueKey?: string | undefined
-  readonly maxAttempts?: number | undefined
-  readonly deadline?: Date | undefined
-  readonly metadata?: Record<string, unknown> | undefined
-}
+export type Options = EnqueueOptions
 
 const dateProblem = (what: string, date: Date | undefined): string | undefined => {
   if (date === undefined) return undefined

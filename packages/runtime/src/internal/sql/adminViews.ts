@@ -13,6 +13,7 @@ import { Effect } from "effect"
 import type { SqlClient } from "effect/sql"
 import * as TaskState from "../../TaskState.ts"
 import { interval, states } from "./shared.ts"
+import type * as NodesSql from "./nodes.ts"
 
 /**
  * Runs `effect` in a transaction whose statements time out after
@@ -23,17 +24,7 @@ export const bounded = <A, E, R>(sql: SqlClient.SqlClient, timeoutMs: number, ef
   sql.withTransaction(Effect.andThen(sql`SELECT set_config('statement_timeout', ${String(Math.round(timeoutMs))}, true)`, effect))
 
 /** A node as the nodes view shows it, with the leases (running tasks) it holds and the lanes it leads. */
-export interface NodeRow {
-  readonly id: string
-  readonly name: string
-  readonly mode: string
-  readonly host: string
-  readonly pid: number
-  readonly version: string
-  readonly status: string
-  readonly started_at: Date
-  readonly heartbeat_at: Date
-  readonly stopped_at: Date | null
+export interface NodeRow extends Omit<NodesSql.Row, "heartbeat_interval_ms"> {
   readonly leases: number
   readonly lanes: ReadonlyArray<string>
 }

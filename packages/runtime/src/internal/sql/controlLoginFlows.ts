@@ -4,7 +4,7 @@
  * removed by the login_flow_cleanup lane after it expires.
  */
 import type { SqlClient, Statement } from "effect/sql"
-import { interval } from "./shared.ts"
+import { interval, removeExpired as removeExpiredRows } from "./shared.ts"
 
 /** A pending login. */
 export interface Row {
@@ -28,12 +28,4 @@ export const take = (sql: SqlClient.SqlClient, state: string) =>
 
 /** Expired flows through `control_login_flows_expires_at`; one fenced batch (login_flow_cleanup lane). */
 export const removeExpired = (sql: SqlClient.SqlClient, fence: Statement.Fragment, options: { readonly limit: number }) =>
-  sql<{ deleted: number }>`
-    WITH deleted AS (
-      DELETE FROM control_login_flows
-      WHERE state IN (
-        SELECT state FROM control_login_flows WHERE expires_at <= now() ORDER BY expires_at LIMIT ${options.limit} FOR UPDATE SKIP LOCKED
-      ) AND ${fence}
-      RETURNING 1
-    )
-    SELECT count(*)::int AS deleted FROM deleted`
+  removeExpiredRows(sql, fence, { table: "control_login_flows", key: "state", limit: options.limit })

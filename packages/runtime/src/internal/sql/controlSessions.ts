@@ -4,7 +4,7 @@
  * earlier of the absolute and the idle expiry, moved forward on use.
  */
 import type { SqlClient, Statement } from "effect/sql"
-import { interval } from "./shared.ts"
+import { interval, removeExpired as removeExpiredRows } from "./shared.ts"
 
 /** A live session. */
 export interface Row {
@@ -63,12 +63,4 @@ export const remove = (sql: SqlClient.SqlClient, id: string) =>
 
 /** Expired sessions, oldest first through `control_sessions_expires_at`; one fenced batch (session_cleanup lane). */
 export const removeExpired = (sql: SqlClient.SqlClient, fence: Statement.Fragment, options: { readonly limit: number }) =>
-  sql<{ deleted: number }>`
-    WITH deleted AS (
-      DELETE FROM control_sessions
-      WHERE id IN (
-        SELECT id FROM control_sessions WHERE expires_at <= now() ORDER BY expires_at LIMIT ${options.limit} FOR UPDATE SKIP LOCKED
-      ) AND ${fence}
-      RETURNING 1
-    )
-    SELECT count(*)::int AS deleted FROM deleted`
+  removeExpiredRows(sql, fence, { table: "control_sessions", key: "id", limit: options.limit })
