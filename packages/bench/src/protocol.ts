@@ -30,7 +30,11 @@ export interface ThroughputWorkerResult {
   readonly completedPerSec: number
   readonly completedPerSecExclStartup: number | null
   readonly workerCpuSec: number
+  /** the part of `workerCpuSec` spent in `startWorkers()` */
+  readonly startupCpuSec: number
   readonly peakRssMiB: number | null
+  /** RSS when `startWorkers()` returned: code and start-up state, before any job ran */
+  readonly readyRssMiB: number
   readonly sampledRssMaxMiB: number
   /** `t0` and the end of the drain on process.hrtime in µs, the clock of V8's CPU profile timestamps */
   readonly drainWindowUs: readonly [number, number]

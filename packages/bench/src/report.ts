@@ -39,6 +39,20 @@ export const METRICS: ReadonlyArray<MetricDef> = [
     better: "higher"
   },
   { scenario: "throughput", group: "1. throughput", key: "workerCpuSec", label: "worker process CPU s for the drain", better: "lower" },
+  {
+    scenario: "throughput",
+    group: "1. throughput",
+    key: "workerStartupCpuMs",
+    label: "of which start-up (`startWorkers()`), CPU ms",
+    better: "lower"
+  },
+  {
+    scenario: "throughput",
+    group: "1. throughput",
+    key: "workerCpuPerJobUs",
+    label: "worker CPU per job after start-up, µs",
+    better: "lower"
+  },
   { scenario: "latency", group: "2. latency", key: "p50Ms", label: "enqueue→start p50, ms", better: "lower" },
   { scenario: "latency", group: "2. latency", key: "p95Ms", label: "enqueue→start p95, ms", better: "lower" },
   { scenario: "latency", group: "2. latency", key: "p99Ms", label: "enqueue→start p99, ms", better: "lower" },
@@ -49,6 +63,20 @@ export const METRICS: ReadonlyArray<MetricDef> = [
     group: "3. worker memory",
     key: "workerPeakRssMiB",
     label: "worker process peak RSS during 1, MiB (VmHWM)",
+    better: "lower"
+  },
+  {
+    scenario: "throughput",
+    group: "3. worker memory",
+    key: "workerReadyRssMiB",
+    label: "worker RSS once started, before the first job, MiB (code and start-up)",
+    better: "lower"
+  },
+  {
+    scenario: "throughput",
+    group: "3. worker memory",
+    key: "workerRssGrowthMiB",
+    label: "worker RSS growth during the drain (peak − started), MiB",
     better: "lower"
   }
 ]

@@ -155,6 +155,11 @@ export const runThroughput = async (ctx: RunContext): Promise<RunRecord> => {
             startupMs: result.startupMs,
             workerPeakRssMiB: result.peakRssMiB ?? result.sampledRssMaxMiB,
             workerCpuSec: result.workerCpuSec,
+            workerStartupCpuMs: round(result.startupCpuSec * 1000, 1),
+            workerCpuPerJobUs:
+              result.completedPerSecExclStartup === null ? null : round(((result.workerCpuSec - result.startupCpuSec) / n) * 1e6, 2),
+            workerReadyRssMiB: result.readyRssMiB,
+            workerRssGrowthMiB: round((result.peakRssMiB ?? result.sampledRssMaxMiB) - result.readyRssMiB, 1),
             machineBusyPct: machine?.busyPct ?? null,
             stealPct: machine?.stealPct ?? null
           },

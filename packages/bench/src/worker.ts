@@ -102,6 +102,8 @@ const throughput = async (adapter: Adapter) => {
   const deadline = t0 + spec.maxSeconds * 1000
   const workers = await adapter.startWorkers({ url: spec.url, concurrency: spec.concurrency, onJob })
   const tStarted = now()
+  const cpuStarted = process.cpuUsage(cpu0)
+  const readyRss = process.memoryUsage.rss() / 2 ** 20
   const handledInTime = await Promise.race([allHandledP.then(() => true), sleep(deadline - now()).then(() => false)])
   const tHandled = now()
   // Every handler ran; now wait until the database agrees that every completion is committed.
@@ -129,7 +131,9 @@ const throughput = async (adapter: Adapter) => {
     completedPerSec: round(completed / (elapsedMs / 1000), 1),
     completedPerSecExclStartup: tFirst === null || timedOut ? null : round(completed / ((tDone - tFirst) / 1000), 1),
     workerCpuSec: round((cpu.user + cpu.system) / 1e6),
+    startupCpuSec: round((cpuStarted.user + cpuStarted.system) / 1e6),
     peakRssMiB: peakRss(),
+    readyRssMiB: round(readyRss, 1),
     sampledRssMaxMiB: round(rss.maxMiB(), 1),
     drainWindowUs: [hr0, hrDone],
     execArgv: process.execArgv

@@ -35,9 +35,10 @@
  * migrations (`migrations`: `{ "0001_orders": effect }`, applied after the
  * runtime's, tracked in the module's own table).
  */
-import type { Effect, Layer } from "effect"
-import type { HttpRouter } from "effect/http"
-import type { SqlClient } from "effect/sql"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type * as HttpRouter from "effect/http/HttpRouter"
+import type * as SqlClient from "effect/sql/SqlClient"
 import type { PgClient } from "@effect/sql-pg"
 import type { AuditLog } from "./AuditLog.ts"
 import type * as ConfigSection from "./ConfigSection.ts"

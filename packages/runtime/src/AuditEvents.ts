@@ -14,7 +14,7 @@
  *
  * @since 0.2.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import type { AuditEvent } from "./AuditLog.ts"
 
 /** What an event's subject is: rendered as `<kind>:<id>` (`task:42`, `node:<uuid>`). */

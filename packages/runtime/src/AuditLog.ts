@@ -11,8 +11,18 @@
  * choice: `backpressure` (default) makes `record` wait for room; `drop`
  * returns at once and counts the loss in `asterforge_audit_dropped_total`.
  */
-import { Cause, Context, Duration, Effect, Fiber, Layer, Metric, Option, Queue, Result, Schema } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as AuditSql from "./internal/sql/auditEvents.ts"
 import { NodeIdentity } from "./NodeIdentity.ts"
 import * as ConfigSchema from "./ConfigSchema.ts"

@@ -7,7 +7,15 @@
  * and the node keeps running on the configuration it had. Both are audited.
  * Keys that need a restart are reported as ignored, never half-applied.
  */
-import { Context, Effect, Layer, Metric, Option, PubSub, Result, Schedule, type Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Result from "effect/Result"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import * as AuditEvents from "./AuditEvents.ts"
 import { AuditLog } from "./AuditLog.ts"

@@ -13,7 +13,14 @@
  *
  * @since 0.2.0
  */
-import { ByteSize as B, Duration as D, Effect, Option, Redacted as R, Schema, SchemaIssue, SchemaTransformation } from "effect"
+import * as B from "effect/ByteSize"
+import * as D from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as R from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+import * as SchemaTransformation from "effect/SchemaTransformation"
 
 /** A Schema from whatever a source holds (`unknown`) to the key's typed value. */
 export type Value<A> = Schema.Codec<A, unknown>

@@ -23,7 +23,12 @@
  *
  * @since 0.2.0
  */
-import { Context, Duration, Option, Redacted, Result, Schema } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import type { Problem } from "./RuntimeError.ts"
 

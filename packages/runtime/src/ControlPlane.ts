@@ -15,8 +15,11 @@
  *
  * @since 0.3.0
  */
-import { Context, Duration, Effect, Layer } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as SqlClient from "effect/sql/SqlClient"
 import { AuditLog } from "./AuditLog.ts"
 import * as Health from "./Health.ts"
 import * as QueueSettingsSql from "./internal/sql/queueSettings.ts"

@@ -8,8 +8,16 @@
  *   lock, so two nodes starting together never both migrate: the second waits,
  *   then finds nothing pending.
  */
-import { Context, Duration, Effect, Layer, Metric, Option, Redacted, Schedule } from "effect"
-import { Migrator, SqlClient } from "effect/sql"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import * as Migrator from "effect/sql/Migrator"
+import * as SqlClient from "effect/sql/SqlClient"
 import { PgClient, PgConnection } from "@effect/sql-pg"
 import * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
 import * as Migrations from "./migrations/index.ts"

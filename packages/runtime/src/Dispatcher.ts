@@ -18,9 +18,15 @@
  * flushes, and then any task still leased to this node (a claim whose answer
  * was lost) is handed back too.
  */
-import { Context, Duration, Effect, Fiber, Layer, Option, References } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as References from "effect/References"
 import { identity } from "effect/Function"
-import { SqlClient } from "effect/sql"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as AuditEvents from "./AuditEvents.ts"
 import { AuditLog } from "./AuditLog.ts"
 import { HealthRegistry } from "./Health.ts"

@@ -13,7 +13,13 @@
  * `pnpm start --mode follower`) share one server: a node that finds a live
  * `postmaster.pid` reuses it, and the last AsterForge client to leave stops it.
  */
-import { Context, Duration, Effect, Layer, Option, Redacted, Schedule } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import { PgConnection } from "@effect/sql-pg"
 import * as ChildProcess from "node:child_process"
 import * as Crypto from "node:crypto"

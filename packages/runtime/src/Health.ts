@@ -7,8 +7,13 @@
  * soon as the node is draining, so load balancers stop routing to a node that
  * is shutting down before its HTTP server closes.
  */
-import { Context, Duration, Effect, Layer, Metric, type Scope } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import type * as Scope from "effect/Scope"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as Database from "./Database.ts"
 import { NodeIdentity } from "./NodeIdentity.ts"
 import type * as NodeMode from "./NodeMode.ts"

@@ -18,9 +18,11 @@
  * once that the runtime provides them. Built-in lanes are made with the kit in
  * `lanes/kit.ts`.
  */
-import { Duration, Effect, Metric } from "effect"
-import type { Statement } from "effect/sql"
-import { SqlClient } from "effect/sql"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import type * as Statement from "effect/sql/Statement"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as LaneSql from "./internal/sql/laneLeaders.ts"
 import * as RuntimeError from "./RuntimeError.ts"
 import * as Telemetry from "./Telemetry.ts"

@@ -15,8 +15,18 @@
  *
  * `layerAlways` (single node, tests) leads everything; `layerNever` nothing.
  */
-import { Context, Deferred, Duration, Effect, Layer, Metric, Option, Queue, Ref, Schedule, Scope } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import * as SqlClient from "effect/sql/SqlClient"
 import { PgClient, PgConnection } from "@effect/sql-pg"
 import * as Crypto from "node:crypto"
 import { DatabaseUrl } from "./Database.ts"

@@ -11,8 +11,12 @@
  * The layer requires what its lanes require (`R`), plus what it uses itself;
  * the runtime checks lanes' requirements where modules are made.
  */
-import { Context, Duration, Effect, Layer, Metric } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as SqlClient from "effect/sql/SqlClient"
 import { HealthRegistry, pass as healthPass } from "./Health.ts"
 import * as Lane from "./Lane.ts"
 import { Leadership } from "./Leadership.ts"

@@ -14,8 +14,13 @@
  *
  * @since 0.2.0
  */
-import { Console, Duration, Effect, Layer, Option } from "effect"
-import { Command, Flag } from "effect/cli"
+import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import type * as ApplicationModule from "./ApplicationModule.ts"
 import * as Database from "./Database.ts"
 import * as NodeIdentity from "./NodeIdentity.ts"

@@ -3,7 +3,8 @@
  * and version). Created before anything else so every row and event this
  * process writes can say which node wrote it.
  */
-import { Context, Layer } from "effect"
+import * as Context from "effect/Context"
+import * as Layer from "effect/Layer"
 import * as Crypto from "node:crypto"
 import * as Os from "node:os"
 import * as ConfigSchema from "./ConfigSchema.ts"

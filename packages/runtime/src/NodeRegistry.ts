@@ -10,8 +10,13 @@
  * supervisor starts a fresh node under a new identity: a zombie neither keeps
  * working on leases it lost nor lingers not-ready.
  */
-import { Context, Duration, Effect, Layer, Metric, Schedule } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Schedule from "effect/Schedule"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as AuditEvents from "./AuditEvents.ts"
 import { AuditLog } from "./AuditLog.ts"
 import { HealthRegistry, fail, pass } from "./Health.ts"

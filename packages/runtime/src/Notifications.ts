@@ -11,7 +11,15 @@
  * `notifications` readiness check names every channel that is down, since
  * when, and why.
  */
-import { Cause, Context, Deferred, Duration, Effect, Layer, Metric, Queue, type Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
 import { PgClient } from "@effect/sql-pg"
 import { HealthRegistry, fail, pass } from "./Health.ts"
 import * as Telemetry from "./Telemetry.ts"

@@ -15,9 +15,13 @@
  * embedded Postgres stops. `run` is the process entry: it maps exits to codes
  * and arms the shutdown watchdog on the first stop signal.
  */
-import { Cause, Effect, Exit, Layer, Runtime as EffectRuntime } from "effect"
-import type { HttpRouter } from "effect/http"
-import { Command } from "effect/cli"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as EffectRuntime from "effect/Runtime"
+import type * as HttpRouter from "effect/http/HttpRouter"
+import * as Command from "effect/cli/Command"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Path from "node:path"

@@ -16,7 +16,13 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import * as Fs from "node:fs"
 import * as AuditLog from "./AuditLog.ts"
 import * as ConfigSchema from "./ConfigSchema.ts"

@@ -12,7 +12,9 @@
  *
  * @since 0.2.0
  */
-import { Effect, Predicate, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
 
 const TypeId = "~@asterforge/runtime/RuntimeError" as const
 const ReasonTypeId = "~@asterforge/runtime/RuntimeError/Reason" as const

@@ -11,7 +11,9 @@
  * `armWatchdog` guards the whole sequence: `runMain` has no deadline of its
  * own, so a hanging finalizer would otherwise keep the process alive forever.
  */
-import { Duration, Effect, Layer } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Fs from "node:fs"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import * as ConfigSection from "./ConfigSection.ts"

@@ -13,7 +13,11 @@
  * (park until an external system calls back). A defect counts as retryable,
  * with its details recorded; a payload that no longer decodes is terminal.
  */
-import { Duration, Effect, Result, Schema, SchemaIssue } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
 
 // ---------------------------------------------------------------------------
 // Failure classes

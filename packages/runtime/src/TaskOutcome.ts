@@ -29,7 +29,10 @@
  *
  * @since 0.2.0
  */
-import { Cause, Duration, Exit, Result } from "effect"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Exit from "effect/Exit"
+import * as Result from "effect/Result"
 import * as AuditEvents from "./AuditEvents.ts"
 import type { AuditEvent } from "./AuditLog.ts"
 import * as Task from "./Task.ts"

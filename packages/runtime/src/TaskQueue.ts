@@ -7,8 +7,14 @@
  * before anything is written: a bad payload is a typed error and inserts
  * nothing. Admin operations (`cancel`, `retry`) are audited.
  */
-import { Context, Duration, Effect, Layer, Metric, Option, Result } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as AuditEvents from "./AuditEvents.ts"
 import { AuditLog } from "./AuditLog.ts"
 import * as TasksSql from "./internal/sql/tasks.ts"

@@ -7,7 +7,8 @@
  * `ApplicationModule.make` checked them against what the runtime provides, and
  * the dispatcher runs them in fibers that carry those services.
  */
-import { Context, Layer } from "effect"
+import * as Context from "effect/Context"
+import * as Layer from "effect/Layer"
 import type * as Task from "./Task.ts"
 
 /** Lookups by task name. */

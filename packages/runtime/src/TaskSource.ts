@@ -29,9 +29,10 @@
  *
  * @since 0.3.0
  */
-import type { Effect, Layer } from "effect"
-import type { HttpRouter } from "effect/http"
-import type { Statement } from "effect/sql"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type * as HttpRouter from "effect/http/HttpRouter"
+import type * as Statement from "effect/sql/Statement"
 import type { RuntimeError } from "./RuntimeError.ts"
 import type * as Task from "./Task.ts"
 import type * as TaskQueue from "./TaskQueue.ts"

@@ -6,7 +6,17 @@
  * constants here too (`Module.operation`). The logger writes JSON lines (or a
  * pretty form for humans) and its level can be changed while the node runs.
  */
-import { Cause, Context, Effect, type Fiber, Layer, Logger, LogLevel, Metric, Option, References, Tracer } from "effect"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as References from "effect/References"
+import * as Tracer from "effect/Tracer"
 import * as ConfigSchema from "./ConfigSchema.ts"
 import * as ConfigSection from "./ConfigSection.ts"
 import { maskUrl } from "./internal/redact.ts"

@@ -12,7 +12,11 @@
  * `control.login_window` a client gets 429 until the window passes, without
  * a database query or an audit row per attempt. The limit is per node.
  */
-import { Duration, Effect, Metric, Option, Redacted } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Crypto from "node:crypto"
 import * as AuditEvents from "../AuditEvents.ts"
 import * as ControlSessionsSql from "../internal/sql/controlSessions.ts"

@@ -3,8 +3,9 @@
  * share: the database with the per-request statement timeout, how a database
  * failure becomes a `RuntimeError`, dates as ISO text, and opaque cursors.
  */
-import { Duration, Effect } from "effect"
-import type { SqlClient } from "effect/sql"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as SqlClient from "effect/sql/SqlClient"
 import type { AuditLogShape } from "../AuditLog.ts"
 import * as AdminViewsSql from "../internal/sql/adminViews.ts"
 import { InputInvalid, messageOf, QueryTimeout, RuntimeError, TaskStoreUnavailable } from "../RuntimeError.ts"

@@ -11,7 +11,7 @@
  *
  * @since 0.3.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import * as TaskState from "../TaskState.ts"
 
 // ---------------------------------------------------------------------------

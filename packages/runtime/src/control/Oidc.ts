@@ -12,7 +12,10 @@
  * it names one, else `default_role` (`none` refuses users without the claim).
  * Expired flows are removed by the `login_flow_cleanup` lane.
  */
-import { Duration, Effect, Option, Redacted } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as ConfigSchema from "../ConfigSchema.ts"
 import * as ConfigSection from "../ConfigSection.ts"
 import * as LoginFlowsSql from "../internal/sql/controlLoginFlows.ts"

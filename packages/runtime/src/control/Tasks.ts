@@ -4,7 +4,8 @@
  * and bulk actions in bounded batches. Every action is audited with the
  * caller as actor; a bulk action once, with its filter and count.
  */
-import { Effect, Metric } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as AuditEvents from "../AuditEvents.ts"
 import * as AdminTasksSql from "../internal/sql/adminTasks.ts"
 import * as AdminViewsSql from "../internal/sql/adminViews.ts"

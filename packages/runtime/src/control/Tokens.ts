@@ -5,7 +5,7 @@
  * hash would add nothing (the input is random, not a password) and cost every
  * request.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as Crypto from "node:crypto"
 import * as AuditEvents from "../AuditEvents.ts"
 import * as ApiTokensSql from "../internal/sql/apiTokens.ts"

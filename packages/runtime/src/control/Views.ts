@@ -3,7 +3,7 @@
  * throughput, pause state) with pause and resume, nodes, lanes, the audit
  * trail and the presentation catalogue of codes.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as AuditEvents from "../AuditEvents.ts"
 import * as AdminViewsSql from "../internal/sql/adminViews.ts"
 import * as QueueSettingsSql from "../internal/sql/queueSettings.ts"

@@ -24,8 +24,11 @@
  * When the directory is missing (a checkout where `pnpm build` never ran) the
  * UI's paths answer 503 saying so; the admin API is unaffected.
  */
-import { Effect, type Layer } from "effect"
-import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as HttpRouter from "effect/http/HttpRouter"
+import type * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import * as Url from "node:url"

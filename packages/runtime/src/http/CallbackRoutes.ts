@@ -26,9 +26,13 @@
  * The route owns HTTP only (parsing, status codes, the once-only update); what
  * the task becomes is `TaskOutcome.ofCallback`, the rules the dispatcher uses.
  */
-import { Effect, type Layer, Result, Schema } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
-import { SqlClient } from "effect/sql"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
 import * as LeaseSql from "../internal/sql/leases.ts"

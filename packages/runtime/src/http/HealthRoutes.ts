@@ -4,9 +4,14 @@
  * fails) and `GET /health/metrics` (Prometheus text; behind a bearer token
  * when `security.metrics_token` is set). None of them shows a secret.
  */
-import { Effect, type Layer, Option, Redacted } from "effect"
-import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
-import { PrometheusMetrics } from "effect/observability"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as HttpRouter from "effect/http/HttpRouter"
+import type * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import * as Crypto from "node:crypto"
 import * as ConfigSchema from "../ConfigSchema.ts"
 import * as ConfigSection from "../ConfigSection.ts"

@@ -19,7 +19,7 @@
  * (`RuntimeError.ts`). (The admin UI's static files answer a browser in plain
  * text; they are pages, not an API.)
  */
-import { HttpServerResponse } from "effect/http"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type { RuntimeError } from "../RuntimeError.ts"
 
 /**

@@ -5,7 +5,8 @@
  * `TaskQueue` turns a problem into a typed `...Invalid` error (a 4xx), never
  * into a database error that would read as an outage.
  */
-import { Duration, Option } from "effect"
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
 import type { EnqueueOptions } from "../TaskQueue.ts"
 
 /** `priority` is an `integer` column. */

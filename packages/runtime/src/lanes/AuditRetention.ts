@@ -3,7 +3,8 @@
  * older than `retention` (90 days), by their `at`. Nothing else ever deletes
  * from audit_events.
  */
-import { Duration, Effect } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as ConfigSection from "../ConfigSection.ts"
 import * as AuditEventsSql from "../internal/sql/auditEvents.ts"
 import * as Kit from "./kit.ts"

@@ -6,7 +6,7 @@
  * `CallbackTimeout` entry is appended to `errors` and the callback token is
  * cleared, so a late callback answers 404 and changes nothing.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as ConfigSection from "../ConfigSection.ts"
 import * as TaskSql from "../internal/sql/taskMaintenance.ts"
 import * as Kit from "./kit.ts"

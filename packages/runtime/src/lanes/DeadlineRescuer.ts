@@ -6,7 +6,7 @@
  * Running tasks are left to their worker; the dispatcher itself refuses to
  * start past-deadline work it claims.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as ConfigSection from "../ConfigSection.ts"
 import * as TaskSql from "../internal/sql/taskMaintenance.ts"
 import * as Kit from "./kit.ts"

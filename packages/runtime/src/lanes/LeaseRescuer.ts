@@ -7,7 +7,8 @@
  * The old worker, should it come back, cannot write its late result: the row
  * is no longer `running`, so its completion is refused (leases.ts `finish`).
  */
-import { Effect, Metric } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as ConfigSection from "../ConfigSection.ts"
 import * as TaskSql from "../internal/sql/taskMaintenance.ts"
 import * as Telemetry from "../Telemetry.ts"

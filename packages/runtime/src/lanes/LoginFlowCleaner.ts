@@ -4,7 +4,7 @@
  * `expires_at`, `security.oidc.flow_ttl` after they began). A callback never
  * accepts an expired flow, so the lane only keeps the table small.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as ConfigSection from "../ConfigSection.ts"
 import * as LoginFlowsSql from "../internal/sql/controlLoginFlows.ts"
 import * as Kit from "./kit.ts"

@@ -15,8 +15,11 @@
  * pause) finds out through its own heartbeat and stops itself (NodeRegistry);
  * its late task results are refused because the rows are no longer `running`.
  */
-import { Duration, Effect, Metric } from "effect"
-import type { SqlClient, Statement } from "effect/sql"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
 import * as ConfigSchema from "../ConfigSchema.ts"

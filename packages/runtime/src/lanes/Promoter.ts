@@ -6,7 +6,7 @@
  * views, queue stats) and what wakes a dispatcher that is sleeping until its
  * poll interval when a delayed task falls due.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as ConfigSection from "../ConfigSection.ts"
 import * as TaskSql from "../internal/sql/taskMaintenance.ts"
 import * as Kit from "./kit.ts"

@@ -5,7 +5,8 @@
  * (7 days each), counted from `finished_at`. Unfinished tasks are never
  * touched.
  */
-import { Duration, Effect } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as ConfigSection from "../ConfigSection.ts"
 import * as TaskSql from "../internal/sql/taskMaintenance.ts"
 import * as Kit from "./kit.ts"

@@ -13,7 +13,9 @@
  * The gauge is set for every row written, and to 0 for a group that vanished,
  * on the node that made the write (a stale leader writes and publishes nothing).
  */
-import { Duration, Effect, Metric } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as ConfigSection from "../ConfigSection.ts"
 import * as QueueStatsSql from "../internal/sql/queueStats.ts"
 import * as Telemetry from "../Telemetry.ts"

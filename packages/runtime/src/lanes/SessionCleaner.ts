@@ -4,7 +4,7 @@
  * earlier of the absolute and the idle expiry). A look-up never accepts an
  * expired session, so the lane only keeps the table small.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as ConfigSection from "../ConfigSection.ts"
 import * as ControlSessionsSql from "../internal/sql/controlSessions.ts"
 import * as Kit from "./kit.ts"

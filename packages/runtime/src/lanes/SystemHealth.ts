@@ -8,7 +8,8 @@
  * The snapshot lives on the node that leads this lane (the one running its
  * passes); other nodes have none (`lastSnapshot()` is undefined).
  */
-import { Effect, Metric } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as ConfigSection from "../ConfigSection.ts"
 import * as QueueStatsSql from "../internal/sql/queueStats.ts"
 import { ping } from "../internal/sql/shared.ts"

@@ -23,10 +23,10 @@
  * Lanes with extra work (audit, metrics, logs) use `lane`, `inBatches` and
  * `auditTasksFailed`.
  */
-import type { Duration } from "effect"
-import { Effect } from "effect"
-import { SqlClient } from "effect/sql"
-import type { Statement } from "effect/sql"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as SqlClient from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
 import * as ConfigSchema from "../ConfigSchema.ts"

@@ -2,8 +2,8 @@
  * Durable tasks. One row per task for its whole life (history is retained until
  * the pruning lane removes finished rows).
  */
-import { Effect } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Effect from "effect/Effect"
+import * as SqlClient from "effect/sql/SqlClient"
 
 export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient

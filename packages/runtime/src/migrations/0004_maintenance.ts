@@ -1,8 +1,8 @@
 /**
  * Maintenance: lane leadership epochs, queue statistics, task artifacts.
  */
-import { Effect } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Effect from "effect/Effect"
+import * as SqlClient from "effect/sql/SqlClient"
 
 export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient

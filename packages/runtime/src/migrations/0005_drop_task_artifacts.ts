@@ -3,8 +3,8 @@
  * cleaned it is gone with it. A feature that stores task outputs brings its
  * own table in its own migration.
  */
-import { Effect } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Effect from "effect/Effect"
+import * as SqlClient from "effect/sql/SqlClient"
 
 export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient

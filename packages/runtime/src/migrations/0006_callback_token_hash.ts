@@ -5,8 +5,8 @@
  * working: their stored value is hashed in place, and the route hashes what
  * it is given before looking it up.
  */
-import { Effect } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Effect from "effect/Effect"
+import * as SqlClient from "effect/sql/SqlClient"
 
 export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient

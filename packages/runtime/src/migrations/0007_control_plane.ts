@@ -3,8 +3,8 @@
  * settings (pause), the lane status admin views show from any node, and the
  * indexes the admin lists need.
  */
-import { Effect } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Effect from "effect/Effect"
+import * as SqlClient from "effect/sql/SqlClient"
 
 export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient

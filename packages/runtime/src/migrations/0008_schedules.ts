@@ -4,8 +4,8 @@
  * compares-and-swaps `last_fire_at`, so a fire is enqueued once across nodes
  * and restarts (see internal/sql/schedules.ts).
  */
-import { Effect } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Effect from "effect/Effect"
+import * as SqlClient from "effect/sql/SqlClient"
 
 export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient

@@ -5,8 +5,8 @@
  * quick primary) must not declare each other dead. Rows written before this
  * migration get the default period (5 s).
  */
-import { Effect } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Effect from "effect/Effect"
+import * as SqlClient from "effect/sql/SqlClient"
 
 export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient

@@ -32,8 +32,16 @@
  *
  * @since 0.3.0
  */
-import { Clock, Context, Duration, Effect, Cron as EffectCron, Layer, Metric, Option, Result } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as EffectCron from "effect/Cron"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as AuditEvents from "../AuditEvents.ts"
 import { AuditLog } from "../AuditLog.ts"
 import { HealthRegistry, pass } from "../Health.ts"

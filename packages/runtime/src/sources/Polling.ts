@@ -19,7 +19,9 @@
  *
  * @since 0.3.0
  */
-import { Duration, Effect, Option } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as Task from "../Task.ts"
 import * as TaskSource from "../TaskSource.ts"
 import * as Telemetry from "../Telemetry.ts"

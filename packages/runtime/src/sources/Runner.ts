@@ -17,9 +17,15 @@
  *
  * @since 0.3.0
  */
-import { Cause, Context, Duration, Effect, Exit, Layer, Metric } from "effect"
-import type { HttpRouter } from "effect/http"
-import { SqlClient } from "effect/sql"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import type * as HttpRouter from "effect/http/HttpRouter"
+import * as SqlClient from "effect/sql/SqlClient"
 import { HealthRegistry, pass } from "../Health.ts"
 import * as LaneSql from "../internal/sql/laneLeaders.ts"
 import { Leadership } from "../Leadership.ts"

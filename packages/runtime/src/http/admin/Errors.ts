@@ -8,7 +8,7 @@
  * shape for refusals, so the API's errors and the server's own (the body
  * limit's 413, the 404 of an unmatched path) agree.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { isRuntimeError } from "../../RuntimeError.ts"
 import * as Problem from "../Problem.ts"
 

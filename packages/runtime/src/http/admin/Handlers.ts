@@ -3,8 +3,8 @@
  * tokens: each reads the caller (`Caller`), calls the control plane with the
  * caller as actor, and maps its errors to API errors (`api`).
  */
-import { Effect } from "effect"
-import { HttpApiBuilder } from "effect/http-api"
+import * as Effect from "effect/Effect"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as ControlPlane from "../../ControlPlane.ts"
 import * as Auth from "../../control/Auth.ts"
 import { jsonProblem, type Overview, type SystemHealth, type TaskDetail, type TaskError } from "../../control/Models.ts"

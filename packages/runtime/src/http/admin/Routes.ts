@@ -5,9 +5,13 @@
  * `/admin/api/docs` (Swagger UI, its assets inlined: no CDN), and a JSON 404
  * for any other path under `/admin/api`.
  */
-import { Effect, Layer } from "effect"
-import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/http"
-import { HttpApiBuilder, HttpApiSwagger } from "effect/http-api"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import type * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
+import * as HttpApiSwagger from "effect/http-api/HttpApiSwagger"
 import * as ControlPlane from "../../ControlPlane.ts"
 import * as Problem from "../Problem.ts"
 import { AdminApi } from "./Api.ts"

@@ -4,9 +4,12 @@
  * redirect and callback. The session cookie is HttpOnly, SameSite=Strict,
  * scoped to `/admin`, Secure per `control.secure_cookies`.
  */
-import { Duration, Effect, Option } from "effect"
-import { HttpServerRequest, HttpServerResponse } from "effect/http"
-import { HttpApiBuilder } from "effect/http-api"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as Auth from "../../control/Auth.ts"
 import type { LoginMethods } from "../../control/Models.ts"
 import * as Oidc from "../../control/Oidc.ts"

@@ -5,7 +5,7 @@
  * sections, keys and `ASTERFORGE_*` variables are problems with a "did you
  * mean" hint; nothing is decoded here (the sections' Schemas do that).
  */
-import { Result } from "effect"
+import * as Result from "effect/Result"
 import * as Toml from "effect/encoding/Toml"
 import * as Fs from "node:fs"
 import type * as ConfigSection from "../../ConfigSection.ts"

@@ -17,8 +17,14 @@
  *   refuses a write whose lease was lost anyway. `close` writes what is left,
  *   within a budget.
  */
-import { Duration, Effect, Fiber, Metric, Option, Schedule, type Scope } from "effect"
-import type { SqlClient } from "effect/sql"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import type * as SqlClient from "effect/sql/SqlClient"
 import * as AuditEvents from "../../AuditEvents.ts"
 import type { AuditLogShape } from "../../AuditLog.ts"
 import type * as Task from "../../Task.ts"

@@ -15,7 +15,11 @@
  * is taken (backpressure), so the claim loop slows down rather than piling up
  * outcomes in memory.
  */
-import { type Context, Duration, Effect, Exit, type Metric } from "effect"
+import type * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Metric from "effect/Metric"
 import * as Crypto from "node:crypto"
 import * as Task from "../../Task.ts"
 import * as TaskOutcome from "../../TaskOutcome.ts"

@@ -15,8 +15,12 @@
  * - A failed heartbeat is logged and tried again next interval: leases last
  *   several intervals.
  */
-import { type Duration, Effect, Fiber, Schedule, type Scope } from "effect"
-import type { SqlClient } from "effect/sql"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import type * as SqlClient from "effect/sql/SqlClient"
 import type { NotificationsShape } from "../../Notifications.ts"
 import * as TaskOutcome from "../../TaskOutcome.ts"
 import * as Telemetry from "../../Telemetry.ts"

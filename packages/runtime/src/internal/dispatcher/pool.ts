@@ -8,7 +8,10 @@
  * it for status and drains it on shutdown. Plain mutable data on purpose: all
  * of it is touched on the hot path, by fibers of one layer on one thread.
  */
-import { Effect, type Fiber, type Metric, Queue } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import type * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
 import { type CheckResult, fail, pass } from "../../Health.ts"
 import type { Problem } from "../../RuntimeError.ts"
 import type * as Task from "../../Task.ts"

@@ -18,8 +18,14 @@
  * - A claimed task that never started is settled here: cancelled on request,
  *   or handed back at once on shutdown with its attempt unused.
  */
-import { Cause, Duration, Effect, FiberSet, Metric, Queue, type Scope } from "effect"
-import type { SqlClient } from "effect/sql"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import type * as SqlClient from "effect/sql/SqlClient"
 import type { NotificationsShape } from "../../Notifications.ts"
 import * as TaskOutcome from "../../TaskOutcome.ts"
 import type { TaskRegistryShape } from "../../TaskRegistry.ts"

@@ -19,7 +19,8 @@
  * change of a task would pay an index insert (state changes are never HOT
  * updates), which is the hot path the dispatcher is measured on.
  */
-import type { SqlClient, Statement } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import * as TaskState from "../../TaskState.ts"
 import { states } from "./shared.ts"
 import type { Row } from "./tasks.ts"

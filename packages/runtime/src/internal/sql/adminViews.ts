@@ -9,8 +9,8 @@
  * throughput of the last minutes (through `tasks_finished_at`), both bounded
  * by what they cover.
  */
-import { Effect } from "effect"
-import type { SqlClient } from "effect/sql"
+import * as Effect from "effect/Effect"
+import type * as SqlClient from "effect/sql/SqlClient"
 import * as TaskState from "../../TaskState.ts"
 import { interval, states } from "./shared.ts"
 import type * as NodesSql from "./nodes.ts"

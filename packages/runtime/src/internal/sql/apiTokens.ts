@@ -3,7 +3,7 @@
  * SHA-256 is stored; the look-up is by that hash (a unique index), so the
  * database never compares secrets.
  */
-import type { SqlClient } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
 
 /** A token as lists show it: never the token or its hash. */
 export interface Row {

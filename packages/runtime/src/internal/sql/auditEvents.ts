@@ -1,5 +1,6 @@
 /** SQL for `audit_events`: the audit writer's batch insert and the retention lane's delete. */
-import type { SqlClient, Statement } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import { interval } from "./shared.ts"
 
 export interface Row {

@@ -3,7 +3,8 @@
  * provider and its callback. A flow is used once (the callback deletes it) or
  * removed by the login_flow_cleanup lane after it expires.
  */
-import type { SqlClient, Statement } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import { interval, removeExpired as removeExpiredRows } from "./shared.ts"
 
 /** A pending login. */

@@ -3,7 +3,8 @@
  * holds a random secret; the row's `id` is its SHA-256. `expires_at` is the
  * earlier of the absolute and the idle expiry, moved forward on use.
  */
-import type { SqlClient, Statement } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import { interval, removeExpired as removeExpiredRows } from "./shared.ts"
 
 /** A live session. */

@@ -18,7 +18,7 @@
  * - Tasks made claimable are announced with pg_notify('asterforge_tasks',
  *   queue) once per queue in the same statement, delivered at commit.
  */
-import type { SqlClient } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
 
 /**
  * After winning the lane's advisory lock: take the lane, with a new epoch.

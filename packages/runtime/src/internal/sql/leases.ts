@@ -4,8 +4,9 @@
  * a worker whose lease was rescued and re-claimed elsewhere can no longer
  * change the row.
  */
-import { Effect } from "effect"
-import type { SqlClient, SqlError } from "effect/sql"
+import * as Effect from "effect/Effect"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type * as SqlError from "effect/sql/SqlError"
 import * as Crypto from "node:crypto"
 import * as TaskState from "../../TaskState.ts"
 import { states } from "./shared.ts"

@@ -1,6 +1,6 @@
 /** SQL around the migrations table and the migration lock. */
-import { Effect } from "effect"
-import type { SqlClient } from "effect/sql"
+import * as Effect from "effect/Effect"
+import type * as SqlClient from "effect/sql/SqlClient"
 
 /**
  * One fixed key for "someone is migrating". A blocking session lock (not

@@ -3,7 +3,8 @@
  * stop) and the liveness lane's judgement of the others (declare dead, remove
  * old rows). Node statuses are `running`, `stopped` and `dead`.
  */
-import type { SqlClient, Statement } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import type { NodeIdentityShape } from "../../NodeIdentity.ts"
 import { interval } from "./shared.ts"
 

@@ -3,7 +3,7 @@
  * (leases.ts) reads the paused flag of its queue by primary key in the same
  * statement, so a pause takes effect on every node at its next claim.
  */
-import type { SqlClient } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
 
 /** A queue's settings row. */
 export interface Row {

@@ -3,7 +3,8 @@
  * queue-stats lane and read by status views and the system-health lane, so
  * nothing counts the tasks table on request.
  */
-import type { SqlClient, Statement } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import * as TaskState from "../../TaskState.ts"
 import { interval, states } from "./shared.ts"
 

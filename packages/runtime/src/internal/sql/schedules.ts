@@ -10,7 +10,8 @@
  * old view) finds `last_fire_at` moved on and inserts nothing. The leader's
  * epoch fence is in the same WHERE clause, like every lane write.
  */
-import type { SqlClient, Statement } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import type { NewTask } from "./tasks.ts"
 import * as TaskState from "../../TaskState.ts"
 import { states } from "./shared.ts"

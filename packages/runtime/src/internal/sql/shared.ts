@@ -4,7 +4,8 @@
  * timestamps with a configured age), one fenced batch of expired rows for the
  * cleanup lanes, and the trivial round trip the system-health lane measures.
  */
-import type { SqlClient, Statement } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import * as TaskState from "../../TaskState.ts"
 
 /**

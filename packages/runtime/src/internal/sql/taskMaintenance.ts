@@ -8,7 +8,8 @@
  * laneLeaders.ts; each names the partial index its pick follows, and takes its
  * state list from `TaskState`, so the list is the index predicate's text.
  */
-import type { SqlClient, Statement } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import * as TaskState from "../../TaskState.ts"
 import { interval, states } from "./shared.ts"
 

@@ -4,7 +4,7 @@
  * State lists come from `TaskState`, so each is the text of the index
  * predicate it must match.
  */
-import type { SqlClient } from "effect/sql"
+import type * as SqlClient from "effect/sql/SqlClient"
 import * as TaskState from "../../TaskState.ts"
 import { states } from "./shared.ts"
 
