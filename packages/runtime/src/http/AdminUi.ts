@@ -33,7 +33,7 @@ import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import * as Url from "node:url"
 import * as Zlib from "node:zlib"
-import { endpointNotFound } from "./admin/Routes.ts"
+import * as Problem from "./Problem.ts"
 
 /** Where the built UI is: `ui/` beside `src/` (and `dist/`) in the runtime package. */
 export const directory = Url.fileURLToPath(new URL("../../ui/", import.meta.url))
@@ -149,7 +149,7 @@ export const layer = (root: string = directory): Layer.Layer<never, never, HttpR
       const serve = (request: HttpServerRequest.HttpServerRequest) =>
         Effect.gen(function* () {
           // The wildcard also catches what the API's own routes do not match: that is the API's 404.
-          if (/^\/admin\/api(\/|$|\?)/.test(request.url)) return endpointNotFound()
+          if (/^\/admin\/api(\/|$|\?)/.test(request.url)) return Problem.adminEndpointNotFound()
           const found = yield* Effect.result(assets)
           if (found._tag === "Failure") {
             return plain(503, `the admin UI is not built (${root} is missing): run pnpm build`)

@@ -95,3 +95,11 @@ export const make = (
 /** The refusal for a runtime error: its reason's tag and message, its status (an outage is a 503). */
 export const fromRuntimeError = (e: RuntimeError): HttpServerResponse.HttpServerResponse =>
   make(e.httpStatus >= 500 ? 503 : e.httpStatus, e.reason._tag, e.message)
+
+/**
+ * The admin API's 404 for a path under `/admin/api` that no endpoint serves:
+ * the API's own routes and the UI's (which answer `/admin/*` on every
+ * full-API node, also where the API's code is not loaded yet) both use it.
+ */
+export const adminEndpointNotFound = (): HttpServerResponse.HttpServerResponse =>
+  make(404, tags.RouteNotFound, "no such admin API endpoint; the endpoints are in /admin/api/openapi.json")

@@ -9,7 +9,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
-import type * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as HttpApiSwagger from "effect/http-api/HttpApiSwagger"
 import * as ControlPlane from "../../ControlPlane.ts"
@@ -18,10 +17,6 @@ import { AdminApi } from "./Api.ts"
 import * as Handlers from "./Handlers.ts"
 import * as Middleware from "./Middleware.ts"
 import * as SessionHandlers from "./SessionHandlers.ts"
-
-/** The admin API's 404: JSON like every other refusal, pointing at the document that lists the endpoints. */
-export const endpointNotFound = (): HttpServerResponse.HttpServerResponse =>
-  Problem.make(404, "RouteNotFound", "no such admin API endpoint; the endpoints are in /admin/api/openapi.json")
 
 const isRouteNotFound = (e: unknown): boolean =>
   typeof e === "object" && e !== null && (e as { reason?: { _tag?: string } }).reason?._tag === "RouteNotFound"
@@ -36,7 +31,7 @@ const notFound = HttpRouter.middleware(
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       if (!request.url.startsWith("/admin/api")) return yield* httpEffect
-      return yield* httpEffect.pipe(Effect.catchIf(isRouteNotFound, () => Effect.succeed(endpointNotFound())))
+      return yield* httpEffect.pipe(Effect.catchIf(isRouteNotFound, () => Effect.succeed(Problem.adminEndpointNotFound())))
     }),
   { global: true }
 )
