@@ -1,5 +1,5 @@
 /** Whole-machine CPU accounting from /proc/stat (Linux), to judge how quiet a measured phase was. */
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 import { sleep } from "./protocol.ts"
 
 export interface CpuTimes {
@@ -51,4 +51,39 @@ export const waitForQuiet = async (maxSeconds: number, thresholdPct = 10): Promi
     if (quietWindows >= 2) break
   }
   return Math.round(performance.now() - start)
+}
+
+/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks (100 on every mainstream kernel). */
+const USER_HZ = 100
+
+/**
+ * CPU time (user + system) of every `postgres` process on this host so far, ms: the server's
+ * backends, WAL writer, checkpointer and autovacuum alike. Null where /proc cannot be read or no
+ * such process is visible (a server on another host or in another PID namespace). Processes that
+ * exit inside a window take their CPU with them, so read it around a phase whose connections
+ * stay open (the worker's do).
+ */
+export const readPostgresCpuMs = (): number | null => {
+  let ticks = 0
+  let seen = 0
+  try {
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue
+      let stat: string
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+      } catch {
+        continue // exited meanwhile
+      }
+      const close = stat.lastIndexOf(")")
+      if (stat.slice(stat.indexOf("(") + 1, close) !== "postgres") continue
+      // after "pid (comm) ": state ppid ... utime is field 14, stime 15 (1-based over the whole line)
+      const f = stat.slice(close + 2).split(" ")
+      ticks += Number(f[11]) + Number(f[12])
+      seen++
+    }
+  } catch {
+    return null
+  }
+  return seen === 0 ? null : (ticks * 1000) / USER_HZ
 }

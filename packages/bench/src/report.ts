@@ -53,6 +53,13 @@ export const METRICS: ReadonlyArray<MetricDef> = [
     label: "worker CPU per job after start-up, µs",
     better: "lower"
   },
+  {
+    scenario: "throughput",
+    group: "1. throughput",
+    key: "postgresCpuPerJobUs",
+    label: "Postgres server CPU per job (all its processes on this host, start to last commit), µs",
+    better: "lower"
+  },
   { scenario: "latency", group: "2. latency", key: "p50Ms", label: "enqueue→start p50, ms", better: "lower" },
   { scenario: "latency", group: "2. latency", key: "p95Ms", label: "enqueue→start p95, ms", better: "lower" },
   { scenario: "latency", group: "2. latency", key: "p99Ms", label: "enqueue→start p99, ms", better: "lower" },

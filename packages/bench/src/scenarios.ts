@@ -2,7 +2,7 @@
 import { join } from "node:path"
 import type { Adapter } from "./Adapter.ts"
 import type { Options } from "./cli.ts"
-import { cpuWindow, readCpuTimes, waitForQuiet } from "./machine.ts"
+import { cpuWindow, readCpuTimes, readPostgresCpuMs, waitForQuiet } from "./machine.ts"
 import { analyze, checkpoint, closeSharedPools, createFreshDatabase, type FreshDatabase, vacuumAnalyze } from "./pg.ts"
 import { now, sleep, type Scenario } from "./protocol.ts"
 import type { RunRecord } from "./records.ts"
@@ -134,9 +134,11 @@ export const runThroughput = async (ctx: RunContext): Promise<RunRecord> => {
         await checkpoint(db.url)
         const waitedForQuietMs = await waitForQuiet(options.waitQuiet)
         const cpu0 = readCpuTimes()
+        const pg0 = readPostgresCpuMs()
         worker.send({ type: "go" })
         const { result } = await worker.next("result", (options.maxSeconds + 60) * 1000)
         const machine = cpuWindow(cpu0, readCpuTimes())
+        const pg1 = readPostgresCpuMs()
         if (result.scenario !== "throughput") throw new Error("worker process answered with a latency result")
         return {
           kind: "run",
@@ -158,6 +160,7 @@ export const runThroughput = async (ctx: RunContext): Promise<RunRecord> => {
             workerStartupCpuMs: round(result.startupCpuSec * 1000, 1),
             workerCpuPerJobUs:
               result.completedPerSecExclStartup === null ? null : round(((result.workerCpuSec - result.startupCpuSec) / n) * 1e6, 2),
+            postgresCpuPerJobUs: pg0 === null || pg1 === null ? null : round(((pg1 - pg0) / n) * 1000, 1),
             workerReadyRssMiB: result.readyRssMiB,
             workerRssGrowthMiB: round((result.peakRssMiB ?? result.sampledRssMaxMiB) - result.readyRssMiB, 1),
             machineBusyPct: machine?.busyPct ?? null,

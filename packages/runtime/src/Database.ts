@@ -237,11 +237,17 @@ export const layerMigrationSets = (modules: Parameters<typeof migrationSetsFor>[
  * nodes starting together: the second waits, then finds nothing to do); it is
  * released when that connection closes, even if this process dies mid-way. A
  * set that fails stops the run: the error names its owner and the migration.
+ *
+ * Most starts find the schema current: one read of each set's latest applied
+ * id (through the pool) says so, and then no lock connection is opened. A
+ * migration another node is applying is not visible until it commits, so a
+ * start that reads "pending" takes the lock and waits for it.
  */
 export const migrate: Effect.Effect<ReadonlyArray<Applied>, RuntimeError.RuntimeError, SqlClient.SqlClient | DatabaseUrl> = Effect.gen(
   function* () {
     const { url } = yield* DatabaseUrl
     const sets = yield* MigrationSets
+    if ((yield* pendingSets).length === 0) return []
     return yield* Effect.scoped(
       Effect.gen(function* () {
         const lock = yield* PgConnection.make({ url, applicationName: "asterforge-migrate" })

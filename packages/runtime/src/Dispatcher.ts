@@ -66,7 +66,7 @@ export const Config = ConfigSection.make(
       default: 4,
       doc: "handlers run at once per queue, unless worker.queues says otherwise"
     }),
-    prefetch: ConfigSection.key(ConfigSchema.Int(0, 256), {
+    prefetch: ConfigSection.key(ConfigSchema.Int(0, 4096), {
       default: 0,
       doc: "tasks per queue claimed ahead of a free slot (helps many short tasks; idle until a slot frees, so keep 0 for long ones)"
     }),

@@ -68,8 +68,12 @@ const runtimeVersion = (): string => {
 
 /** Handlers per process; AsterForge's ceiling is 64. Overridable for sweeps. */
 const concurrencyFor = (harness: number) => Math.min(64, Number(process.env.ASTERFORGE_BENCH_CONCURRENCY ?? Math.max(harness, 64)))
-/** Tasks claimed ahead of a free slot (`worker.prefetch`): the counterpart of graphile-worker's localQueue. Overridable for sweeps. */
-const prefetch = process.env.ASTERFORGE_BENCH_PREFETCH ?? "256"
+/**
+ * Tasks claimed ahead of a free slot (`worker.prefetch`): the counterpart of graphile-worker's
+ * localQueue. The pool claims in halves of concurrency + prefetch, so 64 + 936 makes claims of up
+ * to 500, the batch the anchors fetch. Overridable for sweeps.
+ */
+const prefetch = process.env.ASTERFORGE_BENCH_PREFETCH ?? "936"
 
 const Noop = Task.define({ name: "bench.noop", payload: Schema.Unknown, retry: { maxAttempts: 3 } })
 

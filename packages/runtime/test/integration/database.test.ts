@@ -4,7 +4,9 @@
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import { PgConnection } from "@effect/sql-pg"
 import * as Database from "../../src/Database.ts"
+import * as MigrationSql from "../../src/internal/sql/migrations.ts"
 import * as Migrations from "../../src/migrations/index.ts"
 import * as Kit from "../support/kit.ts"
 import { pollHttp, spawnCli } from "../support/process.ts"
@@ -51,6 +53,23 @@ describe("migrations", () => {
         "tasks"
       ])
     }).pipe(Effect.provide(client.pipe(Layer.provideMerge(Kit.database("migrate_idem")))))
+  )
+
+  it.live("a node whose schema is current does not wait for a migrator elsewhere: it takes no migration lock", () =>
+    Effect.gen(function* () {
+      yield* Database.migrate
+      const { url } = yield* Database.DatabaseUrl
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          // Another process is migrating (it holds the lock, as `migrate` does while it applies).
+          const migrator = yield* PgConnection.make({ url })
+          yield* migrator.query(MigrationSql.lock, [MigrationSql.lockKey])
+          // Before the read of the latest applied ids, this start blocked until that lock was released.
+          const applied = yield* Database.migrate.pipe(Effect.timeout("10 seconds"))
+          expect(applied).toEqual([])
+        })
+      )
+    }).pipe(Effect.provide(client.pipe(Layer.provideMerge(Kit.database("migrate_current")))))
   )
 
   it("two migrator processes started together: one applies, the other waits and finds nothing to do", async () => {
