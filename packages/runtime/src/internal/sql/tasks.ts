@@ -59,18 +59,43 @@ export interface NewTask {
 }
 
 /**
+ * A row as the insert's jsonb carries it: the fields at their default are left
+ * out (the recordset reads them as NULL and the statement fills the default),
+ * so Postgres parses about a third less per task.
+ */
+const insertRow = (t: NewTask): Record<string, unknown> => {
+  const row: Record<string, unknown> = {
+    name: t.name,
+    queue: t.queue,
+    max_attempts: t.max_attempts,
+    payload: t.payload,
+    payload_version: t.payload_version
+  }
+  if (t.priority !== 0) row.priority = t.priority
+  if (t.delay_ms !== 0) row.delay_ms = t.delay_ms
+  if (t.run_at !== null) row.run_at = t.run_at
+  if (t.unique_key !== null) row.unique_key = t.unique_key
+  if (t.deadline !== null) row.deadline = t.deadline
+  if (Object.keys(t.metadata).length > 0) row.metadata = t.metadata
+  if (t.traceparent !== null) row.traceparent = t.traceparent
+  return row
+}
+
+/**
  * Inserts a batch in one statement (the batch travels as one jsonb parameter).
  * Rows are inserted in input order, so ascending ids map back to the inputs
  * that were inserted. A task whose unique key an unfinished task already holds
  * is skipped (the conflict target repeats `tasks_unique_key`'s predicate, so
- * Postgres infers that index); the caller looks the holder up. Due tasks are `available`, later
- * ones `scheduled`. NOTIFY wakes idle dispatchers of each queue at commit.
+ * Postgres infers that index); the caller looks the holder up. A batch without
+ * unique keys has no conflict clause: `ON CONFLICT` makes every row a
+ * speculative insertion. Due tasks are `available`, later ones `scheduled`.
+ * NOTIFY wakes idle dispatchers of each queue at commit.
  */
 export const insert = (sql: SqlClient.SqlClient, tasks: ReadonlyArray<NewTask>) =>
   sql<{ id: string; unique_key: string | null }>`
     WITH input AS (
-      SELECT r.*, coalesce(r.run_at, now() + r.delay_ms * interval '1 millisecond') AS due
-      FROM ROWS FROM (jsonb_to_recordset(${JSON.stringify(tasks)}::jsonb)
+      SELECT r.*, coalesce(r.run_at, now() + coalesce(r.delay_ms, 0) * interval '1 millisecond') AS due
+      FROM ROWS FROM (jsonb_to_recordset(${JSON.stringify(tasks.map(insertRow))}::jsonb)
         AS (name text, queue text, priority int, delay_ms double precision, run_at timestamptz, max_attempts int,
             payload jsonb, payload_version int, unique_key text, deadline timestamptz, metadata jsonb, traceparent text))
         WITH ORDINALITY AS r(name, queue, priority, delay_ms, run_at, max_attempts, payload, payload_version,
@@ -79,10 +104,14 @@ export const insert = (sql: SqlClient.SqlClient, tasks: ReadonlyArray<NewTask>) 
     inserted AS (
       INSERT INTO tasks (name, queue, state, priority, run_at, max_attempts, payload, payload_version,
                          unique_key, deadline, metadata, traceparent)
-      SELECT name, queue, CASE WHEN due <= now() THEN 'available' ELSE 'scheduled' END, priority, due, max_attempts,
+      SELECT name, queue, CASE WHEN due <= now() THEN 'available' ELSE 'scheduled' END, coalesce(priority, 0), due, max_attempts,
              payload, payload_version, unique_key, deadline, coalesce(metadata, '{}'::jsonb), traceparent
       FROM input ORDER BY ord
-      ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state NOT IN ${states(sql, TaskState.finished)} DO NOTHING
+      ${
+        tasks.some((t) => t.unique_key !== null)
+          ? sql`ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state NOT IN ${states(sql, TaskState.finished)} DO NOTHING`
+          : sql``
+      }
       RETURNING id, unique_key
     ),
     notified AS (
