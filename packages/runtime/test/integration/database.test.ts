@@ -10,6 +10,7 @@ import * as MigrationSql from "../../src/internal/sql/migrations.ts"
 import * as Migrations from "../../src/migrations/index.ts"
 import * as Kit from "../support/kit.ts"
 import { pollHttp, spawnCli } from "../support/process.ts"
+import * as Net from "node:net"
 
 const dbs: Array<Kit.FreshDatabase> = []
 afterAll(async () => {
@@ -134,5 +135,42 @@ describe("connecting", () => {
     expect(stderr).toMatch(/error: cannot connect to .* after 3 attempts/)
     expect(stderr).not.toContain("s3cret")
     expect(stderr).not.toMatch(/^\s+at /m) // no stack trace for an operator error
+  })
+
+  it("a server that answers only after the first attempts: the node keeps trying, then works on the pool it probed with", async () => {
+    const db = await newDb("late_server")
+    const target = new URL(db.url)
+    const port = await closedPort()
+    const late = new URL(db.url)
+    late.port = String(port)
+    const cli = spawnCli([
+      "migrate",
+      "--database-url",
+      late.toString(),
+      "--set",
+      "database.connect_attempts=50",
+      "--set",
+      "database.connect_backoff=50ms"
+    ])
+    // The server "comes up" (a TCP relay to the real one starts listening) once the first attempt has failed.
+    await cli.waitFor(/attempt 1\/50 .* failed/)
+    const relay = Net.createServer((client) => {
+      const server = Net.connect(Number(target.port || 5432), target.hostname)
+      client.pipe(server).pipe(client)
+      client.on("error", () => server.destroy())
+      server.on("error", () => client.destroy())
+    })
+    await new Promise<void>((resolve) => relay.listen(port, "127.0.0.1", resolve))
+    try {
+      const exit = await cli.exited
+      expect(exit.code, cli.output).toBe(0)
+      const connected = cli.logs.find((l) => /connected to .* on attempt (\d+)/.test(String(l.message)))
+      expect(Number(/on attempt (\d+)/.exec(String(connected?.message))?.[1])).toBeGreaterThanOrEqual(2)
+      // It migrated on that pool: the schema is there.
+      const [row] = await Kit.query<{ n: number }>(db.url, "SELECT count(*)::int AS n FROM asterforge_migrations")
+      expect(row?.n).toBe(Object.keys(Migrations.all).length)
+    } finally {
+      await new Promise((resolve) => relay.close(resolve))
+    }
   })
 })
