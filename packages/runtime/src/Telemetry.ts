@@ -285,6 +285,9 @@ const annotationsOf = (fiber: Fiber.Fiber<unknown, unknown>): Readonly<Record<st
   return own
 }
 
+/** Whether a span is recorded: a fiber running with the tracer off has no-op spans, whose ids mean nothing. */
+const recorded = (span: Tracer.AnySpan): boolean => span.traceId !== "noop"
+
 const jsonLine = (options: Logger.Options<unknown>): string => {
   const annotations = annotationsOf(options.fiber)
   const span = Context.getOrUndefined(options.fiber.context, Tracer.ParentSpan)
@@ -295,8 +298,7 @@ const jsonLine = (options: Logger.Options<unknown>): string => {
     component: "runtime",
     ...annotations
   }
-  // A fiber running with the tracer off has no-op spans: no ids worth a field.
-  if (span !== undefined && span.traceId !== "noop") {
+  if (span !== undefined && recorded(span)) {
     entry.trace_id = span.traceId
     entry.span_id = span.spanId
   }
@@ -382,7 +384,7 @@ export const tracingLayer = (options: {
  * continues; null for the no-op spans of a fiber running with the tracer off.
  */
 export const traceparentOf = (span: Tracer.AnySpan): string | null =>
-  span.traceId === "noop" ? null : `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
+  !recorded(span) ? null : `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
 
 const traceparentPattern = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
 

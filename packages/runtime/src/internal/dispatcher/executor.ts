@@ -61,7 +61,8 @@ export const make = (options: {
   const { registry, pools, completer, actor, traced, context } = options
   const fork = Effect.runForkWith(context)
 
-  // Labelled metrics are built once per label set: building one per update showed in profiles.
+  // The finished counter's series per (pool, task, outcome), looked up without building
+  // `Telemetry.labelled`'s label key on every run.
   const finishedMetrics = new Map<Pool, Map<string, Partial<Record<TaskOutcome.MetricOutcome, Metric.Metric<number, any>>>>>()
   const finished = (pool: Pool, task: string, outcome: TaskOutcome.MetricOutcome) => {
     let byTask = finishedMetrics.get(pool)

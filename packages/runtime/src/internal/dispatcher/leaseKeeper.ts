@@ -25,7 +25,7 @@ import type { NotificationsShape } from "../../Notifications.ts"
 import * as TaskOutcome from "../../TaskOutcome.ts"
 import * as Telemetry from "../../Telemetry.ts"
 import * as LeaseSql from "../sql/leases.ts"
-import { find, type Pools } from "./pool.ts"
+import { find, leasedIds, type Pools } from "./pool.ts"
 import type { Completer } from "./completer.ts"
 import type { Producer } from "./producer.ts"
 
@@ -56,7 +56,7 @@ export const start = (options: {
 
     const heartbeat = Effect.gen(function* () {
       const startedAt = Date.now()
-      const ids = [...pools.all.flatMap((p) => [...p.running.keys()]), ...options.completer.unwritten()]
+      const ids = leasedIds(pools.all, options.completer.unwritten())
       if (ids.length === 0) return
       const held = yield* LeaseSql.heartbeat(sql, { owner, ids, leaseMs })
       const heldIds = new Set(held.map((r) => r.id))

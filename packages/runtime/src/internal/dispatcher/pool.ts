@@ -166,6 +166,17 @@ export const claimLimit = (pool: Pool): number => {
   return room >= Math.ceil(half / 2) ? Math.min(room, half) : 0
 }
 
+/**
+ * Ids of the tasks this node holds leases on in `pools`: claimed (waiting or
+ * running), plus `unwritten`, finished with the outcome not written yet (the
+ * completer's). The heartbeat extends exactly these; reconciliation hands
+ * back any other task leased to this node.
+ */
+export const leasedIds = (pools: ReadonlyArray<Pool>, unwritten: Iterable<string>): Array<string> => [
+  ...pools.flatMap((p) => [...p.running.keys()]),
+  ...unwritten
+]
+
 /** `wake`, from plain code (a run's end, a timer). */
 export const wakeUnsafe = (pool: Pool): void => {
   Queue.offerUnsafe(pool.wake, undefined)

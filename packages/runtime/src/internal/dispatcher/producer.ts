@@ -33,7 +33,7 @@ import * as Telemetry from "../../Telemetry.ts"
 import * as LeaseSql from "../sql/leases.ts"
 import type { Completer } from "./completer.ts"
 import type { Executor } from "./executor.ts"
-import { claimLimit, type Entry, type Pool, type Pools, wake } from "./pool.ts"
+import { claimLimit, type Entry, leasedIds, type Pool, type Pools, wake } from "./pool.ts"
 
 /** The claim loops of every pool, and what happens to tasks claimed but never started. */
 export interface Producer {
@@ -108,7 +108,7 @@ interface State extends Options {
  */
 const reconcile = (o: State, pool: Pool | undefined) =>
   Effect.gen(function* () {
-    const held = [...(pool ? [pool] : o.pools.all).flatMap((p) => [...p.running.keys()]), ...o.completer.unwritten()]
+    const held = leasedIds(pool ? [pool] : o.pools.all, o.completer.unwritten())
     const released = yield* LeaseSql.reconcile(o.sql, { owner: o.owner, queue: pool?.queue, held })
     if (released.length > 0) {
       yield* Metric.update(Telemetry.metrics.leasesReconciled, released.length)
