@@ -127,6 +127,64 @@ layer(TestNode, { excludeTestServices: true })("task queue", (it) => {
         yield* finished(holder.id)
       })
     )
+
+    it.effect("enqueueEach stores each task's own options and the defaults for the rest; a repeated key in the batch is its holder", () =>
+      Effect.gen(function* () {
+        const q = yield* TaskQueue
+        // A queue no pool serves: the rows stay as the insert wrote them.
+        const queue = "stored-options"
+        const deadline = new Date(Date.now() + 86_400_000)
+        const placed = yield* q.enqueueEach(T.Record, [
+          { payload: { key: "plain" }, options: { queue } },
+          {
+            payload: { key: "every-option" },
+            options: {
+              queue,
+              priority: 7,
+              delay: "1 hour",
+              maxAttempts: 5,
+              uniqueKey: "stored-options-key",
+              deadline,
+              metadata: { source: "test" }
+            }
+          },
+          { payload: { key: "same-key" }, options: { queue, uniqueKey: "stored-options-key" } }
+        ])
+        expect(placed[0]?.existing).toBe(false)
+        expect(placed[1]?.existing).toBe(false)
+        expect(placed[2]).toEqual({ id: placed[1]!.id, existing: true })
+        const rows = yield* Kit.queryDb<Record<string, unknown>>(
+          `SELECT payload, state, priority, max_attempts, unique_key, metadata, deadline,
+                  run_at > now() + interval '50 minutes' AS later, run_at <= now() AS due
+           FROM tasks WHERE queue = $1 ORDER BY id`,
+          [queue]
+        )
+        expect(rows).toEqual([
+          {
+            payload: { key: "plain" },
+            state: "available",
+            priority: 0,
+            max_attempts: T.Record.retry.maxAttempts,
+            unique_key: null,
+            metadata: {},
+            deadline: null,
+            later: false,
+            due: true
+          },
+          {
+            payload: { key: "every-option" },
+            state: "scheduled",
+            priority: 7,
+            max_attempts: 5,
+            unique_key: "stored-options-key",
+            metadata: { source: "test" },
+            deadline,
+            later: true,
+            due: false
+          }
+        ])
+      })
+    )
   })
 
   describe("ordering", () => {

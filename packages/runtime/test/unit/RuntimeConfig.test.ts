@@ -275,6 +275,13 @@ describe("RuntimeConfig bounds and unknown keys", () => {
     ])
   })
 
+  it("worker.prefetch takes up to 4096 tasks ahead, and not one more", () => {
+    expect(ok({ file: noFile, fileRequired: false, env: { ASTERFORGE_WORKER_PREFETCH: "4096" } }).worker.prefetch).toBe(4096)
+    expect(problems({ file: noFile, fileRequired: false, env: { ASTERFORGE_WORKER_PREFETCH: "4097" } })).toEqual([
+      { key: "ASTERFORGE_WORKER_PREFETCH (worker.prefetch)", message: "Expected a value between 0 and 4096, got 4097" }
+    ])
+  })
+
   it("lists every out-of-bounds value at once, from every source", () => {
     const file = tmpFile("[worker]\nheartbeat_interval = 0\n\n[shutdown]\ntimeout = 0\n")
     const found = problems({
